@@ -1,0 +1,26 @@
+# Two entry points for a fresh machine (see README.md):
+#   make demo   install into .venv, then run the main job on the bundled sample scan
+#   make test   install into .venv (same environment), then run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/osteoprint demo
+
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+bench: $(VENV)/.installed
+	$(PY) bench/bench_model.py
+
+clean:
+	rm -rf $(VENV) outputs/demo .pytest_cache

@@ -1,0 +1,193 @@
+"""Command line: ``osteoprint model|phantom|demo ...``. Thin over :mod:`pipeline.jobs`.
+
+User errors (bad files, impossible options) print one line and exit with status 2;
+anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .errors import OsteoprintError
+from .printing import purposes
+from .segment.threshold import PRESETS
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_SCAN = REPO_ROOT / "sample_scans" / "lumbar_phantom" / "dicom"
+
+
+class Progress:
+    """Stage and note reporter: a live status line on a terminal, plain lines otherwise."""
+
+    def __init__(self, quiet: bool = False):
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.quiet = quiet
+        self.t0 = time.perf_counter()
+        self._status = None
+
+    def stage(self, name: str) -> None:
+        if self.quiet:
+            return
+        elapsed = time.perf_counter() - self.t0
+        if self.console.is_terminal:
+            if self._status is None:
+                self._status = self.console.status(name)
+                self._status.start()
+            else:
+                self._status.update(name)
+            self.console.log(f"{name}")
+        else:
+            print(f"[{elapsed:6.1f} s] {name}", file=sys.stderr, flush=True)
+
+    def note(self, message: str) -> None:
+        if self.quiet:
+            return
+        if self.console.is_terminal:
+            self.console.log(f"  {message}")
+        else:
+            print(f"         {message}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--series", help="series to use when the folder holds several: its 12-hex hash, SeriesNumber or 1-based index (default: the CT axial series with the most slices)")
+    p.add_argument("--preset", default="bone", choices=sorted(PRESETS), help="bone threshold preset: " + "; ".join(f"{k} {v[0]:.0f}..{v[1]:.0f} HU ({v[2]})" for k, v in PRESETS.items()) + " (default: bone)")
+    p.add_argument("--hu-min", type=float, help="lower HU threshold, overrides the preset's")
+    p.add_argument("--hu-max", type=float, help="upper HU threshold, overrides the preset's")
+    p.add_argument("--levels", help="comma-separated levels to mesh, e.g. L1,L2 (default: all found)")
+    p.add_argument("--purpose", default="planning", choices=purposes("anatomical_model"), help="intended use of the models, drives the printing-process recommendation (default: planning)")
+    p.add_argument("--decimate", type=float, default=0.5, help="fraction of triangles to remove when the surface stays within 0.1 mm and watertight; 0 keeps all (default: 0.5)")
+
+
+def _model_options(args):
+    from .jobs import ModelOptions
+
+    if not 0.0 <= args.decimate < 1.0:
+        raise OsteoprintError(f"--decimate must be in [0, 1), got {args.decimate}")
+    return ModelOptions(
+        series=args.series,
+        preset=args.preset,
+        hu_low=args.hu_min,
+        hu_high=args.hu_max,
+        levels=tuple(s.strip() for s in args.levels.split(",")) if args.levels else None,
+        purpose=args.purpose,
+        decimate=args.decimate,
+    )
+
+
+def _summarise(manifest: dict, out: Path, progress: Progress) -> None:
+    for p in manifest["prints"]:
+        best = p["recommended_process"][0]["category"].replace("_", " ")
+        progress.note(
+            f"{p['file']}: {p['triangles']} triangles, {p['volume_mm3'] / 1000:.1f} cm³, "
+            f"{'watertight' if p['watertight'] else 'NOT watertight'}; print by {best}"
+        )
+    progress.note(f"manifest: {out / 'manifest.json'}")
+
+
+def cmd_model(args) -> int:
+    from .jobs import run_model
+
+    progress = Progress(args.quiet)
+    try:
+        manifest = run_model(args.scan, args.output, _model_options(args), progress)
+    finally:
+        progress.close()
+    _summarise(manifest, Path(args.output), progress)
+    return 0
+
+
+def cmd_phantom(args) -> int:
+    from .exchange.phantom_files import write_phantom
+    from .phantom import make_phantom
+
+    progress = Progress(args.quiet)
+    try:
+        progress.stage("generating phantom")
+        phantom = make_phantom(seed=args.seed)
+        progress.stage("writing DICOM series and truth")
+        paths = write_phantom(phantom, args.output, transfer_syntax=args.transfer_syntax)
+    finally:
+        progress.close()
+    for name, path in paths.items():
+        progress.note(f"{name}: {path}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .jobs import ModelOptions, run_model
+
+    if not SAMPLE_SCAN.is_dir():
+        raise OsteoprintError(f"{SAMPLE_SCAN}: bundled sample scan not found (run from a checkout of osteoprint)")
+    out = Path(args.output)
+    progress = Progress(args.quiet)
+    try:
+        manifest = run_model(SAMPLE_SCAN, out, ModelOptions(), progress)
+    finally:
+        progress.close()
+    _summarise(manifest, out, progress)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="osteoprint",
+        description="Plan 3D prints of patient-specific spinal implants from CT. "
+        "All STL files are binary, in millimetres, in DICOM patient coordinates (LPS), "
+        "so they line up with the scan in any DICOM-aware viewer.",
+    )
+    parser.add_argument("--version", action="version", version=f"osteoprint {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("model", help="scan -> one watertight STL per labelled vertebra + label map + manifest",
+                       description="Read a DICOM folder (any file names, several series allowed) or a NIfTI CT, "
+                       "segment and label the vertebrae, and write OUT/vertebrae/<LEVEL>.stl, "
+                       "OUT/segmentation.nii.gz and OUT/manifest.json.")
+    p.add_argument("scan", help="DICOM folder, a DICOM file of the series, or a NIfTI CT (.nii/.nii.gz)")
+    p.add_argument("-o", "--output", required=True, help="output folder (created if missing)")
+    _add_model_options(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_model)
+
+    p = sub.add_parser("phantom", help="write the synthetic lumbar-spine CT phantom and its ground truth",
+                       description="Write OUT_DIR/dicom/ (a CT series, T12-S1 with an L1 wedge fracture) and "
+                       "OUT_DIR/truth/ (label map, fracture defect mask, landmarks). The pipeline never reads truth/.")
+    p.add_argument("output", metavar="OUT_DIR", help="folder to write")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the noise and texture (default: 0)")
+    p.add_argument("--transfer-syntax", default="rle", choices=["explicit_le", "implicit_le", "explicit_be", "rle", "jpegls_lossless", "j2k_lossless"], help="DICOM encoding of the pixel data (default: rle)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_phantom)
+
+    p = sub.add_parser("demo", help="run the main job on the bundled sample scan into outputs/demo",
+                       description="Run 'osteoprint model' on sample_scans/lumbar_phantom/dicom and write the prints to outputs/demo/.")
+    p.add_argument("-o", "--output", default=str(REPO_ROOT / "outputs" / "demo"), help="output folder (default: outputs/demo)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except OsteoprintError as exc:
+        print(f"osteoprint: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("osteoprint: interrupted; no output was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

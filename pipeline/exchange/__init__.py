@@ -1,0 +1,1 @@
+"""File formats. The only part of osteoprint that reads or writes files."""

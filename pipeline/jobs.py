@@ -1,0 +1,166 @@
+"""Whole jobs as the command line runs them: read -> segment -> mesh -> export.
+
+Each job is a function a notebook can call too. Jobs are the only place where
+stages meet files, and they touch files only through :mod:`pipeline.exchange`,
+staging every output so that an error or interrupt leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .exchange.atomic import staged_output
+from .exchange.manifest import manifest_bytes, merge_prints, new_manifest, read_manifest
+from .exchange.nifti import write_nifti
+from .exchange.stl import stl_bytes
+from .models import VertebraModel, vertebra_models
+from .prints import print_record
+from .segment import VertebraSegmentation, segment_vertebrae
+from .volume import CTVolume
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """Options of the ``model`` job (see ``osteoprint model --help``)."""
+
+    series: str | None = None
+    preset: str = "bone"
+    hu_low: float | None = None
+    hu_high: float | None = None
+    levels: tuple[str, ...] | None = None
+    purpose: str = "planning"
+    decimate: float = 0.5
+
+
+class _Quiet:
+    def stage(self, name: str) -> None:  # noqa: D401 - progress protocol
+        pass
+
+    def note(self, message: str) -> None:
+        pass
+
+
+def read_scan(scan: str | os.PathLike, series: str | None = None, progress=None) -> CTVolume:
+    """Read a DICOM folder/file or NIfTI CT and report skipped files to ``progress``."""
+    from .exchange.scan import load_scan
+
+    progress = progress or _Quiet()
+    progress.stage("reading scan")
+    volume, report = load_scan(scan, series=series)
+    for path, reason in report.skipped:
+        progress.note(f"skipped {path}: {reason}")
+    for message in volume.info.warnings:
+        progress.note(f"warning: {message}")
+    return volume
+
+
+def model_records(models: list[VertebraModel], purpose: str, stl_data: dict[str, bytes]) -> list[dict]:
+    """Manifest records of vertebra models whose STL bytes are in ``stl_data``."""
+    import hashlib
+
+    records = []
+    for m in models:
+        file = f"vertebrae/{m.level}.stl"
+        records.append(
+            print_record(
+                m.mesh,
+                file=file,
+                kind="anatomical_model",
+                label=m.level,
+                sha256=hashlib.sha256(stl_data[file]).hexdigest(),
+                quality=m.quality,
+                purpose=purpose,
+                smallest_feature_mm=m.smallest_feature_mm,
+                extra={
+                    "label_value": m.label_value,
+                    "mask_volume_mm3": round(m.mask_volume_mm3, 3),
+                    "mesh_to_mask_volume_ratio": round(m.quality.volume_mm3 / m.mask_volume_mm3, 5)
+                    if m.mask_volume_mm3
+                    else None,
+                    "cut_by_scan_edge": m.cut_by_scan_edge,
+                },
+            )
+        )
+    return records
+
+
+def run_model(scan: str | os.PathLike, out_dir: str | os.PathLike, options: ModelOptions = ModelOptions(), progress=None) -> dict:
+    """Scan to one STL per vertebra, a label map and the manifest in ``out_dir``.
+
+    Writes ``vertebrae/<LEVEL>.stl``, ``segmentation.nii.gz`` and ``manifest.json``;
+    returns the manifest. Nothing is written if any step fails.
+    """
+    progress = progress or _Quiet()
+    volume = read_scan(scan, options.series, progress)
+    progress.stage("segmenting vertebrae")
+    seg = segment_vertebrae(volume, options.preset, low=options.hu_low, high=options.hu_high)
+    for message in seg.warnings:
+        progress.note(f"warning: {message}")
+    progress.stage("meshing vertebrae")
+    models = vertebra_models(
+        seg,
+        levels=list(options.levels) if options.levels else None,
+        decimate=options.decimate,
+        on_level=lambda level: progress.note(f"meshing {level}"),
+    )
+    stl_data = {f"vertebrae/{m.level}.stl": stl_bytes(m.mesh) for m in models}
+    manifest = _start_manifest(volume, out_dir)
+    manifest = merge_prints(_drop_kind(manifest, "anatomical_model"), model_records(models, options.purpose, stl_data))
+    manifest["segmentation"] = _segmentation_entry(seg)
+    manifest["parameters"]["model"] = {
+        **seg.parameters,
+        "purpose": options.purpose,
+        "decimate_fraction": options.decimate,
+        "mesh": "Gaussian 0.6 voxel + marching cubes (scikit-image) + 10 Taubin passes (lambda 0.5, mu -0.53)",
+    }
+    manifest["warnings"] = sorted(set(manifest["warnings"]) | set(seg.warnings))
+    progress.stage("writing prints")
+    with staged_output(out_dir) as stage:
+        for rel, data in stl_data.items():
+            stage.path(rel).write_bytes(data)
+        write_nifti(stage.path("segmentation.nii.gz"), seg.labels, seg.affine)
+        stage.path("manifest.json").write_bytes(manifest_bytes(manifest))
+    _remove_stale(Path(out_dir) / "vertebrae", set(stl_data))
+    return manifest
+
+
+def _segmentation_entry(seg: VertebraSegmentation) -> dict:
+    return {
+        "file": "segmentation.nii.gz",
+        "label_values": {name: int(value) for value, name in seg.levels.items()},
+        "label_convention": seg.parameters.get("label_convention", ""),
+        "levels_named": bool(seg.named),
+        "naming_evidence": seg.evidence,
+    }
+
+
+def _start_manifest(volume: CTVolume, out_dir) -> dict:
+    """The manifest to extend: the existing one if it describes the same scan."""
+    path = Path(out_dir) / "manifest.json"
+    fresh = new_manifest(volume)
+    if path.is_file():
+        old = read_manifest(path)
+        if old["input"]["series_hash"] == fresh["input"]["series_hash"]:
+            fresh["prints"] = old["prints"]
+            fresh["parameters"] = old.get("parameters", {})
+            if "segmentation" in old:
+                fresh["segmentation"] = old["segmentation"]
+    return fresh
+
+
+def _drop_kind(manifest: dict, kind: str) -> dict:
+    out = dict(manifest)
+    out["prints"] = [p for p in manifest["prints"] if p["kind"] != kind]
+    return out
+
+
+def _remove_stale(folder: Path, written: set[str]) -> None:
+    """Remove vertebra STLs from an earlier run that this run did not produce."""
+    if not folder.is_dir():
+        return
+    keep = {Path(p).name for p in written}
+    for f in folder.glob("*.stl"):
+        if f.name not in keep:
+            f.unlink()

@@ -1,0 +1,144 @@
+"""Marching-cubes surfaces of label masks, placed in LPS millimetres.
+
+Why the mask is blurred before marching cubes: a binary mask meshed at 0.5 gives
+the familiar voxel staircase, which slicers print faithfully. A Gaussian of ~0.6
+voxel turns the staircase into a smooth field whose 0.5 level stays on the voxel
+boundary for surfaces whose radius of curvature exceeds a few voxels (the level set
+moves by about sigma²/2R), so volume is kept; Taubin smoothing then removes the
+remaining ripple without the shrinkage of plain Laplacian smoothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import trimesh
+from scipy import ndimage
+from skimage import measure, morphology
+
+from ..volume import crop_affine, index_to_lps, voxel_sizes
+
+
+def mesh_mask(
+    mask: np.ndarray,
+    affine: np.ndarray,
+    *,
+    sigma_vox: float = 0.6,
+    taubin_iterations: int = 10,
+    decimate: float = 0.0,
+    max_deviation_mm: float = 0.1,
+    min_component_mm3: float = 1.0,
+) -> trimesh.Trimesh:
+    """Closed, outward-wound surface of a binary mask, vertices in LPS mm.
+
+    Parameters
+    ----------
+    mask : ndarray of bool, shape (n0, n1, n2)
+        The structure, on the grid described by ``affine``.
+    affine : ndarray, shape (4, 4)
+        Voxel index (array order) to LPS mm.
+    sigma_vox : float
+        Gaussian blur of the mask, in voxels along each axis, before marching cubes.
+    taubin_iterations : int
+        Taubin (lambda/mu) smoothing passes on the mesh; 0 disables.
+    decimate : float
+        Fraction of triangles to remove (0 keeps all). Applied only if the result
+        stays watertight and within ``max_deviation_mm`` of the full mesh; otherwise
+        the full mesh is returned.
+    max_deviation_mm : float
+        Largest vertex displacement tolerated from decimation, mm.
+    min_component_mm3 : float
+        Closed shells smaller than this are dropped (specks, not prints).
+
+    Returns
+    -------
+    trimesh.Trimesh
+        Empty if the mask is empty.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return trimesh.Trimesh()
+    pad = int(np.ceil(3 * sigma_vox)) + 2
+    nz = np.nonzero(mask.any(axis=(1, 2)))[0], np.nonzero(mask.any(axis=(0, 2)))[0], np.nonzero(mask.any(axis=(0, 1)))[0]
+    start = [int(ax[0]) - pad for ax in nz]
+    stop = [int(ax[-1]) + pad + 1 for ax in nz]
+    # The crop may reach outside the array (a structure touching the scan's edge):
+    # pad with background so the surface closes there instead of leaving a hole.
+    crop = np.zeros([b - a for a, b in zip(start, stop)], dtype=np.float32)
+    src = tuple(slice(max(a, 0), min(b, n)) for a, b, n in zip(start, stop, mask.shape))
+    dst = tuple(slice(s.start - a, s.stop - a) for s, a in zip(src, start))
+    crop[dst] = mask[src]
+    field = ndimage.gaussian_filter(crop, sigma_vox, mode="constant") if sigma_vox > 0 else crop
+    verts, faces, _, _ = measure.marching_cubes(field, 0.5, allow_degenerate=False)
+    lps = index_to_lps(crop_affine(affine, start), verts)
+    mesh = trimesh.Trimesh(lps, faces, process=True, validate=True)
+    if mesh.volume < 0:  # a left-handed affine (the usual DICOM case) turns faces inside out
+        mesh.invert()
+    mesh = _drop_specks(mesh, min_component_mm3)
+    if taubin_iterations > 0 and len(mesh.faces):
+        trimesh.smoothing.filter_taubin(mesh, lamb=0.5, nu=0.53, iterations=taubin_iterations)
+    if decimate > 0:
+        mesh = _decimate(mesh, decimate, max_deviation_mm)
+    return mesh
+
+
+def mesh_vertebra(mask: np.ndarray, affine: np.ndarray, **options) -> trimesh.Trimesh:
+    """Printable surface of one vertebra's mask (see :func:`mesh_mask` for options).
+
+    Defaults suit anatomical models at CT resolution: ~0.6 voxel blur, 10 Taubin
+    passes, and a 50% decimation kept only if it moves no vertex by more than 0.1 mm
+    and keeps the mesh watertight.
+    """
+    options.setdefault("decimate", 0.5)
+    return mesh_mask(mask, affine, **options)
+
+
+def _drop_specks(mesh: trimesh.Trimesh, min_volume_mm3: float) -> trimesh.Trimesh:
+    parts = mesh.split(only_watertight=False)
+    if len(parts) <= 1:
+        return mesh
+    keep = [p for p in parts if abs(p.volume) >= min_volume_mm3]
+    return trimesh.util.concatenate(keep) if keep else mesh
+
+
+def _decimate(mesh: trimesh.Trimesh, fraction: float, max_deviation_mm: float) -> trimesh.Trimesh:
+    try:
+        import fast_simplification
+    except ImportError:  # optional: without it meshes stay at full resolution
+        return mesh
+    points, faces = fast_simplification.simplify(
+        np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces, dtype=np.int64), fraction
+    )
+    small = trimesh.Trimesh(points, faces, process=True, validate=True)
+    if not (small.is_watertight and small.is_winding_consistent) or small.volume <= 0:
+        return mesh
+    _, distance, _ = trimesh.proximity.closest_point(small, mesh.vertices)
+    if float(np.max(distance)) > max_deviation_mm:
+        return mesh
+    return small
+
+
+def smallest_feature_mm(mask: np.ndarray, affine: np.ndarray, percentile: float = 5.0) -> float:
+    """Thickness of the thinnest parts of a solid, mm.
+
+    Local thickness on the medial axis is twice the distance to the surface; the
+    ``percentile`` of that over the skeleton ignores single-voxel skeleton spurs that
+    the minimum would report. Used to check a print against each process's minimum
+    printable feature.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return 0.0
+    nz = [np.nonzero(mask.any(axis=tuple(i for i in range(3) if i != ax)))[0] for ax in range(3)]
+    sl = tuple(slice(max(int(a[0]) - 1, 0), int(a[-1]) + 2) for a in nz)
+    crop = mask[sl]
+    spacing = voxel_sizes(affine)
+    dist = ndimage.distance_transform_edt(crop, sampling=spacing)
+    skeleton = morphology.skeletonize(crop)
+    radii = dist[skeleton > 0]
+    if radii.size == 0:
+        return float(2 * dist.max())
+    # A voxel centre on the medial axis is up to half a voxel from the true axis: the
+    # EDT measures centre to the nearest background centre, i.e. half a voxel beyond
+    # the surface, so subtract that once per side.
+    thickness = 2 * radii - min(spacing)
+    return float(max(np.percentile(thickness, percentile), min(spacing)))

@@ -1,0 +1,202 @@
+"""Which printing process suits a print: the recommendation table and its scoring.
+
+The five categories are the ISO/ASTM 52900 process families used by the review this
+project follows (its Table 5): vat photopolymerization, material jetting, binder
+jetting, powder bed fusion and material extrusion. All rules live in the two tables
+below so that a new print kind (scaffold, guide, ...) extends data, not code:
+
+* ``PROCESSES``: what each category can make (smallest printable wall and pore per
+  material class), with the source of each figure.
+* ``SUITABILITY``: for a (print kind, purpose or material) pair, how well each
+  category serves it (0–1) and why, in words a 3D-printing lab would use.
+
+A category whose minimum feature exceeds the print's measured smallest feature (or
+whose minimum pore exceeds the smallest pore of a scaffold) is rejected with score 0
+and the reason; everything else keeps its suitability score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CATEGORIES = (
+    "vat_photopolymerization",
+    "material_jetting",
+    "binder_jetting",
+    "powder_bed_fusion",
+    "material_extrusion",
+)
+
+
+@dataclass(frozen=True)
+class Process:
+    """Capabilities of one process category (lengths in mm)."""
+
+    category: str
+    examples: str
+    min_feature_mm: dict  # material class -> smallest reliably printed wall/strut
+    min_pore_mm: dict  # material class -> smallest open pore that can be cleared
+    source: str
+
+
+_WORKING_MINIMA = (
+    "working minima used in osteoprint's scaffold specification (issue 3): vat "
+    "photopolymerization ~0.15-0.2 mm, material jetting ~0.25-0.3 mm, binder jetting "
+    "~0.5 mm wall and pores >= 0.5 mm for powder removal, laser powder bed fusion "
+    "~0.2-0.3 mm, material extrusion ~0.3 mm"
+)
+
+PROCESSES: dict[str, Process] = {
+    "vat_photopolymerization": Process(
+        "vat_photopolymerization",
+        "SLA, DLP, LCD; lithography-based ceramic manufacturing",
+        {"polymer": 0.2, "ceramic": 0.2},
+        {"polymer": 0.2, "ceramic": 0.2},
+        _WORKING_MINIMA,
+    ),
+    "material_jetting": Process(
+        "material_jetting",
+        "PolyJet, MultiJet (multi-colour, multi-hardness photopolymers)",
+        {"polymer": 0.3},
+        # Gel-like support fills pores and must be washed out.
+        {"polymer": 0.5},
+        _WORKING_MINIMA,
+    ),
+    "binder_jetting": Process(
+        "binder_jetting",
+        "full-colour gypsum, sintered ceramic or metal powder",
+        {"polymer": 0.5, "ceramic": 0.5, "metal": 0.5, "gypsum": 0.5},
+        {"polymer": 0.5, "ceramic": 0.5, "metal": 0.5, "gypsum": 0.5},
+        _WORKING_MINIMA,
+    ),
+    "powder_bed_fusion": Process(
+        "powder_bed_fusion",
+        "laser/electron-beam melting of Ti-6Al-4V or tantalum; SLS/MJF of PA12",
+        # Polymer SLS walls below ~0.7 mm break on depowdering (EOS/HP design guides).
+        {"metal": 0.3, "polymer": 0.7},
+        {"metal": 0.3, "polymer": 0.5},
+        _WORKING_MINIMA + "; PA12 SLS/MJF minimum wall ~0.7 mm (EOS, HP MJF design guides)",
+    ),
+    "material_extrusion": Process(
+        "material_extrusion",
+        "FDM/FFF filament, melt electrowriting, robocasting of ceramic paste",
+        {"polymer": 0.3, "ceramic": 0.3},
+        {"polymer": 0.3, "ceramic": 0.3},
+        _WORKING_MINIMA,
+    ),
+}
+
+# (kind, purpose or material) -> (material class, {category: (score 0-1, reason)})
+SUITABILITY: dict[tuple[str, str], tuple[str, dict[str, tuple[float, str]]]] = {
+    ("anatomical_model", "planning"): (
+        "polymer",
+        {
+            "vat_photopolymerization": (0.9, "highest accuracy and smoothest surface for a surgical planning model at low to moderate cost"),
+            "material_jetting": (0.8, "very accurate; multi-material if the team wants cortical and cancellous bone told apart, but costly"),
+            "powder_bed_fusion": (0.7, "robust PA12 model with no support marks; can be steam-sterilised for use in theatre"),
+            "material_extrusion": (0.6, "cheapest and fastest; layer lines and supports blur fine bony detail"),
+            "binder_jetting": (0.5, "full colour possible, but gypsum models are brittle and need infiltration"),
+        },
+    ),
+    ("anatomical_model", "teaching"): (
+        "polymer",
+        {
+            "material_jetting": (0.95, "multi-colour and multi-hardness in one print: cortex, cancellous bone and pathology distinguishable by touch and colour"),
+            "binder_jetting": (0.85, "full-colour models at moderate cost; brittle, suited to display rather than drilling"),
+            "vat_photopolymerization": (0.6, "accurate single-colour models; colour only by painting"),
+            "material_extrusion": (0.55, "cheap; dual extrusion gives two colours at most"),
+            "powder_bed_fusion": (0.4, "single colour, no hardness variation"),
+        },
+    ),
+    ("anatomical_model", "low_cost"): (
+        "polymer",
+        {
+            "material_extrusion": (0.95, "lowest cost per model on desktop FDM printers; adequate accuracy for counselling and rehearsal"),
+            "vat_photopolymerization": (0.75, "desktop resin printers are inexpensive and more accurate; resin handling needed"),
+            "powder_bed_fusion": (0.45, "service-bureau cost"),
+            "binder_jetting": (0.35, "service-bureau cost, fragile parts"),
+            "material_jetting": (0.3, "most expensive machines and materials"),
+        },
+    ),
+}
+
+
+def purposes(kind: str) -> list[str]:
+    """Purposes or materials that have rules for print ``kind``."""
+    return [p for k, p in SUITABILITY if k == kind]
+
+
+def recommend_process(
+    kind: str,
+    purpose: str,
+    *,
+    smallest_feature_mm: float,
+    smallest_pore_mm: float | None = None,
+    extra_reasons: dict[str, list[str]] | None = None,
+) -> list[dict]:
+    """Rank the five process categories for one print, best first.
+
+    Parameters
+    ----------
+    kind : str
+        Print kind: ``"anatomical_model"``, ``"scaffold"``, ``"guide"``.
+    purpose : str
+        Intended use or material with rules in ``SUITABILITY`` for this kind.
+    smallest_feature_mm : float
+        Measured thinnest wall/strut of the print, mm.
+    smallest_pore_mm : float, optional
+        Measured smallest pore (scaffolds), mm.
+    extra_reasons : dict, optional
+        Additional reasons per category from the caller (e.g. sterilisation notes).
+
+    Returns
+    -------
+    list of dict
+        ``{"category", "score", "feasible", "reasons"}`` for all five categories,
+        ranked by score (ties keep the table's order).
+    """
+    key = (kind, purpose)
+    if key not in SUITABILITY:
+        known = ", ".join(purposes(kind)) or "none"
+        raise ValueError(f"no printing rules for {kind} with purpose/material {purpose!r} (known: {known})")
+    material_class, table = SUITABILITY[key]
+    ranked = []
+    for category in CATEGORIES:
+        score, why = table.get(category, (0.0, f"not a process for {purpose}"))
+        process = PROCESSES[category]
+        reasons = [why]
+        feasible = score > 0
+        min_feature = process.min_feature_mm.get(material_class)
+        if min_feature is None:
+            feasible = False
+            reasons.append(f"{category.replace('_', ' ')} does not print {material_class} material")
+        elif smallest_feature_mm < min_feature:
+            feasible = False
+            reasons.append(
+                f"rejected: thinnest feature {smallest_feature_mm:.2f} mm is below this process's "
+                f"minimum {min_feature:.2f} mm"
+            )
+        else:
+            reasons.append(f"thinnest feature {smallest_feature_mm:.2f} mm >= process minimum {min_feature:.2f} mm")
+        min_pore = process.min_pore_mm.get(material_class)
+        if smallest_pore_mm is not None and min_pore is not None:
+            if smallest_pore_mm < min_pore:
+                feasible = False
+                reasons.append(
+                    f"rejected: smallest pore {smallest_pore_mm:.2f} mm is below the {min_pore:.2f} mm "
+                    "needed to clear powder, resin or support"
+                )
+            else:
+                reasons.append(f"smallest pore {smallest_pore_mm:.2f} mm >= {min_pore:.2f} mm needed to clear it")
+        reasons.extend((extra_reasons or {}).get(category, []))
+        ranked.append(
+            {
+                "category": category,
+                "score": round(float(score) if feasible else 0.0, 3),
+                "feasible": bool(feasible),
+                "reasons": reasons,
+            }
+        )
+    order = {c: i for i, c in enumerate(CATEGORIES)}
+    ranked.sort(key=lambda r: (-r["score"], order[r["category"]]))
+    return ranked

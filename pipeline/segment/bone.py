@@ -1,0 +1,171 @@
+"""From thresholded voxels to solid bone: hole filling and island removal.
+
+Cancellous bone in osteoporotic vertebrae (80-160 HU) is darker than any bone
+threshold, so a threshold gives only the cortical shell. Segmentations such as
+TotalSegmentator's label each vertebra solid; we recover the interior by filling:
+first in 3-D (interiors enclosed by cortex and endplates), then slice by slice
+for interiors that leak through a vascular foramen or a blurred endplate. The
+slice-wise fill must not fill the spinal canal, which is also enclosed by bone in
+pedicle-level slices: a hole is filled only if its median HU looks like bone marrow,
+not like cerebrospinal fluid or epidural fat.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+try:  # fill_voids and cc3d are 5-7x faster than scipy on these volumes
+    import fill_voids
+except ImportError:  # pragma: no cover - declared dependency
+    fill_voids = None
+try:
+    import cc3d
+except ImportError:  # pragma: no cover - declared dependency
+    cc3d = None
+
+#: Median HU above which an enclosed hole is marrow, not canal (CSF ~10, cord ~35).
+MARROW_MIN_HU = 50.0
+#: Locally averaged HU of normal (non-osteoporotic) cancellous bone, 150-300 HU; above
+#: discs (~80), muscle (~50) and unenhanced blood (~40).
+DENSE_MARROW_HU = 130.0
+#: How far from thresholded bone a dense voxel may lie and still be marrow, mm.
+NEAR_BONE_MM = 3.0
+
+
+def fill_3d(mask: np.ndarray) -> np.ndarray:
+    """Fill cavities that are enclosed in 3-D."""
+    if fill_voids is not None:
+        return fill_voids.fill(mask, in_place=False)
+    return ndimage.binary_fill_holes(mask)
+
+
+def fill_marrow_slices(
+    mask: np.ndarray,
+    hu: np.ndarray,
+    spacing,
+    axis: int = 0,
+    marrow_min_hu: float = MARROW_MIN_HU,
+    seal_mm: float = 3.0,
+) -> np.ndarray:
+    """Fill 2-D holes, slice by slice along ``axis``, whose median HU is marrow-like.
+
+    Parameters
+    ----------
+    mask : ndarray of bool
+        Bone mask.
+    hu : ndarray
+        The CT in HU, same shape.
+    spacing : sequence of 3 float
+        Voxel size per axis, mm.
+    axis : int
+        Slice axis (the superior-inferior axis for axial slices).
+    marrow_min_hu : float
+        Holes with a median below this (canal, fat, air) are left open.
+    seal_mm : float
+        Gaps in the cortex up to about twice this (the basivertebral foramen, a
+        blurred stretch of thin cortex) are bridged when looking for holes; the
+        bridge itself is not added to the bone.
+    """
+    in_plane = [s for i, s in enumerate(spacing) if i != axis]
+    radius = [max(int(round(seal_mm / s)), 1) for s in in_plane]
+    yy, xx = np.ogrid[-radius[0] : radius[0] + 1, -radius[1] : radius[1] + 1]
+    disk = (yy / radius[0]) ** 2 + (xx / radius[1]) ** 2 <= 1.0
+    disk3 = np.expand_dims(disk, axis)
+    sealed = ndimage.binary_closing(mask, structure=disk3) | mask
+    holes = _fill_planar(sealed, axis) & ~sealed
+    if not holes.any():
+        return mask.copy()
+    plane = np.expand_dims(ndimage.generate_binary_structure(2, 1), axis)
+    plane = np.concatenate([np.zeros_like(plane), plane, np.zeros_like(plane)], axis=axis)
+    labels, n = ndimage.label(holes, structure=plane)
+    medians = ndimage.median(hu, labels, index=np.arange(1, n + 1))
+    keep = np.zeros(n + 1, dtype=bool)
+    keep[1:] = np.asarray(medians) >= marrow_min_hu
+    return mask | keep[labels]
+
+
+def _fill_planar(mask: np.ndarray, axis: int) -> np.ndarray:
+    out = np.empty_like(mask)
+    moved_in = np.moveaxis(mask, axis, 0)
+    moved_out = np.moveaxis(out, axis, 0)
+    for k in range(moved_in.shape[0]):
+        sl = moved_in[k]
+        if fill_voids is not None:
+            moved_out[k] = fill_voids.fill(np.ascontiguousarray(sl), in_place=False)
+        else:
+            moved_out[k] = ndimage.binary_fill_holes(sl)
+    return out
+
+
+def label_components(mask: np.ndarray, connectivity: int = 26) -> tuple[np.ndarray, int]:
+    """Connected components (26-connected by default) as ``(labels, count)``."""
+    if cc3d is not None:
+        labels, n = cc3d.connected_components(mask, connectivity=connectivity, return_N=True)
+        return labels, int(n)
+    structure = ndimage.generate_binary_structure(3, 3 if connectivity == 26 else 1)
+    labels, n = ndimage.label(mask, structure=structure)
+    return labels, int(n)
+
+
+def remove_islands(mask: np.ndarray, spacing, min_volume_mm3: float) -> np.ndarray:
+    """Drop connected components smaller than ``min_volume_mm3`` (physical size).
+
+    Parameters
+    ----------
+    mask : ndarray of bool
+    spacing : sequence of 3 float
+        Voxel size along each array axis, mm.
+    min_volume_mm3 : float
+        Smallest island kept, mm³.
+    """
+    labels, n = label_components(mask)
+    if n == 0:
+        return mask.copy()
+    counts = np.bincount(labels.ravel(), minlength=n + 1)
+    keep = counts * float(np.prod(spacing)) >= min_volume_mm3
+    keep[0] = False
+    return keep[labels]
+
+
+def solid_bone(
+    hu: np.ndarray,
+    low: float,
+    high: float,
+    spacing,
+    *,
+    axis: int = 0,
+    marrow_min_hu: float = MARROW_MIN_HU,
+    dense_marrow_hu: float = DENSE_MARROW_HU,
+) -> np.ndarray:
+    """Threshold, then recover the marrow inside bone (see module notes).
+
+    Two mechanisms, because clinical bone comes in two kinds. Osteoporotic
+    marrow is uniformly dark inside a continuous cortex: filling holes (3-D, then
+    slice-wise with the canal excluded by its HU) recovers it. Normal marrow is a
+    mottled mix of trabeculae above and below any threshold: a threshold leaves a
+    sponge whose holes do not close, so voxels within ``NEAR_BONE_MM`` of thresholded
+    bone whose locally averaged HU is at least ``dense_marrow_hu`` are added too; discs
+    (~80 HU) and muscle stay out.
+    """
+    spacing = tuple(float(s) for s in spacing)
+    mask = (hu >= low) & (hu <= high)
+    if dense_marrow_hu is not None and mask.any():
+        smooth = ndimage.gaussian_filter(hu.astype(np.float32, copy=False), [1.0 / s for s in spacing])
+        dense = smooth >= dense_marrow_hu
+        dense &= _within(mask, spacing, NEAR_BONE_MM)
+        mask |= dense
+    mask = fill_3d(mask)
+    mask = fill_marrow_slices(mask, hu, spacing, axis=axis, marrow_min_hu=marrow_min_hu)
+    return fill_3d(mask)
+
+
+def _within(mask: np.ndarray, spacing, distance_mm: float) -> np.ndarray:
+    """Voxels at most ``distance_mm`` from ``mask``."""
+    try:
+        import edt
+
+        d = edt.edt(np.ascontiguousarray(~mask), anisotropy=spacing, black_border=False, parallel=2)
+    except ImportError:  # pragma: no cover - declared dependency
+        d = ndimage.distance_transform_edt(~mask, sampling=spacing)
+    return d <= distance_mm

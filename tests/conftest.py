@@ -1,0 +1,247 @@
+"""Shared fixtures: small synthetic CT volumes and DICOM series with known geometry.
+
+Everything here is generic (no test-specific assumptions) so other test modules can
+reuse it: a small asymmetric phantom whose blobs sit at known voxel indices, a
+factory that writes it as a DICOM series, and a helper to tamper with written files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@dataclass(frozen=True)
+class Blob:
+    """A Gaussian blob of the phantom: centre as a fractional voxel index, peak HU."""
+
+    index: tuple[float, float, float]
+    peak_hu: float
+    sigma_vox: float
+
+
+@dataclass(frozen=True)
+class Phantom:
+    """A small CT volume and the truth about it."""
+
+    hu: np.ndarray            # (slice, row, column), int16 HU
+    affine: np.ndarray        # index -> LPS mm
+    blobs: tuple[Blob, ...]
+
+    def blob_lps(self, i: int) -> np.ndarray:
+        """LPS mm of blob ``i``'s centre under this phantom's affine."""
+        return self.affine[:3, :3] @ np.asarray(self.blobs[i].index) + self.affine[:3, 3]
+
+
+# Blobs at deliberately asymmetric places and with distinct intensities, so any
+# flip, transpose or shift of an axis moves at least one of them.
+DEFAULT_BLOBS = (
+    Blob((5.0, 10.0, 25.0), 1400.0, 1.6),
+    Blob((16.0, 29.0, 8.0), 700.0, 2.0),
+    Blob((11.0, 14.0, 15.0), 1000.0, 1.3),
+)
+
+
+def make_phantom(shape=(24, 40, 36), affine=None, blobs=DEFAULT_BLOBS) -> Phantom:
+    """Soft tissue (40 HU) in air (-1000 HU) with Gaussian bone-like blobs.
+
+    The default affine is a standard axial series (slices towards the head, 2.5 mm;
+    rows towards posterior, 0.8 mm; columns towards patient left, 0.7 mm).
+    """
+    if affine is None:
+        affine = np.array([
+            [0.0, 0.0, 0.7, -12.0],
+            [0.0, 0.8, 0.0, -20.0],
+            [2.5, 0.0, 0.0, -130.0],
+            [0.0, 0.0, 0.0, 1.0],
+        ])
+    idx = np.indices(shape, dtype=np.float64)
+    hu = np.full(shape, 40.0)
+    # Air in one corner of every slice only (an in-plane asymmetric body outline).
+    hu[:, : shape[1] // 5, : shape[2] // 4] = -1000.0
+    for b in blobs:
+        r2 = sum((idx[a] - b.index[a]) ** 2 for a in range(3))
+        hu += (b.peak_hu - 40.0) * np.exp(-r2 / (2 * b.sigma_vox ** 2))
+    return Phantom(np.rint(hu).astype(np.int16), np.asarray(affine, float), tuple(blobs))
+
+
+def blob_centroid(hu: np.ndarray, affine: np.ndarray, near_lps, radius_mm=6.0,
+                  floor_hu=300.0) -> np.ndarray:
+    """Intensity-weighted centre (LPS mm) of voxels above ``floor_hu`` near a point.
+
+    Used to find where a blob landed in a volume read back, independently of how
+    the volume is oriented.
+    """
+    idx = np.indices(hu.shape, dtype=np.float64).reshape(3, -1).T
+    lps = idx @ affine[:3, :3].T + affine[:3, 3]
+    values = hu.reshape(-1).astype(np.float64) - floor_hu
+    near = np.linalg.norm(lps - np.asarray(near_lps, float), axis=1) <= radius_mm
+    w = np.where(near & (values > 0), values, 0.0)
+    if w.sum() == 0:
+        raise AssertionError(f"no blob found near {near_lps}")
+    return (lps * w[:, None]).sum(0) / w.sum()
+
+
+def assert_same_voxels(hu, affine, truth_hu, truth_affine) -> None:
+    """Assert two volumes hold identical values at identical LPS voxel centres.
+
+    Works whatever the axis order or direction of either volume (each voxel of
+    ``hu`` is mapped through both affines onto ``truth_hu``'s grid).
+    """
+    idx = np.indices(hu.shape, dtype=np.float64).reshape(3, -1).T
+    lps = idx @ np.asarray(affine)[:3, :3].T + np.asarray(affine)[:3, 3]
+    inv = np.linalg.inv(np.asarray(truth_affine, dtype=float))
+    back = lps @ inv[:3, :3].T + inv[:3, 3]
+    nearest = np.rint(back)
+    assert np.max(np.abs(back - nearest)) < 1e-5, "voxel centres do not coincide"
+    assert np.all(nearest >= 0) and np.all(nearest < np.array(truth_hu.shape)), "grid extends"
+    picked = truth_hu[tuple(nearest.astype(int).T)].reshape(hu.shape)
+    assert np.array_equal(picked, hu)
+
+
+@pytest.fixture
+def phantom() -> Phantom:
+    """The default small asymmetric phantom (24 x 40 x 36 voxels)."""
+    return make_phantom()
+
+
+@pytest.fixture
+def write_ct(tmp_path):
+    """Factory ``write_ct(hu, affine, name="series", **write_series_kwargs)``.
+
+    Writes a DICOM series into ``tmp_path/name`` and returns the list of files in
+    slice order.
+    """
+    from pipeline.exchange.dicom_write import write_series
+
+    def _write(hu, affine, name="series", **kwargs):
+        return write_series(hu, affine, tmp_path / name, **kwargs)
+
+    return _write
+
+
+@pytest.fixture
+def edit_dicom():
+    """Helper ``edit_dicom(path, pixels=None, no_meta=False, **keyword_values)``.
+
+    Rewrites one file in place (uncompressed transfer syntaxes only): sets or
+    deletes (value ``None``) elements, optionally replaces the stored pixel array,
+    and with ``no_meta=True`` writes a bare dataset without preamble or file meta.
+    """
+    import pydicom
+
+    def _edit(path, pixels=None, no_meta=False, **changes):
+        ds = pydicom.dcmread(path)
+        for keyword, value in changes.items():
+            if value is None:
+                if keyword in ds:
+                    delattr(ds, keyword)
+            else:
+                setattr(ds, keyword, value)
+        if pixels is not None:
+            little = ds.file_meta.TransferSyntaxUID.is_little_endian
+            dtype = np.dtype(pixels.dtype).newbyteorder("<" if little else ">")
+            ds.PixelData = np.ascontiguousarray(pixels).astype(dtype).tobytes()
+        if no_meta:
+            ts = ds.file_meta.TransferSyntaxUID
+            del ds.file_meta
+            ds.preamble = None
+            ds.save_as(path, implicit_vr=ts.is_implicit_VR, little_endian=ts.is_little_endian,
+                       enforce_file_format=False)
+        else:
+            ds.save_as(path)
+
+    return _edit
+
+
+@pytest.fixture
+def write_enhanced_ct(tmp_path):
+    """Factory ``write_enhanced_ct(hu, affine, frame_order=None, name="enhanced.dcm")``.
+
+    Writes an Enhanced CT Image Storage (multi-frame) file whose per-frame
+    functional groups carry each frame's position; ``frame_order`` lists which
+    slice of ``hu`` goes into each frame (default: slice order). Stored values are
+    ``hu + 1024`` (uint16) with the rescale in the shared functional groups.
+    """
+    import pydicom
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    def _write(hu, affine, frame_order=None, name="enhanced.dcm"):
+        hu = np.asarray(hu)
+        affine = np.asarray(affine, dtype=float)
+        order = list(range(hu.shape[0])) if frame_order is None else list(frame_order)
+        row_cos = affine[:3, 2] / np.linalg.norm(affine[:3, 2])
+        col_cos = affine[:3, 1] / np.linalg.norm(affine[:3, 1])
+
+        def item(**kw):
+            d = Dataset()
+            for k, v in kw.items():
+                setattr(d, k, v)
+            return d
+
+        ds = Dataset()
+        ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.2.1"
+        ds.SOPInstanceUID = generate_uid(entropy_srcs=["enhanced", name])
+        ds.SeriesInstanceUID = generate_uid(entropy_srcs=["enhanced-series", name])
+        ds.StudyInstanceUID = generate_uid(entropy_srcs=["enhanced-study"])
+        ds.Modality = "CT"
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL", "NONE"]
+        ds.SeriesNumber = 1
+        ds.Rows, ds.Columns = hu.shape[1], hu.shape[2]
+        ds.NumberOfFrames = len(order)
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+        ds.SharedFunctionalGroupsSequence = [item(
+            PixelMeasuresSequence=[item(
+                PixelSpacing=[float(np.linalg.norm(affine[:3, 1])),
+                              float(np.linalg.norm(affine[:3, 2]))],
+                SliceThickness=float(np.linalg.norm(affine[:3, 0])))],
+            PlaneOrientationSequence=[item(
+                ImageOrientationPatient=[*row_cos.tolist(), *col_cos.tolist()])],
+            PixelValueTransformationSequence=[item(
+                RescaleIntercept=-1024, RescaleSlope=1, RescaleType="HU")],
+        )]
+        ds.PerFrameFunctionalGroupsSequence = [item(PlanePositionSequence=[item(
+            ImagePositionPatient=(affine[:3, 3] + k * affine[:3, 0]).tolist())])
+            for k in order]
+        ds.PixelData = (hu[order].astype(np.int32) + 1024).astype("<u2").tobytes()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        path = tmp_path / name
+        ds.save_as(path, enforce_file_format=True)
+        return path
+
+    return _write
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The read-only shared test data folder (tests using it skip when absent)."""
+    return SHARED_DATA
+
+
+@pytest.fixture
+def phantom_factory():
+    """:func:`make_phantom` as a fixture, for phantoms with another shape or affine."""
+    return make_phantom
+
+
+@pytest.fixture
+def same_voxels():
+    """:func:`assert_same_voxels` as a fixture."""
+    return assert_same_voxels
+
+
+@pytest.fixture
+def find_blob():
+    """:func:`blob_centroid` as a fixture."""
+    return blob_centroid
