@@ -103,7 +103,7 @@ def segment_vertebrae(
     low: float | None = None,
     high: float | None = None,
     marrow_min_hu: float = MARROW_MIN_HU,
-    core_mm: float = 6.0,
+    core_mm: float = 10.0,
 ) -> VertebraSegmentation:
     """Segment and label the vertebrae of a CT volume.
 
@@ -116,8 +116,8 @@ def segment_vertebrae(
     marrow_min_hu : float
         Enclosed holes whose median HU is at least this are filled as marrow.
     core_mm : float
-        Depth (mm) inside bone that only vertebral bodies reach; seeds one vertebra
-        each.
+        In-plane depth (mm) inside bone that only vertebral bodies reach in an axial
+        slice; seeds one vertebra each.
 
     Returns
     -------
@@ -127,7 +127,7 @@ def segment_vertebrae(
     hu, affine_c, undo = reorient(volume.hu, volume.affine, "SPL")
     spacing = voxel_sizes(affine_c)
     bone = solid_bone(hu, lo, hi, spacing, axis=0, marrow_min_hu=marrow_min_hu)
-    parts = split_vertebrae(bone, spacing, core_mm=core_mm)
+    parts = split_vertebrae(bone, spacing, hu, core_mm=core_mm)
     n = len(parts.chain)
     warnings: list[str] = []
     if n == 0:
@@ -142,8 +142,8 @@ def segment_vertebrae(
     lut[1:] = values
     labels_c = lut[parts.labels]
     cut = []
-    for k, name in enumerate(names, start=1):
-        sel = parts.labels == k
+    for value, name in dict(zip(values, names)).items():
+        sel = labels_c == value
         if sel[0].any() or sel[-1].any():
             cut.append(name)
     if cut:

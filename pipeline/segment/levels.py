@@ -103,10 +103,10 @@ def name_levels(n: int, landmarks: Landmarks, *, cut_top: bool = False) -> tuple
     warnings : list of str
     """
     warnings: list[str] = []
-    sacrum = None
-    bottom = n
-    if n >= 2 and landmarks.pelvis_sides.get(bottom):
-        sacrum = bottom
+    # S1 is the highest segment joined to the pelvis; the fused segments below it
+    # (S2...) belong to the same bone, the sacrum.
+    on_pelvis = [k for k in range(2, n + 1) if landmarks.pelvis_sides.get(k)]
+    sacrum = on_pelvis[0] if on_pelvis else None
     rib_levels = sorted(landmarks.rib_sides)
     t12 = None
     if rib_levels:
@@ -135,11 +135,15 @@ def name_levels(n: int, landmarks: Landmarks, *, cut_top: bool = False) -> tuple
 
 
 def _count_from(n: int, anchor: int, anchor_name: str) -> list[str]:
+    """Names counting from ``anchor``; segments below S1 are part of the sacrum."""
     base = _ORDER.index(anchor_name)
     names = []
     for k in range(1, n + 1):
         pos = base + (k - anchor)
-        names.append(_ORDER[pos] if 0 <= pos < len(_ORDER) else f"V{k}")
+        if pos >= len(_ORDER):
+            names.append("S1")
+        else:
+            names.append(_ORDER[pos] if pos >= 0 else f"V{k}")
     return names
 
 
