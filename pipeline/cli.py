@@ -164,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "OUT_DIR/truth/ (label map, fracture defect mask, landmarks). The pipeline never reads truth/.")
     p.add_argument("output", metavar="OUT_DIR", help="folder to write")
     p.add_argument("--seed", type=int, default=0, help="random seed of the noise and texture (default: 0)")
-    p.add_argument("--transfer-syntax", default="rle", choices=["explicit_le", "implicit_le", "explicit_be", "rle", "jpegls_lossless", "j2k_lossless"], help="DICOM encoding of the pixel data (default: rle)")
+    p.add_argument("--transfer-syntax", default="jpegls_lossless", choices=["explicit_le", "implicit_le", "explicit_be", "rle", "jpegls_lossless", "j2k_lossless"], help="DICOM encoding of the pixel data (default: jpegls_lossless, as the bundled sample; rle is 1.5x larger)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_phantom)
 

@@ -44,6 +44,7 @@ def staged_output(destination: str | os.PathLike):
     destination = Path(destination)
     destination.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".osteoprint-staging-", dir=destination))
+    os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield Staging(destination, tmp)
         for src in sorted(p for p in tmp.rglob("*") if p.is_file()):
@@ -55,6 +56,12 @@ def staged_output(destination: str | os.PathLike):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write one file so that readers see either the old or the complete new content."""
     path = Path(path)
@@ -63,6 +70,8 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        # mkstemp creates 0600; outputs are ordinary files the lab shares.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
