@@ -60,8 +60,8 @@ def check_mesh(mesh: trimesh.Trimesh, *, self_intersection_test: bool = True) ->
         quick previews only.
     """
     faces = np.asarray(mesh.faces)
-    edges = np.sort(mesh.edges, axis=1)
-    _, edge_counts = np.unique(edges, axis=0, return_counts=True)
+    edges = np.sort(mesh.edges, axis=1).astype(np.int64)
+    _, edge_counts = np.unique(edges[:, 0] * max(len(mesh.vertices), 1) + edges[:, 1], return_counts=True)
     area = mesh.area_faces
     return MeshQuality(
         watertight=bool(mesh.is_watertight),
@@ -104,7 +104,7 @@ def _vertex_manifold(faces: np.ndarray, n_vertices: int) -> bool:
     graph = coo_matrix((np.ones(m), (inverse[:m], inverse[m:])), shape=(len(keys), len(keys)))
     _, comp = connected_components(graph, directed=False)
     owner = keys // n_vertices
-    fans = np.unique(np.stack([owner, comp], 1), axis=0)[:, 0]
+    fans = np.unique(owner * (int(comp.max()) + 1) + comp) // (int(comp.max()) + 1)
     return bool(np.all(np.bincount(fans) <= 1))
 
 
@@ -121,7 +121,7 @@ def count_self_intersections(mesh: trimesh.Trimesh) -> int:
         return 0
     lo = tris.min(axis=1)
     hi = tris.max(axis=1)
-    cell = 2.0 * float(np.mean(mesh.edges_unique_length)) + 1e-9
+    cell = 1.5 * float(np.mean(mesh.edges_unique_length)) + 1e-9
     origin = lo.min(axis=0)
     c0 = np.floor((lo - origin) / cell).astype(np.int64)
     c1 = np.floor((hi - origin) / cell).astype(np.int64)
@@ -148,15 +148,20 @@ def count_self_intersections(mesh: trimesh.Trimesh) -> int:
         pairs.append(np.stack([members[:, i].ravel(), members[:, j].ravel()], 1))
     if not pairs:
         return 0
-    pairs = np.unique(np.sort(np.concatenate(pairs), axis=1), axis=0)
+    pairs = np.concatenate(pairs)
     faces = np.asarray(mesh.faces)
-    fa, fb = faces[pairs[:, 0]], faces[pairs[:, 1]]
-    shares = (fa[:, :, None] == fb[:, None, :]).any(axis=(1, 2))
-    pairs = pairs[~shares]
-    if len(pairs) == 0:
-        return 0
     overlap = np.all((lo[pairs[:, 0]] <= hi[pairs[:, 1]]) & (lo[pairs[:, 1]] <= hi[pairs[:, 0]]), axis=1)
     pairs = pairs[overlap]
+    fa, fb = faces[pairs[:, 0]], faces[pairs[:, 1]]
+    shares = (fa[:, :, None] == fb[:, None, :]).any(axis=(1, 2))
+    pairs = np.sort(pairs[~shares], axis=1).astype(np.int64)
+    if len(pairs) == 0:
+        return 0
+    # A pair sharing several cells appears several times: keep one (sorting is
+    # much faster here than numpy's hash-based unique).
+    keys = np.sort(pairs[:, 0] * np.int64(len(tris)) + pairs[:, 1])
+    keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]
+    pairs = np.stack([keys // len(tris), keys % len(tris)], axis=1)
     hit = np.zeros(len(pairs), dtype=bool)
     for p, q in ((0, 1), (1, 0)):
         t_edges = tris[pairs[:, p]]
