@@ -185,12 +185,29 @@ def split_vertebrae(
     # Deep bone floods first; joint gaps are walls (500 HU of dip ~ 10 mm of depth).
     elevation = gaps[box] * GAP_WEIGHT_MM_PER_HU - dist[box]
     flooded = watershed(elevation, markers=np.where(region[box], markers[box], 0), mask=region[box])
+    flooded = _open_joints(flooded, gaps[box] >= JOINT_GAP_HU)
     out = np.zeros(bone.shape, dtype=np.int32)
     out[box] = flooded
     other = out == other_id
     labels = np.where(out <= len(chain), out, 0).astype(np.int16)
     labels = _keep_main_piece(labels, len(chain))
     return SpineParts(labels, chain, other, dist, spacing)
+
+
+def _open_joints(labels: np.ndarray, gap: np.ndarray) -> np.ndarray:
+    """Give the joint space back to neither bone.
+
+    Where blur merged two bones across a joint, the watershed line runs through
+    the joint space and each side keeps part of it. Joint-space voxels (dark between
+    bright plates) that touch a different label belong to neither bone.
+    """
+    big = np.iinfo(np.int32).max
+    lo = ndimage.minimum_filter(np.where(labels > 0, labels, big), size=3)
+    hi = ndimage.maximum_filter(labels, size=3)
+    contact = (labels > 0) & ((lo != labels) | (hi != labels))
+    out = labels.copy()
+    out[contact & gap] = 0
+    return out
 
 
 def _off_spine(core: Core, chain: list[Core]) -> bool:
