@@ -9,6 +9,7 @@ import trimesh
 
 from .mesh import MeshQuality, check_mesh, mesh_vertebra, smallest_feature_mm
 from .segment import VertebraSegmentation
+from .volume import reorient
 
 
 @dataclass(frozen=True)
@@ -48,21 +49,25 @@ def vertebra_models(
         Called with each level name before it is meshed (progress display).
     """
     voxel_mm3 = float(abs(np.linalg.det(segmentation.affine[:3, :3])))
+    # Mesh in the canonical orientation: marching cubes and decimation depend on the
+    # array's axis order, and the same anatomy must give the same print whether the
+    # scan was stored head-first, feet-first or mirrored.
+    labels, affine, _ = reorient(segmentation.labels, segmentation.affine, "SPL")
     models = []
     for value, level in segmentation.levels.items():
         if levels is not None and level not in levels:
             continue
         if on_level is not None:
             on_level(level)
-        mask = segmentation.labels == value
-        mesh = mesh_vertebra(mask, segmentation.affine, decimate=decimate, taubin_iterations=taubin_iterations)
+        mask = labels == value
+        mesh = mesh_vertebra(mask, affine, decimate=decimate, taubin_iterations=taubin_iterations)
         models.append(
             VertebraModel(
                 level=level,
                 label_value=int(value),
                 mesh=mesh,
                 quality=check_mesh(mesh),
-                smallest_feature_mm=smallest_feature_mm(mask, segmentation.affine),
+                smallest_feature_mm=smallest_feature_mm(mask, affine),
                 mask_volume_mm3=float(mask.sum()) * voxel_mm3,
                 cut_by_scan_edge=level in segmentation.cut_by_scan_edge,
             )

@@ -1,7 +1,7 @@
 """Shared fixtures: small synthetic CT volumes and DICOM series with known geometry.
 
 Everything here is generic (no test-specific assumptions) so other test modules can
-reuse it: a small asymmetric phantom whose blobs sit at known voxel indices, a
+reuse it: a small asymmetric blobs whose blobs sit at known voxel indices, a
 factory that writes it as a DICOM series, and a helper to tamper with written files.
 """
 
@@ -18,7 +18,7 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 @dataclass(frozen=True)
 class Blob:
-    """A Gaussian blob of the phantom: centre as a fractional voxel index, peak HU."""
+    """A Gaussian blob of the blobs: centre as a fractional voxel index, peak HU."""
 
     index: tuple[float, float, float]
     peak_hu: float
@@ -26,7 +26,7 @@ class Blob:
 
 
 @dataclass(frozen=True)
-class Phantom:
+class Blobs:
     """A small CT volume and the truth about it."""
 
     hu: np.ndarray            # (slice, row, column), int16 HU
@@ -34,7 +34,7 @@ class Phantom:
     blobs: tuple[Blob, ...]
 
     def blob_lps(self, i: int) -> np.ndarray:
-        """LPS mm of blob ``i``'s centre under this phantom's affine."""
+        """LPS mm of blob ``i``'s centre under this blobs's affine."""
         return self.affine[:3, :3] @ np.asarray(self.blobs[i].index) + self.affine[:3, 3]
 
 
@@ -47,7 +47,7 @@ DEFAULT_BLOBS = (
 )
 
 
-def make_phantom(shape=(24, 40, 36), affine=None, blobs=DEFAULT_BLOBS) -> Phantom:
+def make_blobs(shape=(24, 40, 36), affine=None, blobs=DEFAULT_BLOBS) -> Blobs:
     """Soft tissue (40 HU) in air (-1000 HU) with Gaussian bone-like blobs.
 
     The default affine is a standard axial series (slices towards the head, 2.5 mm;
@@ -67,7 +67,7 @@ def make_phantom(shape=(24, 40, 36), affine=None, blobs=DEFAULT_BLOBS) -> Phanto
     for b in blobs:
         r2 = sum((idx[a] - b.index[a]) ** 2 for a in range(3))
         hu += (b.peak_hu - 40.0) * np.exp(-r2 / (2 * b.sigma_vox ** 2))
-    return Phantom(np.rint(hu).astype(np.int16), np.asarray(affine, float), tuple(blobs))
+    return Blobs(np.rint(hu).astype(np.int16), np.asarray(affine, float), tuple(blobs))
 
 
 def blob_centroid(hu: np.ndarray, affine: np.ndarray, near_lps, radius_mm=6.0,
@@ -105,9 +105,9 @@ def assert_same_voxels(hu, affine, truth_hu, truth_affine) -> None:
 
 
 @pytest.fixture
-def phantom() -> Phantom:
-    """The default small asymmetric phantom (24 x 40 x 36 voxels)."""
-    return make_phantom()
+def blobs() -> Blobs:
+    """The default small asymmetric blobs (24 x 40 x 36 voxels)."""
+    return make_blobs()
 
 
 @pytest.fixture
@@ -230,9 +230,9 @@ def shared_data() -> Path:
 
 
 @pytest.fixture
-def phantom_factory():
-    """:func:`make_phantom` as a fixture, for phantoms with another shape or affine."""
-    return make_phantom
+def blobs_factory():
+    """:func:`make_blobs` as a fixture, for phantoms with another shape or affine."""
+    return make_blobs
 
 
 @pytest.fixture

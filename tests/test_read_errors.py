@@ -41,23 +41,23 @@ def test_folder_without_dicom(tmp_path):
     assert "give the path of a NIfTI file itself" in _error(tmp_path)
 
 
-def test_only_mr(phantom, write_ct, tmp_path):
-    write_ct(phantom.hu, phantom.affine, extra={"Modality": "MR"})
+def test_only_mr(blobs, write_ct, tmp_path):
+    write_ct(blobs.hu, blobs.affine, extra={"Modality": "MR"})
     msg = _error(tmp_path)
     assert msg.startswith(str(tmp_path)) and "no CT series found" in msg and "MR (1 series)" in msg
 
 
-def test_single_slice(phantom, write_ct, tmp_path):
-    write_ct(phantom.hu[:1], phantom.affine)
+def test_single_slice(blobs, write_ct, tmp_path):
+    write_ct(blobs.hu[:1], blobs.affine)
     msg = _error(tmp_path / "series")
     assert "single image" in msg and "at least 2 slices" in msg
 
 
-def test_duplicate_position_with_different_pixels(phantom, write_ct, edit_dicom):
-    paths = write_ct(phantom.hu, phantom.affine)
+def test_duplicate_position_with_different_pixels(blobs, write_ct, edit_dicom):
+    paths = write_ct(blobs.hu, blobs.affine)
     clash = paths[0].parent / "clash"
     shutil.copy(paths[6], clash)
-    stored = phantom.hu[6].astype(np.int32) + 1024
+    stored = blobs.hu[6].astype(np.int32) + 1024
     stored[3, 3] += 50
     edit_dicom(clash, pixels=stored.astype(np.uint16))
     msg = _error(paths[0].parent)
@@ -65,16 +65,16 @@ def test_duplicate_position_with_different_pixels(phantom, write_ct, edit_dicom)
     assert "IM00007" in msg and "clash" in msg
 
 
-def test_truncated_file_is_named(phantom, write_ct):
-    paths = write_ct(phantom.hu, phantom.affine)
+def test_truncated_file_is_named(blobs, write_ct):
+    paths = write_ct(blobs.hu, blobs.affine)
     data = paths[9].read_bytes()
     paths[9].write_bytes(data[:-700])
     msg = _error(paths[0].parent)
     assert msg == f"{paths[9]}: pixel data is shorter than expected (truncated or corrupt file)"
 
 
-def test_unsupported_transfer_syntax(phantom, write_ct):
-    paths = write_ct(phantom.hu, phantom.affine)
+def test_unsupported_transfer_syntax(blobs, write_ct):
+    paths = write_ct(blobs.hu, blobs.affine)
     from pydicom.encaps import encapsulate
 
     ds = pydicom.dcmread(paths[2])
@@ -85,17 +85,17 @@ def test_unsupported_transfer_syntax(phantom, write_ct):
     assert msg.startswith(str(paths[2])) and "MPEG2" in msg and "not supported" in msg
 
 
-def test_missing_decoder_names_the_plugin(phantom, write_ct, monkeypatch):
+def test_missing_decoder_names_the_plugin(blobs, write_ct, monkeypatch):
     from pydicom.pixels.decoders.base import Decoder
 
-    paths = write_ct(phantom.hu, phantom.affine, transfer_syntax="j2k_lossless")
+    paths = write_ct(blobs.hu, blobs.affine, transfer_syntax="j2k_lossless")
     monkeypatch.setattr(Decoder, "is_available", property(lambda self: False))
     msg = _error(paths[0].parent)
     assert "install the 'pylibjpeg-openjpeg' package" in msg and "JPEG 2000" in msg
 
 
-def test_series_selector_that_matches_nothing(phantom, write_ct, tmp_path):
-    write_ct(phantom.hu, phantom.affine, extra={"SeriesNumber": 4})
+def test_series_selector_that_matches_nothing(blobs, write_ct, tmp_path):
+    write_ct(blobs.hu, blobs.affine, extra={"SeriesNumber": 4})
     (summary,) = list_series(tmp_path)
     msg = _error(tmp_path, series="abcdef123456")
     assert "'abcdef123456' matches no series" in msg

@@ -42,9 +42,11 @@ def staged_output(destination: str | os.PathLike):
     ...     write_stl(mesh, stage.path("vertebrae/L1.stl"))
     """
     destination = Path(destination)
+    created = not destination.exists()
     destination.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".osteoprint-staging-", dir=destination))
     os.chmod(tmp, 0o777 & ~_umask())
+    committed = False
     try:
         yield Staging(destination, tmp)
         for src in sorted(p for p in tmp.rglob("*") if p.is_file()):
@@ -52,8 +54,11 @@ def staged_output(destination: str | os.PathLike):
             dst = destination / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dst)
+        committed = True
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if created and not committed and not any(destination.iterdir()):
+            destination.rmdir()
 
 
 def _umask() -> int:

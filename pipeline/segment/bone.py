@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .distance import close_in_plane, depth_mm, within_mm
+from .distance import close_in_plane, in_plane_depth_mm, within_mm
 
 try:  # fill_voids and cc3d are 5-7x faster than scipy on these volumes
     import fill_voids
@@ -76,14 +76,21 @@ def fill_marrow_slices(
         bridge itself is not added to the bone.
     """
     sealed = close_in_plane(mask, spacing, seal_mm, axis) | mask
-    holes = _fill_planar(sealed, axis) & ~sealed
-    if not holes.any():
+    enclosed = _fill_planar(sealed, axis)
+    # Everything the sealed outline encloses that is not bone yet: large cavities
+    # and the small pores the closing bridged over, but not outer notches, which
+    # touch the outside.
+    candidates = enclosed & ~mask
+    if not candidates.any():
         return mask.copy()
     plane = np.expand_dims(ndimage.generate_binary_structure(2, 1), axis)
     plane = np.concatenate([np.zeros_like(plane), plane, np.zeros_like(plane)], axis=axis)
-    labels, n = ndimage.label(holes, structure=plane)
+    labels, n = ndimage.label(candidates, structure=plane)
+    touching = np.unique(labels[ndimage.binary_dilation(~enclosed, structure=plane) & candidates])
     keep = np.zeros(n + 1, dtype=bool)
     keep[1:] = _median_per_label(labels, hu, n) >= marrow_min_hu
+    keep[touching] = False
+    keep[0] = False
     return mask | keep[labels]
 
 
@@ -169,11 +176,11 @@ def solid_bone(
         smooth = ndimage.gaussian_filter(hu.astype(np.float32, copy=False), [1.0 / s for s in spacing])
         dense = (smooth >= dense_marrow_hu) & within_mm(mask, spacing, NEAR_BONE_MM)
         # The blur that finds mottled marrow also spreads the cortex's brightness a
-        # millimetre or two into the soft tissue outside: keep dense voxels only
-        # deeper than that inside the combined solid, so the outer surface stays
-        # where the threshold put it.
+        # millimetre or two into the soft tissue outside: keep only dense voxels
+        # deeper than that inside the combined solid, measured within the slice so
+        # that marrow near an endplate (close to the disc above or below) is kept.
         solid = fill_3d(mask | dense)
-        mask |= depth_mm(solid, spacing) >= NEAR_BONE_MM
+        mask |= in_plane_depth_mm(solid, spacing, axis) >= NEAR_BONE_MM
     mask = fill_3d(mask)
     mask = fill_marrow_slices(mask, hu, spacing, axis=axis, marrow_min_hu=marrow_min_hu)
     mask = fill_3d(mask)

@@ -1,0 +1,165 @@
+"""The main job, end to end on the bundled phantom, measured against its ground truth.
+
+Runs ``run_model`` on the committed JPEG-LS series (the compressed read path), then on
+a copy stored mirrored (IOP -1,0,0,0,-1,0 with the pixels reversed) and on a copy
+with shuffled, renamed files in nested folders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trimesh
+
+from pipeline.exchange.dicom_write import write_series
+from pipeline.exchange.manifest import read_manifest
+from pipeline.exchange.nifti import read_nifti
+from pipeline.exchange.scan import load_scan
+from pipeline.exchange.stl import read_stl
+from pipeline.jobs import run_model
+from pipeline.phantom.scan import default_model
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_scans" / "lumbar_phantom"
+LEVELS = ["T12", "L1", "L2", "L3", "L4", "L5", "S1"]
+
+
+@pytest.fixture(scope="module")
+def truth():
+    labels, affine = read_nifti(SAMPLE / "truth" / "labels.nii.gz")
+    return {"labels": labels, "affine": affine, "json": json.loads((SAMPLE / "truth" / "truth.json").read_text())}
+
+
+@pytest.fixture(scope="module")
+def model():
+    return default_model()
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    out = tmp_path_factory.mktemp("model")
+    manifest = run_model(SAMPLE / "dicom", out)
+    return out, manifest
+
+
+def test_every_vertebra_found_and_named(result, truth):
+    out, manifest = result
+    assert manifest["segmentation"]["label_values"] == {k: v for k, v in truth["json"]["label_values"].items() if k in LEVELS}
+    assert manifest["segmentation"]["levels_named"]
+    assert sorted(p["label"] for p in manifest["prints"]) == sorted(LEVELS)
+
+
+def test_dice_per_vertebra_against_truth(result, truth):
+    out, _ = result
+    seg, affine = read_nifti(out / "segmentation.nii.gz")
+    assert np.allclose(affine, truth["affine"])
+    for level in LEVELS:
+        value = truth["json"]["label_values"][level]
+        a, b = seg == value, truth["labels"] == value
+        dice = 2 * np.count_nonzero(a & b) / (np.count_nonzero(a) + np.count_nonzero(b))
+        assert dice >= 0.95, f"{level}: Dice {dice:.3f}"
+
+
+def _normalised_surface_error(mesh, sdf, spacing_lps):
+    """|distance to the true surface| in units of the voxel's extent along the normal."""
+    extent = np.sqrt(((mesh.vertex_normals * spacing_lps) ** 2).sum(axis=1))
+    return np.abs(sdf) / extent
+
+
+def test_meshes_lie_on_the_true_surface(result, model, truth):
+    out, manifest = result
+    spacing_lps = np.abs(np.asarray(manifest["input"]["affine_lps"])[:3, :3]).sum(axis=1)
+    z_lo, z_hi = _scan_z_range(manifest)
+    for level in LEVELS:
+        mesh = read_stl(out / "vertebrae" / f"{level}.stl")
+        # The cap where the scan cuts a vertebra (S1 here) is not an anatomical surface.
+        keep = (mesh.vertices[:, 2] > z_lo + 1.5) & (mesh.vertices[:, 2] < z_hi - 1.5)
+        err = _normalised_surface_error(mesh, model.spine.vertebra_sdf(level, mesh.vertices), spacing_lps)[keep]
+        assert np.median(err) <= 0.25, f"{level}: median {np.median(err):.2f} voxel"
+        assert np.percentile(err, 90) <= 0.5, f"{level}: 90th percentile {np.percentile(err, 90):.2f} voxel"
+        signed = model.spine.vertebra_sdf(level, mesh.vertices)[keep]
+        assert abs(signed.mean()) < 0.1, f"{level}: mesh is offset by {signed.mean():.2f} mm"
+
+
+def _scan_z_range(manifest):
+    aff = np.asarray(manifest["input"]["affine_lps"])
+    n = manifest["input"]["shape"][0]
+    z = [aff[2, 3], aff[2, 3] + aff[2, 0] * (n - 1)]
+    return min(z), max(z)
+
+
+def test_spur_lands_on_the_patient_left(result, truth):
+    out, _ = result
+    spur = truth["json"]["asymmetric_feature"]
+    centre, tip = np.asarray(spur["centre_lps"]), np.asarray(spur["tip_lps"])
+    body = np.asarray(next(lv for lv in truth["json"]["levels"] if lv["name"] == "L3")["body_centroid_lps"])
+    mirrored_tip = tip.copy()
+    mirrored_tip[0] = 2 * body[0] - tip[0]  # the same point on the patient's right
+    l3 = read_stl(out / "vertebrae" / "L3.stl")
+    # trimesh's signed distance is positive inside the mesh.
+    at_centre, at_tip, at_mirror = trimesh.proximity.signed_distance(l3, [centre, tip, mirrored_tip])
+    assert spur["side"] == "left" and tip[0] > body[0] + 20  # LPS: +x is the patient's left
+    assert at_centre > 0.5  # the spur is part of the L3 print
+    assert at_tip > -1.5  # its tip is reproduced to within the smoothing of a 9 mm spike
+    assert at_mirror < -5.0  # and nothing sticks out on the patient's right
+
+
+def test_every_print_is_watertight_and_recorded(result):
+    out, manifest = result
+    assert read_manifest(out / "manifest.json") == manifest
+    for p in manifest["prints"]:
+        data = (out / p["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == p["sha256"]
+        mesh = read_stl(out / p["file"])
+        assert mesh.is_watertight and mesh.is_winding_consistent
+        assert p["quality"]["printable"] and p["quality"]["self_intersections"] == 0
+        assert len(mesh.faces) == p["triangles"]
+        assert mesh.volume == pytest.approx(p["volume_mm3"], rel=1e-4)
+        assert abs(p["mesh_to_mask_volume_ratio"] - 1) <= 0.01
+        assert [r["category"] for r in p["recommended_process"]][0] == "vat_photopolymerization"
+    text = (out / "manifest.json").read_text()
+    assert "PHANTOM" not in text and "1.2.826" not in text  # no patient name, no raw UID
+
+
+def test_mirrored_storage_gives_the_same_meshes(result, tmp_path):
+    out, _ = result
+    volume, _ = load_scan(SAMPLE / "dicom")
+    # Same anatomy stored with rows and columns reversed: IOP (-1,0,0, 0,-1,0).
+    hu = volume.hu[:, ::-1, ::-1]
+    aff = volume.affine.copy()
+    rows, cols = volume.shape[1:]
+    aff[:3, 3] = volume.affine[:3, 3] + volume.affine[:3, 1] * (rows - 1) + volume.affine[:3, 2] * (cols - 1)
+    aff[:3, 1] *= -1
+    aff[:3, 2] *= -1
+    write_series(hu, aff, tmp_path / "flipped", transfer_syntax="explicit_le")
+    flipped, _ = load_scan(tmp_path / "flipped")
+    assert np.allclose(flipped.affine[:3, 1:3], -volume.affine[:3, 1:3])
+    run_model(tmp_path / "flipped", tmp_path / "out")
+    for level in LEVELS:
+        a = read_stl(out / "vertebrae" / f"{level}.stl")
+        b = read_stl(tmp_path / "out" / "vertebrae" / f"{level}.stl")
+        _, d_ab, _ = trimesh.proximity.closest_point(b, a.vertices)
+        _, d_ba, _ = trimesh.proximity.closest_point(a, b.vertices)
+        assert max(d_ab.max(), d_ba.max()) <= 0.1, level
+
+
+def test_shuffled_renamed_copy_gives_identical_output(result, tmp_path):
+    out, _ = result
+    files = sorted((SAMPLE / "dicom").iterdir())
+    rng = random.Random(7)
+    rng.shuffle(files)
+    for i, f in enumerate(files):
+        dst = tmp_path / "scan" / f"sub{i % 3}" / f"x{rng.randrange(10**9):09d}"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, dst)
+    run_model(tmp_path / "scan", tmp_path / "out")
+    produced = sorted(p.relative_to(tmp_path / "out") for p in (tmp_path / "out").rglob("*") if p.is_file())
+    expected = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    assert produced == expected
+    for rel in expected:
+        assert (tmp_path / "out" / rel).read_bytes() == (out / rel).read_bytes(), rel
