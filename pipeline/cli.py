@@ -85,12 +85,15 @@ def _model_options(args):
     )
 
 
-def _summarise(manifest: dict, out: Path, progress: Progress) -> None:
+def _summarise(manifest: dict, out: Path, progress: Progress, kind: str | None = None) -> None:
     for p in manifest["prints"]:
-        best = p["recommended_process"][0]["category"].replace("_", " ")
+        if kind is not None and p["kind"] != kind:
+            continue
+        top = p["recommended_process"][0]
+        best = f"print by {top['category'].replace('_', ' ')}" if top["score"] > 0 else "no process can print it as designed (see the manifest's reasons)"
         progress.note(
-            f"{p['file']}: {p['triangles']} triangles, {p['volume_mm3'] / 1000:.1f} cm³, "
-            f"{'watertight' if p['watertight'] else 'NOT watertight'}; print by {best}"
+            f"{p['file']}: {p['triangles']} triangles, {p['volume_mm3'] / 1000:.2f} cm³, "
+            f"{'watertight' if p['watertight'] else 'NOT watertight'}; {best}"
         )
     progress.note(f"manifest: {out / 'manifest.json'}")
 
@@ -104,6 +107,44 @@ def cmd_model(args) -> int:
     finally:
         progress.close()
     _summarise(manifest, Path(args.output), progress)
+    return 0
+
+
+def _add_scaffold_options(p: argparse.ArgumentParser) -> None:
+    from .scaffold import MATERIALS, lattice_names
+
+    p.add_argument("--defect", default="auto", help="what to fill: 'auto' (compression fractures found by body-height loss, Genant grade >= 1), a NIfTI mask aligned to the scan (MASK.nii.gz), or a primitive in LPS mm: sphere:X,Y,Z,R | box:X0,Y0,Z0,X1,Y1,Z1 | cylinder:X0,Y0,Z0,X1,Y1,Z1,R (default: auto)")
+    p.add_argument("--level", help="with --defect auto: fill this level's collapse (e.g. L1) even if it is graded below fracture")
+    p.add_argument("--lattice", default="gyroid", help="lattice: " + ", ".join(lattice_names()) + "; a bare TPMS name (gyroid, schwarz-p, diamond) is its skeletal network (default: gyroid, whose 0.6 mm struts at 2 mm cells and 70 %% porosity suit titanium powder bed fusion)")
+    p.add_argument("--cell", type=float, default=2.0, help="unit cell size, mm (default: 2.0; gyroid titanium implants use 1-2.5 mm)")
+    p.add_argument("--porosity", type=float, default=0.7, help="target porosity, fraction of the region (default: 0.7; 0.6-0.8 is the usual band)")
+    p.add_argument("--grade", help="porosity grading instead of --porosity: 'boundary:P_EDGE,P_CORE[,DEPTH_MM]' (denser where it meets bone) or 'linear:AXIS,P0,P1' with AXIS one of L,P,S")
+    p.add_argument("--material", default="ti6al4v", choices=sorted(MATERIALS), help="scaffold material: drives the stiffness estimate and the printing-process recommendation (default: ti6al4v)")
+    p.add_argument("--rim", type=float, default=0.0, help="solid rim thickness along the region boundary, mm; vented so it never seals the pores (default: none)")
+    p.add_argument("--clearance", type=float, default=0.0, help="gap left between scaffold and surrounding bone, mm (default: 0)")
+    p.add_argument("--bone", default="none", choices=["none", "subtract", "intersect"], help="combine a mask or primitive with the segmented vertebrae: subtract bone (fill only the void) or intersect (replace bone) (default: none)")
+    p.add_argument("--voxel", type=float, help="sampling voxel for the lattice, mm (default: automatic, >= 4 voxels across the thinnest wall)")
+
+
+def _scaffold_options(args):
+    from .jobs.scaffold import ScaffoldOptions
+
+    return ScaffoldOptions(
+        series=args.series, defect=args.defect, level=args.level, lattice=args.lattice,
+        cell_mm=args.cell, porosity=args.porosity, grading=args.grade, material=args.material,
+        rim_mm=args.rim, clearance_mm=args.clearance, bone=args.bone, voxel_mm=args.voxel,
+    )
+
+
+def cmd_scaffold(args) -> int:
+    from .jobs.scaffold import run_scaffold
+
+    progress = Progress(args.quiet)
+    try:
+        manifest = run_scaffold(args.scan, args.output, _scaffold_options(args), progress)
+    finally:
+        progress.close()
+    _summarise(manifest, Path(args.output), progress, kind="scaffold")
     return 0
 
 
@@ -158,6 +199,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_model)
+
+    p = sub.add_parser("scaffold", help="fill defect regions (e.g. a compression fracture) with a porous lattice scaffold",
+                       description="Find compression fractures (or take a mask or primitive), fill each region with a "
+                       "TPMS or strut lattice whose level is solved for the target porosity on the real region, "
+                       "measure porosity, pores and walls, and write OUT/scaffolds/<name>.stl plus manifest entries.")
+    p.add_argument("scan", help="DICOM folder, a DICOM file of the series, or a NIfTI CT (.nii/.nii.gz)")
+    p.add_argument("-o", "--output", required=True, help="output folder (created if missing); its manifest is extended")
+    p.add_argument("--series", help="series to use when the folder holds several (hash, SeriesNumber or index)")
+    _add_scaffold_options(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_scaffold)
 
     p = sub.add_parser("phantom", help="write the synthetic lumbar-spine CT phantom and its ground truth",
                        description="Write OUT_DIR/dicom/ (a CT series, T12-S1 with an L1 wedge fracture) and "

@@ -120,6 +120,43 @@ SUITABILITY: dict[tuple[str, str], tuple[str, dict[str, tuple[float, str]]]] = {
     ),
 }
 
+_METAL_SCAFFOLD = {
+    "powder_bed_fusion": (0.95, "laser or electron-beam powder bed fusion is the established route to porous titanium and tantalum implants (clinically used porous Ti cages and cups)"),
+    "binder_jetting": (0.45, "metal binder jetting with sintering can make porous titanium, but shrinkage (~15-20 %) and residual porosity make fine lattices less predictable"),
+    "material_extrusion": (0.1, "metal-filled filament with debinding and sintering is experimental for implants"),
+}
+_CERAMIC_SCAFFOLD = {
+    "vat_photopolymerization": (0.9, "lithography-based ceramic manufacturing gives the finest calcium-phosphate lattices (TPMS included) with dense struts after sintering"),
+    "binder_jetting": (0.8, "binder jetting of calcium-phosphate powder needs no supports and leaves microporosity that aids resorption; pores must stay >= 0.5 mm for depowdering"),
+    "material_extrusion": (0.6, "robocasting (direct ink writing) of calcium-phosphate paste suits strut lattices; overhanging TPMS walls need support"),
+    "powder_bed_fusion": (0.15, "laser sintering of calcium phosphates cracks from thermal shock"),
+}
+_POLYMER_SCAFFOLD = {
+    "material_extrusion": (0.95, "melt extrusion is the standard route to resorbable polymer scaffolds (low melt temperature, medical-grade filament)"),
+    "powder_bed_fusion": (0.6, "selective laser sintering of polymer powder makes porous scaffolds without supports"),
+    "vat_photopolymerization": (0.35, "photocurable versions of the polymer (e.g. PCL methacrylate) are still experimental"),
+    "material_jetting": (0.1, "no implant-grade jetting material for this polymer"),
+    "binder_jetting": (0.05, "binder-jetted polymer parts are weak and need infiltration"),
+}
+_SCAFFOLD_MATERIAL_CLASS = {
+    "ti6al4v": "metal", "tantalum": "metal",
+    "hydroxyapatite": "ceramic", "beta-tcp": "ceramic",
+    "pcl": "polymer", "pla": "polymer", "peek": "polymer",
+}
+for _material, _cls in _SCAFFOLD_MATERIAL_CLASS.items():
+    SUITABILITY[("scaffold", _material)] = (
+        _cls,
+        {"metal": _METAL_SCAFFOLD, "ceramic": _CERAMIC_SCAFFOLD, "polymer": _POLYMER_SCAFFOLD}[_cls],
+    )
+SUITABILITY[("scaffold", "peek")] = (
+    "polymer",
+    {
+        **_POLYMER_SCAFFOLD,
+        "powder_bed_fusion": (0.85, "PEEK laser sintering (high-temperature SLS) is used for implant-grade porous PEEK"),
+        "material_extrusion": (0.75, "high-temperature extrusion of PEEK works but needs a heated chamber for strength"),
+    },
+)
+
 
 def purposes(kind: str) -> list[str]:
     """Purposes or materials that have rules for print ``kind``."""

@@ -21,7 +21,7 @@ class MeshQuality:
     winding_consistent: bool
     edge_manifold: bool
     vertex_manifold: bool
-    self_intersections: int
+    self_intersections: int | None  # None: not tested (see check_mesh)
     degenerate_faces: int
     components: int
     triangles: int
@@ -37,7 +37,7 @@ class MeshQuality:
             and self.winding_consistent
             and self.edge_manifold
             and self.vertex_manifold
-            and self.self_intersections == 0
+            and not self.self_intersections
             and self.degenerate_faces == 0
             and self.volume_mm3 > 0
         )
@@ -56,8 +56,9 @@ def check_mesh(mesh: trimesh.Trimesh, *, self_intersection_test: bool = True) ->
     mesh : trimesh.Trimesh
         Vertices in mm.
     self_intersection_test : bool
-        The exact test costs about a second per 100k triangles; switch off for
-        quick previews only.
+        The exact test costs about a second per 200k triangles. Switch it off only
+        for quick previews or for a single marching-cubes surface of one scalar field,
+        which cannot cross itself; ``self_intersections`` is then None.
     """
     faces = np.asarray(mesh.faces)
     edges = np.sort(mesh.edges, axis=1).astype(np.int64)
@@ -68,7 +69,7 @@ def check_mesh(mesh: trimesh.Trimesh, *, self_intersection_test: bool = True) ->
         winding_consistent=bool(mesh.is_winding_consistent),
         edge_manifold=bool(len(edge_counts) > 0 and np.all(edge_counts == 2)),
         vertex_manifold=_vertex_manifold(faces, len(mesh.vertices)),
-        self_intersections=count_self_intersections(mesh) if self_intersection_test else -1,
+        self_intersections=count_self_intersections(mesh) if self_intersection_test else None,
         degenerate_faces=int(np.count_nonzero(area <= 1e-12)),
         components=int(len(trimesh.graph.connected_components(mesh.face_adjacency, nodes=np.arange(len(faces)))))
         if len(faces)

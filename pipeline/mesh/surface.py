@@ -16,6 +16,7 @@ from scipy import ndimage
 from skimage import measure, morphology
 
 from ..volume import crop_affine, index_to_lps, voxel_sizes
+from .repair import snap_to_float32
 
 
 def mesh_mask(
@@ -68,6 +69,11 @@ def mesh_mask(
     dst = tuple(slice(s.start - a, s.stop - a) for s, a in zip(src, start))
     crop[dst] = mask[src]
     field = ndimage.gaussian_filter(crop, sigma_vox, mode="constant") if sigma_vox > 0 else crop
+    # Keep samples 1/500 of the field's range off the level: several marching-cubes
+    # vertices would otherwise crowd a sample closer than float32 STL can tell apart.
+    off = field - 0.5
+    tiny = np.abs(off) < 2e-3
+    field[tiny] = 0.5 + np.where(off[tiny] < 0, -2e-3, 2e-3)
     verts, faces, _, _ = measure.marching_cubes(field, 0.5, allow_degenerate=False)
     lps = index_to_lps(crop_affine(affine, start), verts)
     mesh = trimesh.Trimesh(lps, faces, process=True, validate=True)
@@ -78,7 +84,8 @@ def mesh_mask(
         trimesh.smoothing.filter_taubin(mesh, lamb=0.5, nu=0.53, iterations=taubin_iterations)
     if decimate > 0:
         mesh = _decimate(mesh, decimate, max_deviation_mm)
-    return mesh
+    # The STL file holds float32: make the mesh exactly what the file will be.
+    return snap_to_float32(mesh)
 
 
 def mesh_vertebra(mask: np.ndarray, affine: np.ndarray, **options) -> trimesh.Trimesh:

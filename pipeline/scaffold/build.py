@@ -15,6 +15,7 @@ import numpy as np
 import trimesh
 
 from pipeline.errors import DesignError, InputError
+from pipeline.mesh.repair import snap_to_float32
 from pipeline.scaffold.calibrate import check_design, choose_voxel_mm, solve_level, thinnest_feature_mm
 from pipeline.scaffold.design import ScaffoldDesign
 from pipeline.scaffold.grading import Grading, parse_grading
@@ -253,6 +254,9 @@ def build_scaffold(region, lattice: str = "gyroid-sheet", cell_mm: float = 2.0,
     if abs(error) > tolerance:
         warnings.append(f"mesh porosity {porosity_mesh:.1%} misses the target {target:.1%} "
                         f"by {abs(error):.1%} after correction")
+    # The STL file holds float32: make the mesh exactly what the file will be.
+    snapped = snap_to_float32(trimesh.Trimesh(vertices=verts, faces=faces, process=False, validate=False))
+    verts, faces = np.asarray(snapped.vertices), np.asarray(snapped.faces)
     if not closed_and_consistent(faces, len(verts)) or volume <= 0:
         raise RuntimeError("scaffold mesh is not closed and consistently wound (bug)")
     if cleanup.bodies == 0:

@@ -149,8 +149,14 @@ def lattice_names() -> list[str]:
 
 
 def get_lattice(name: str) -> Lattice:
-    """Look a lattice up by name (case-insensitive); ``InputError`` if unknown."""
+    """Look a lattice up by name (case-insensitive); ``InputError`` if unknown.
+
+    A bare TPMS family name (``"gyroid"``) is its skeletal network.
+    """
     key = str(name).strip().lower().replace("_", "-")
+    if key in TPMS:
+        # A bare TPMS name means the skeletal (network) solid, as in nTop and MSLattice.
+        key = f"{key}-skeletal"
     if key in STRUTS:
         return Lattice(key, key, "strut")
     for kind in ("sheet", "skeletal"):

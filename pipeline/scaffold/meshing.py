@@ -51,8 +51,12 @@ def mesh_field(grid: SamplingGrid, slab_field, *, max_voxels: int = 8_000_000):
     prev_keys = prev_index = None
     for k0, k1 in grid.slabs(max_voxels):
         f = np.ascontiguousarray(slab_field(k0, k1), dtype=np.float32)
-        # a sample exactly on the level makes marching cubes emit duplicate vertices
-        f[f == 0] = np.float32(1e-7)
+        # A sample on or within a hair of the level makes marching cubes put several
+        # vertices around that sample closer than float32 (the STL format) can tell
+        # apart, and the file then pinches; keep every sample 1/500 voxel off it.
+        eps = np.float32(2e-3 * grid.voxel_mm)
+        tiny = np.abs(f) < eps
+        f[tiny] = np.where(f[tiny] < 0, -eps, eps)
         border = [f[:, 0], f[:, -1], f[:, :, 0], f[:, :, -1]]
         if k0 == 0:
             border.append(f[0])

@@ -1,9 +1,4 @@
-"""Whole jobs as the command line runs them: read -> segment -> mesh -> export.
-
-Each job is a function a notebook can call too. Jobs are the only place where
-stages meet files, and they touch files only through :mod:`pipeline.exchange`,
-staging every output so that an error or interrupt leaves nothing half-written.
-"""
+"""The ``model`` job: scan -> labelled vertebrae -> one STL each + label map + manifest."""
 
 from __future__ import annotations
 
@@ -11,14 +6,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .exchange.atomic import staged_output
-from .exchange.manifest import manifest_bytes, merge_prints, new_manifest, read_manifest
-from .exchange.nifti import write_nifti
-from .exchange.stl import stl_bytes
-from .models import VertebraModel, vertebra_models
-from .prints import print_record
-from .segment import VertebraSegmentation, segment_vertebrae
-from .volume import CTVolume
+from ..exchange.atomic import staged_output
+from ..exchange.manifest import manifest_bytes, merge_prints
+from ..exchange.nifti import write_nifti
+from ..exchange.stl import stl_bytes
+from ..models import VertebraModel, vertebra_models
+from ..prints import print_record
+from ..segment import VertebraSegmentation, segment_vertebrae
+from .common import Quiet, drop_kind, read_scan, segmentation_entry, start_manifest
 
 
 @dataclass(frozen=True)
@@ -32,28 +27,6 @@ class ModelOptions:
     levels: tuple[str, ...] | None = None
     purpose: str = "planning"
     decimate: float = 0.5
-
-
-class _Quiet:
-    def stage(self, name: str) -> None:  # noqa: D401 - progress protocol
-        pass
-
-    def note(self, message: str) -> None:
-        pass
-
-
-def read_scan(scan: str | os.PathLike, series: str | None = None, progress=None) -> CTVolume:
-    """Read a DICOM folder/file or NIfTI CT and report skipped files to ``progress``."""
-    from .exchange.scan import load_scan
-
-    progress = progress or _Quiet()
-    progress.stage("reading scan")
-    volume, report = load_scan(scan, series=series)
-    for path, reason in report.skipped:
-        progress.note(f"skipped {path}: {reason}")
-    for message in volume.info.warnings:
-        progress.note(f"warning: {message}")
-    return volume
 
 
 def model_records(models: list[VertebraModel], purpose: str, stl_data: dict[str, bytes]) -> list[dict]:
@@ -92,7 +65,7 @@ def run_model(scan: str | os.PathLike, out_dir: str | os.PathLike, options: Mode
     Writes ``vertebrae/<LEVEL>.stl``, ``segmentation.nii.gz`` and ``manifest.json``;
     returns the manifest. Nothing is written if any step fails.
     """
-    progress = progress or _Quiet()
+    progress = progress or Quiet()
     volume = read_scan(scan, options.series, progress)
     progress.stage("segmenting vertebrae")
     seg = segment_vertebrae(volume, options.preset, low=options.hu_low, high=options.hu_high)
@@ -106,9 +79,9 @@ def run_model(scan: str | os.PathLike, out_dir: str | os.PathLike, options: Mode
         on_level=lambda level: progress.note(f"meshing {level}"),
     )
     stl_data = {f"vertebrae/{m.level}.stl": stl_bytes(m.mesh) for m in models}
-    manifest = _start_manifest(volume, out_dir)
-    manifest = merge_prints(_drop_kind(manifest, "anatomical_model"), model_records(models, options.purpose, stl_data))
-    manifest["segmentation"] = _segmentation_entry(seg)
+    manifest = start_manifest(volume, out_dir)
+    manifest = merge_prints(drop_kind(manifest, "anatomical_model"), model_records(models, options.purpose, stl_data))
+    manifest["segmentation"] = segmentation_entry(seg)
     manifest["parameters"]["model"] = {
         **seg.parameters,
         "purpose": options.purpose,
@@ -124,36 +97,6 @@ def run_model(scan: str | os.PathLike, out_dir: str | os.PathLike, options: Mode
         stage.path("manifest.json").write_bytes(manifest_bytes(manifest))
     _remove_stale(Path(out_dir) / "vertebrae", set(stl_data))
     return manifest
-
-
-def _segmentation_entry(seg: VertebraSegmentation) -> dict:
-    return {
-        "file": "segmentation.nii.gz",
-        "label_values": {name: int(value) for value, name in seg.levels.items()},
-        "label_convention": seg.parameters.get("label_convention", ""),
-        "levels_named": bool(seg.named),
-        "naming_evidence": seg.evidence,
-    }
-
-
-def _start_manifest(volume: CTVolume, out_dir) -> dict:
-    """The manifest to extend: the existing one if it describes the same scan."""
-    path = Path(out_dir) / "manifest.json"
-    fresh = new_manifest(volume)
-    if path.is_file():
-        old = read_manifest(path)
-        if old["input"]["series_hash"] == fresh["input"]["series_hash"]:
-            fresh["prints"] = old["prints"]
-            fresh["parameters"] = old.get("parameters", {})
-            if "segmentation" in old:
-                fresh["segmentation"] = old["segmentation"]
-    return fresh
-
-
-def _drop_kind(manifest: dict, kind: str) -> dict:
-    out = dict(manifest)
-    out["prints"] = [p for p in manifest["prints"] if p["kind"] != kind]
-    return out
 
 
 def _remove_stale(folder: Path, written: set[str]) -> None:

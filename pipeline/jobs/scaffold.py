@@ -1,0 +1,195 @@
+"""The ``scaffold`` job: find or take a defect region and fill it with a measured lattice."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, OsteoprintError
+from ..exchange.atomic import staged_output
+from ..exchange.manifest import manifest_bytes, merge_prints
+from ..exchange.nifti import is_nifti, read_nifti
+from ..exchange.stl import write_stl
+from ..mesh import check_mesh
+from ..prints import print_record
+from ..scaffold import Region, build_scaffold, get_material, parse_grading
+from ..segment import VertebraSegmentation, segment_vertebrae
+from .common import Quiet, read_scan, segmentation_entry, start_manifest
+
+#: Self-intersection test above this many triangles is skipped: one marching-cubes
+#: surface of one scalar field cannot cross itself, and the test would cost minutes.
+SELF_INTERSECTION_TEST_MAX = 2_000_000
+
+
+@dataclass(frozen=True)
+class ScaffoldOptions:
+    """Options of the ``scaffold`` job (see ``osteoprint scaffold --help``)."""
+
+    series: str | None = None
+    defect: str = "auto"
+    level: str | None = None
+    lattice: str = "gyroid"
+    cell_mm: float = 2.0
+    porosity: float = 0.7
+    grading: str | None = None
+    material: str = "ti6al4v"
+    rim_mm: float = 0.0
+    clearance_mm: float = 0.0
+    bone: str = "none"
+    voxel_mm: float | None = None
+
+
+@dataclass(frozen=True)
+class DefectRegion:
+    """A region to fill, named for the file and the manifest."""
+
+    name: str
+    label: str
+    region: Region
+    info: dict
+
+
+def defect_regions(volume, seg: VertebraSegmentation | None, options: ScaffoldOptions) -> list[DefectRegion]:
+    """The regions ``options.defect`` asks for, in LPS (pure: no files but a mask file)."""
+    spec = options.defect
+    bone = None
+    if options.bone != "none":
+        if seg is None:
+            raise OsteoprintError("--bone needs the segmentation")  # pragma: no cover - jobs segment first
+        bone = seg.labels > 0
+    if spec == "auto":
+        return _fracture_regions(seg, options)
+    if is_nifti(spec):
+        mask, affine = read_nifti(spec)
+        mask = mask > 0
+        if not mask.any():
+            raise InputError(spec, "the defect mask is empty")
+        region = Region.from_mask(mask, affine, clearance_mm=options.clearance_mm)
+        info = {"source": "mask file", "mask_voxels": int(mask.sum())}
+        name = "mask"
+    else:
+        region = Region.from_spec(spec, clearance_mm=options.clearance_mm)
+        info = {"source": "primitive", "primitive": spec.split(":", 1)[0]}
+        name = spec.split(":", 1)[0]
+    if bone is not None:
+        region = region.with_bone(bone, seg.affine, mode=options.bone)
+        info["bone"] = options.bone
+    return [DefectRegion(name, f"{name} region scaffold", region, info)]
+
+
+def _fracture_regions(seg: VertebraSegmentation, options: ScaffoldOptions) -> list[DefectRegion]:
+    from ..defect import defect_region, find_compression_fractures
+
+    if options.level:
+        mask, report = defect_region(seg, options.level)
+        if not mask.any():
+            raise OsteoprintError(f"{options.level}: no collapse to fill ({report.get('reason', 'no defect found')})")
+        found = [(options.level, mask, report)]
+    else:
+        found = [(f.level, f.defect_mask, f.as_dict()) for f in find_compression_fractures(seg)]
+        if not found:
+            raise OsteoprintError(
+                "no compression fracture found (no vertebral body has lost 20 % or more of its height); "
+                "give --defect MASK.nii.gz or a primitive to fill a region of your choice"
+            )
+    out = []
+    for level, mask, report in found:
+        region = Region.from_mask(mask, seg.affine, clearance_mm=options.clearance_mm)
+        out.append(DefectRegion(f"{level}-defect", f"{level} defect scaffold", region, {"source": "compression fracture", **report}))
+    return out
+
+
+def scaffold_record(scaffold, measured: dict, quality, *, file: str, label: str, material: str, info: dict, sha256: str) -> dict:
+    """Manifest record of one scaffold print."""
+    wall = measured.get("wall_thickness_mm") or {}
+    pores = measured.get("pore_diameter_mm") or {}
+    smallest_wall = wall.get("p05") if wall.get("p05") is not None else measured.get("smallest_feature_mm", 0.0)
+    return print_record(
+        scaffold.mesh,
+        file=file,
+        kind="scaffold",
+        label=label,
+        sha256=sha256,
+        quality=quality,
+        purpose=material,
+        smallest_feature_mm=float(smallest_wall),
+        smallest_pore_mm=None if pores.get("d10") is None else float(pores["d10"]),
+        extra={
+            "material": get_material(material).label,
+            "porosity": measured.get("porosity"),
+            "porosity_voxel": measured.get("porosity_voxel"),
+            "defect": info,
+            "design": scaffold.parameters(),
+            "measured": measured,
+        },
+    )
+
+
+def run_scaffold(scan: str | os.PathLike, out_dir: str | os.PathLike, options: ScaffoldOptions = ScaffoldOptions(), progress=None) -> dict:
+    """Fill the defect regions of a scan with scaffolds; write STLs and extend the manifest.
+
+    Writes ``scaffolds/<name>.stl`` and adds ``scaffold`` records to
+    ``manifest.json`` (creating it, with the segmentation, if absent).
+    """
+    progress = progress or Quiet()
+    get_material(options.material)  # an unknown material fails before the long steps
+    grading = parse_grading(options.grading) if options.grading else None
+    volume = read_scan(scan, options.series, progress)
+    seg = None
+    if options.defect == "auto" or options.bone != "none":
+        progress.stage("segmenting vertebrae")
+        seg = segment_vertebrae(volume)
+    progress.stage("finding defect regions")
+    regions = defect_regions(volume, seg, options)
+    manifest = start_manifest(volume, out_dir)
+    if seg is not None and "segmentation" not in manifest:
+        manifest["segmentation"] = segmentation_entry(seg)
+    staged = []
+    records = []
+    with staged_output(out_dir) as stage:
+        for item in regions:
+            progress.stage(f"building {options.lattice} scaffold: {item.label}")
+            scaffold = build_scaffold(
+                item.region, options.lattice, cell_mm=options.cell_mm, porosity=options.porosity,
+                grading=grading, rim_mm=options.rim_mm, voxel_mm=options.voxel_mm,
+            )
+            for w in scaffold.warnings:
+                progress.note(f"warning: {w}")
+            progress.stage(f"measuring {item.label}")
+            measured = scaffold.measure(material=options.material)
+            quality = check_mesh(scaffold.mesh, self_intersection_test=len(scaffold.mesh.faces) <= SELF_INTERSECTION_TEST_MAX)
+            rel = f"scaffolds/{item.name}-{scaffold.design.lattice.name}.stl"
+            sha = write_stl(stage.path(rel), scaffold.mesh)
+            staged.append(rel)
+            records.append(
+                scaffold_record(scaffold, measured, quality, file=rel, label=item.label,
+                                material=options.material, info=_json_ready(item.info), sha256=sha)
+            )
+            progress.note(
+                f"{rel}: porosity {measured['porosity']:.3f} (target {scaffold.porosity_target:.3f}), "
+                f"{len(scaffold.mesh.faces)} triangles"
+            )
+        manifest = merge_prints(manifest, records)
+        manifest["parameters"]["scaffold"] = {
+            "defect": options.defect, "level": options.level, "lattice": options.lattice,
+            "cell_mm": options.cell_mm, "porosity": options.porosity, "grading": options.grading,
+            "material": options.material, "rim_mm": options.rim_mm, "clearance_mm": options.clearance_mm,
+            "bone": options.bone, "voxel_mm": options.voxel_mm,
+        }
+        stage.path("manifest.json").write_bytes(manifest_bytes(manifest))
+    return manifest
+
+
+def _json_ready(value):
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items() if not isinstance(v, np.ndarray)}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return value

@@ -1,0 +1,32 @@
+"""Make a mesh survive the trip through a binary STL file.
+
+Binary STL stores float32 coordinates. Marching cubes can put two vertices a
+micrometre apart on neighbouring cube edges; rounded to float32 they become one
+point, and a slicer (or anyone re-reading the file) sees collapsed triangles and a
+surface that is no longer closed. Snapping to float32 first, merging, and removing
+the triangles that collapsed gives a mesh that is exactly what the file will hold.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import trimesh
+
+
+def snap_to_float32(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+    """``mesh`` with float32-representable vertices, merged, without collapsed faces.
+
+    Collapsing an edge whose two vertices round to the same float32 point removes its
+    two triangles and keeps the surface closed.
+    """
+    if len(mesh.faces) == 0:
+        return mesh
+    vertices = np.asarray(mesh.vertices, dtype=np.float32).astype(np.float64)
+    unique, inverse = np.unique(vertices, axis=0, return_inverse=True)
+    faces = inverse.reshape(-1)[np.asarray(mesh.faces)]
+    ok = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
+    if ok.all() and len(unique) == len(mesh.vertices):
+        return mesh
+    out = trimesh.Trimesh(unique, faces[ok], process=False)
+    out.remove_unreferenced_vertices()
+    return out
