@@ -157,6 +157,17 @@ SUITABILITY[("scaffold", "peek")] = (
     },
 )
 
+SUITABILITY[("guide", "surgical_guide")] = (
+    "polymer",
+    {
+        "vat_photopolymerization": (0.95, "surgical-guide resins (biocompatible, ISO 10993) print sleeves to ~0.05-0.1 mm and tolerate steam (134 °C) or H2O2 plasma sterilisation per the resin's datasheet"),
+        "powder_bed_fusion": (0.85, "PA12 guides by SLS/MJF are tough, need no supports and are routinely steam sterilised; slightly rougher bores"),
+        "material_jetting": (0.5, "biocompatible jetting photopolymers are accurate but not steam-sterilisable (H2O2 or ethylene oxide only)"),
+        "binder_jetting": (0.05, "binder-jetted parts are porous and brittle: not for sterile surgical use"),
+        "material_extrusion": (0.05, "rejected for steam sterilisation: PLA/PETG filament prints deform at 121-134 °C, losing the sleeve alignment"),
+    },
+)
+
 
 def purposes(kind: str) -> list[str]:
     """Purposes or materials that have rules for print ``kind``."""

@@ -59,18 +59,25 @@ def model_records(models: list[VertebraModel], purpose: str, stl_data: dict[str,
     return records
 
 
-def run_model(scan: str | os.PathLike, out_dir: str | os.PathLike, options: ModelOptions = ModelOptions(), progress=None) -> dict:
+def run_model(
+    scan: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    options: ModelOptions = ModelOptions(),
+    progress=None,
+    *,
+    volume=None,
+    segmentation: VertebraSegmentation | None = None,
+) -> dict:
     """Scan to one STL per vertebra, a label map and the manifest in ``out_dir``.
 
     Writes ``vertebrae/<LEVEL>.stl``, ``segmentation.nii.gz`` and ``manifest.json``;
-    returns the manifest. Nothing is written if any step fails.
+    returns the manifest. Nothing is written if any step fails. ``volume`` and
+    ``segmentation``, when given (``osteoprint run``), spare reading and segmenting
+    the scan again.
     """
     progress = progress or Quiet()
-    volume = read_scan(scan, options.series, progress)
-    progress.stage("segmenting vertebrae")
-    seg = segment_vertebrae(volume, options.preset, low=options.hu_low, high=options.hu_high)
-    for message in seg.warnings:
-        progress.note(f"warning: {message}")
+    volume = volume if volume is not None else read_scan(scan, options.series, progress)
+    seg = segmentation if segmentation is not None else segment(volume, options, progress)
     progress.stage("meshing vertebrae")
     models = vertebra_models(
         seg,
@@ -97,6 +104,16 @@ def run_model(scan: str | os.PathLike, out_dir: str | os.PathLike, options: Mode
         stage.path("manifest.json").write_bytes(manifest_bytes(manifest))
     _remove_stale(Path(out_dir) / "vertebrae", set(stl_data))
     return manifest
+
+
+def segment(volume, options: ModelOptions = ModelOptions(), progress=None) -> VertebraSegmentation:
+    """Segment with the model options' thresholds, reporting warnings to ``progress``."""
+    progress = progress or Quiet()
+    progress.stage("segmenting vertebrae")
+    seg = segment_vertebrae(volume, options.preset, low=options.hu_low, high=options.hu_high)
+    for message in seg.warnings:
+        progress.note(f"warning: {message}")
+    return seg
 
 
 def _remove_stale(folder: Path, written: set[str]) -> None:

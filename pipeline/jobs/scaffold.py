@@ -11,12 +11,12 @@ import numpy as np
 from ..errors import InputError, OsteoprintError
 from ..exchange.atomic import staged_output
 from ..exchange.manifest import manifest_bytes, merge_prints
-from ..exchange.nifti import is_nifti, read_nifti
+from ..exchange.nifti import is_nifti, read_nifti, write_nifti
 from ..exchange.stl import write_stl
 from ..mesh import check_mesh
 from ..prints import print_record
 from ..scaffold import Region, build_scaffold, get_material, parse_grading
-from ..segment import VertebraSegmentation, segment_vertebrae
+from ..segment import VertebraSegmentation
 from .common import Quiet, read_scan, segmentation_entry, start_manifest
 
 #: Self-intersection test above this many triangles is skipped: one marching-cubes
@@ -128,28 +128,40 @@ def scaffold_record(scaffold, measured: dict, quality, *, file: str, label: str,
     )
 
 
-def run_scaffold(scan: str | os.PathLike, out_dir: str | os.PathLike, options: ScaffoldOptions = ScaffoldOptions(), progress=None) -> dict:
+def run_scaffold(
+    scan: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    options: ScaffoldOptions = ScaffoldOptions(),
+    progress=None,
+    *,
+    volume=None,
+    segmentation: VertebraSegmentation | None = None,
+) -> dict:
     """Fill the defect regions of a scan with scaffolds; write STLs and extend the manifest.
 
     Writes ``scaffolds/<name>.stl`` and adds ``scaffold`` records to
-    ``manifest.json`` (creating it, with the segmentation, if absent).
+    ``manifest.json`` (creating it, with the segmentation, if absent). ``volume`` and
+    ``segmentation`` spare reading and segmenting again (``osteoprint run``).
     """
+    from .model import segment
+
     progress = progress or Quiet()
     get_material(options.material)  # an unknown material fails before the long steps
     grading = parse_grading(options.grading) if options.grading else None
-    volume = read_scan(scan, options.series, progress)
-    seg = None
-    if options.defect == "auto" or options.bone != "none":
-        progress.stage("segmenting vertebrae")
-        seg = segment_vertebrae(volume)
+    volume = volume if volume is not None else read_scan(scan, options.series, progress)
+    seg = segmentation
+    if seg is None and (options.defect == "auto" or options.bone != "none"):
+        seg = segment(volume, progress=progress)
     progress.stage("finding defect regions")
     regions = defect_regions(volume, seg, options)
     manifest = start_manifest(volume, out_dir)
-    if seg is not None and "segmentation" not in manifest:
+    write_labels = seg is not None and "segmentation" not in manifest
+    if write_labels:
         manifest["segmentation"] = segmentation_entry(seg)
-    staged = []
     records = []
     with staged_output(out_dir) as stage:
+        if write_labels:
+            write_nifti(stage.path("segmentation.nii.gz"), seg.labels, seg.affine)
         for item in regions:
             progress.stage(f"building {options.lattice} scaffold: {item.label}")
             scaffold = build_scaffold(
@@ -163,7 +175,6 @@ def run_scaffold(scan: str | os.PathLike, out_dir: str | os.PathLike, options: S
             quality = check_mesh(scaffold.mesh, self_intersection_test=len(scaffold.mesh.faces) <= SELF_INTERSECTION_TEST_MAX)
             rel = f"scaffolds/{item.name}-{scaffold.design.lattice.name}.stl"
             sha = write_stl(stage.path(rel), scaffold.mesh)
-            staged.append(rel)
             records.append(
                 scaffold_record(scaffold, measured, quality, file=rel, label=item.label,
                                 material=options.material, info=_json_ready(item.info), sha256=sha)

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..volume import CTVolume, reorient, voxel_sizes
 from .bone import MARROW_MIN_HU, remove_islands, solid_bone
+from .roi import spine_box
 from .levels import VERSE_LABELS, find_landmarks, label_value, name_levels
 from .threshold import PRESETS, hu_range
 from .vertebrae import split_vertebrae
@@ -124,8 +125,12 @@ def segment_vertebrae(
     VertebraSegmentation
     """
     lo, hi = hu_range(preset, low, high)
-    hu, affine_c, undo = reorient(volume.hu, volume.affine, "SPL")
+    full, affine_c, undo = reorient(volume.hu, volume.affine, "SPL")
     spacing = voxel_sizes(affine_c)
+    # Work inside a box around the spine (found on a coarse copy): the rest of a
+    # full field of view is a cost, not information.
+    box = spine_box(full, spacing) or (slice(None),) * 3
+    hu = full[box]
     bone = solid_bone(hu, lo, hi, spacing, axis=0, marrow_min_hu=marrow_min_hu)
     parts = split_vertebrae(bone, spacing, hu, core_mm=core_mm)
     n = len(parts.chain)
@@ -140,7 +145,8 @@ def segment_vertebrae(
     values = [label_value(name, i) for i, name in enumerate(names, start=1)]
     lut = np.zeros(n + 1, dtype=np.int16)
     lut[1:] = values
-    labels_c = lut[parts.labels]
+    labels_c = np.zeros(full.shape, dtype=np.int16)
+    labels_c[box] = lut[parts.labels]
     cut = []
     for value, name in dict(zip(values, names)).items():
         sel = labels_c == value
