@@ -61,7 +61,7 @@ def defect_regions(volume, seg: VertebraSegmentation | None, options: ScaffoldOp
             raise OsteoprintError("--bone needs the segmentation")  # pragma: no cover - jobs segment first
         bone = seg.labels > 0
     if spec == "auto":
-        return _fracture_regions(seg, options)
+        return _fracture_regions(volume, seg, options)
     if is_nifti(spec):
         mask, affine = read_nifti(spec)
         mask = mask > 0
@@ -80,16 +80,17 @@ def defect_regions(volume, seg: VertebraSegmentation | None, options: ScaffoldOp
     return [DefectRegion(name, f"{name} region scaffold", region, info)]
 
 
-def _fracture_regions(seg: VertebraSegmentation, options: ScaffoldOptions) -> list[DefectRegion]:
+def _fracture_regions(volume, seg: VertebraSegmentation, options: ScaffoldOptions) -> list[DefectRegion]:
     from ..defect import defect_region, find_compression_fractures
 
     if options.level:
-        mask, report = defect_region(seg, options.level)
+        mask = defect_region(seg, options.level, volume)
         if not mask.any():
-            raise OsteoprintError(f"{options.level}: no collapse to fill ({report.get('reason', 'no defect found')})")
-        found = [(options.level, mask, report)]
+            raise OsteoprintError(f"{options.level}: no collapse to fill ({mask.reason})")
+        found = [(options.level, np.asarray(mask, dtype=bool), {"level": options.level, "defect_volume_mm3": round(float(mask.volume_mm3), 1)})]
     else:
-        found = [(f.level, f.defect_mask, f.as_dict()) for f in find_compression_fractures(seg)]
+        found = [(f.level, f.defect_mask, f.as_dict()) for f in find_compression_fractures(seg, volume)]
+        found = [item for item in found if item[1].any()]
         if not found:
             raise OsteoprintError(
                 "no compression fracture found (no vertebral body has lost 20 % or more of its height); "

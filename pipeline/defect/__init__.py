@@ -1,0 +1,28 @@
+"""Stage 3a: vertebral compression fractures and the defect region to fill.
+
+Measures every vertebral body's anterior, middle and posterior heights in its own
+frame, grades compression fractures by Genant's semi-quantitative method (Genant
+et al., J Bone Miner Res 1993;8:1137-48) and outlines the defect between a
+collapsed body and its height-restored envelope, as a mask on the segmentation's
+grid for :meth:`pipeline.scaffold.Region.from_mask`.
+
+Modules: :mod:`.body` (body isolation and frame), :mod:`.heights` (morphometry),
+:mod:`.genant` (grading), :mod:`.envelope` (restored envelope and defect),
+:mod:`.fractures` (the entry points).
+"""
+
+from .fractures import DefectMask, Fracture, defect_region, find_compression_fractures
+from .genant import Grading, genant_grade, grade_levels
+from .heights import BodyHeights, measure_vertebral_bodies
+
+__all__ = [
+    "BodyHeights",
+    "DefectMask",
+    "Fracture",
+    "Grading",
+    "defect_region",
+    "find_compression_fractures",
+    "genant_grade",
+    "grade_levels",
+    "measure_vertebral_bodies",
+]

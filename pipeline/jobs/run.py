@@ -1,0 +1,74 @@
+"""``osteoprint run``: every print for a scan in one go — models, scaffolds, a guide.
+
+The scan is read and segmented once and handed to each job.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import OsteoprintError
+from .common import Quiet, read_scan
+from .model import ModelOptions, run_model, segment
+from .scaffold import ScaffoldOptions, run_scaffold
+
+
+def guide_levels_for(segmentation, fractured: list[str]) -> tuple[str, ...]:
+    """The level to guide when the user names none.
+
+    Below a fracture the first intact lumbar or thoracic vertebra takes the screws of
+    a short stabilisation; without a fracture, the middle lumbar level. Returns an
+    empty tuple when no named lumbar or thoracic level is present.
+    """
+    names = [n for n in segmentation.levels.values() if n[0] in "TL"]
+    if not names:
+        return ()
+    for level in fractured:
+        if level in names and names.index(level) + 1 < len(names):
+            return (names[names.index(level) + 1],)
+    lumbar = [n for n in names if n.startswith("L")] or names
+    return (lumbar[len(lumbar) // 2],)
+
+
+def run_all(
+    scan: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    model: ModelOptions = ModelOptions(),
+    scaffold: ScaffoldOptions = ScaffoldOptions(),
+    guide=None,
+    progress=None,
+) -> dict:
+    """Vertebra models, scaffolds for the fractures found and a drill guide.
+
+    Returns the final manifest. A scan without a fracture gets no scaffold and a
+    scan without named lumbar or thoracic levels no guide; both are said in the
+    manifest's warnings, not treated as errors.
+    """
+    from .guide import GuideOptions, run_guide
+
+    progress = progress or Quiet()
+    volume = read_scan(scan, model.series, progress)
+    seg = segment(volume, model, progress)
+    manifest = run_model(scan, out_dir, model, progress, volume=volume, segmentation=seg)
+    notes = []
+    fractured = []
+    try:
+        manifest = run_scaffold(scan, out_dir, scaffold, progress, volume=volume, segmentation=seg)
+        fractured = [p["defect"].get("level") for p in manifest["prints"] if p["kind"] == "scaffold" and isinstance(p.get("defect"), dict)]
+    except OsteoprintError as exc:
+        notes.append(f"no scaffold: {exc}")
+        progress.note(f"no scaffold: {exc}")
+    guide = guide or GuideOptions()
+    levels = guide.levels or guide_levels_for(seg, [f for f in fractured if f])
+    if levels:
+        from dataclasses import replace
+
+        manifest = run_guide(scan, out_dir, replace(guide, levels=tuple(levels)), progress, volume=volume, segmentation=seg)
+    else:
+        notes.append("no guide: no named thoracic or lumbar level to plan screws in")
+    if notes:
+        from ..exchange.manifest import write_manifest
+
+        manifest["warnings"] = sorted(set(manifest["warnings"]) | set(notes))
+        write_manifest(os.path.join(out_dir, "manifest.json"), manifest)
+    return manifest
