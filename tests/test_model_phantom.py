@@ -163,3 +163,24 @@ def test_shuffled_renamed_copy_gives_identical_output(result, tmp_path):
     assert produced == expected
     for rel in expected:
         assert (tmp_path / "out" / rel).read_bytes() == (out / rel).read_bytes(), rel
+
+
+def test_nifti_input_gets_a_label_map_on_its_own_grid(result, tmp_path):
+    """TotalSegmentator/nnU-Net users bring NIfTI: the label map must lie voxel for voxel
+    on their file's grid (same shape, axis order and affine), here a RAS+ canonical one."""
+    import nibabel as nib
+
+    from pipeline.exchange.nifti import write_nifti
+    from pipeline.jobs import ModelOptions
+
+    out, _ = result
+    volume, _ = load_scan(SAMPLE / "dicom")
+    write_nifti(tmp_path / "ct.nii.gz", volume.hu, volume.affine)
+    canonical = nib.as_closest_canonical(nib.load(str(tmp_path / "ct.nii.gz")))
+    nib.save(canonical, str(tmp_path / "ct_ras.nii.gz"))
+    run_model(tmp_path / "ct_ras.nii.gz", tmp_path / "out", ModelOptions(levels=("L3",)))
+    ours = nib.load(str(tmp_path / "out" / "segmentation.nii.gz"))
+    assert ours.shape == canonical.shape
+    assert np.allclose(ours.affine, canonical.affine)
+    reference = nib.as_closest_canonical(nib.load(str(out / "segmentation.nii.gz")))
+    assert np.array_equal(np.asanyarray(ours.dataobj), np.asanyarray(reference.dataobj))

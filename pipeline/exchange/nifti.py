@@ -74,21 +74,34 @@ def read_ct_nifti(path: str | os.PathLike) -> CTVolume:
     return CTVolume(hu=np.ascontiguousarray(hu), affine=affine, info=info)
 
 
-def write_nifti(path: str | os.PathLike, array: np.ndarray, affine_lps: np.ndarray) -> None:
+def write_nifti(path: str | os.PathLike, array: np.ndarray, affine_lps: np.ndarray, *, order: str = "dicom") -> None:
     """Write ``array`` with its LPS affine as a (gzipped) NIfTI-1 file, atomically.
 
-    The array is stored in the conventional (column, row, slice) order that viewers
-    and nnU-Net/TotalSegmentator tools expect, with an affine that keeps every voxel
-    at its LPS position; reading it back with :func:`read_nifti` gives the transposed
-    array and the matching affine.
+    Parameters
+    ----------
+    order : {"dicom", "file"}
+        ``"dicom"``: the array is in DICOM (slice, row, column) order and is stored in
+        the conventional (column, row, slice) order that viewers and
+        nnU-Net/TotalSegmentator tools expect; reading it back with
+        :func:`read_nifti` gives the transposed array and the matching affine.
+        ``"file"``: the array came from a NIfTI file (:func:`read_nifti` keeps the
+        file's axis order) and is stored as it is, so a label map lies voxel for
+        voxel on the input image's grid.
+        Either way every voxel keeps its LPS position.
     """
     import nibabel as nib
 
     array = np.asarray(array)
     if array.dtype == bool:
         array = array.astype(np.uint8)
-    stored = np.ascontiguousarray(np.transpose(array, (2, 1, 0)))
-    aff = np.asarray(affine_lps, dtype=float)[:, [2, 1, 0, 3]]
+    if order == "dicom":
+        stored = np.ascontiguousarray(np.transpose(array, (2, 1, 0)))
+        aff = np.asarray(affine_lps, dtype=float)[:, [2, 1, 0, 3]]
+    elif order == "file":
+        stored = np.ascontiguousarray(array)
+        aff = np.asarray(affine_lps, dtype=float)
+    else:
+        raise ValueError(f"order must be 'dicom' or 'file', not {order!r}")
     img = nib.Nifti1Image(stored, _RAS_FROM_LPS @ aff)
     img.set_qform(img.affine, code=1)
     img.set_sform(img.affine, code=1)

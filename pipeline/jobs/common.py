@@ -64,6 +64,14 @@ def start_manifest(volume: CTVolume, out_dir) -> dict:
     return fresh
 
 
+def write_label_map(path, seg: VertebraSegmentation, volume: CTVolume) -> None:
+    """Write the label map on the scan's own grid: DICOM scans in the usual NIfTI
+    (column, row, slice) order, NIfTI scans in exactly the input file's layout."""
+    from ..exchange.nifti import write_nifti
+
+    write_nifti(path, seg.labels, seg.affine, order="file" if volume.info.source_format == "nifti" else "dicom")
+
+
 def drop_kind(manifest: dict, kind: str) -> dict:
     """``manifest`` without its prints of ``kind`` (they are about to be remade)."""
     out = dict(manifest)

@@ -8,12 +8,11 @@ from pathlib import Path
 
 from ..exchange.atomic import staged_output
 from ..exchange.manifest import manifest_bytes, merge_prints
-from ..exchange.nifti import write_nifti
 from ..exchange.stl import stl_bytes
 from ..models import VertebraModel, vertebra_models
 from ..prints import print_record
 from ..segment import VertebraSegmentation, segment_vertebrae
-from .common import Quiet, drop_kind, read_scan, segmentation_entry, start_manifest
+from .common import Quiet, drop_kind, read_scan, segmentation_entry, start_manifest, write_label_map
 
 
 @dataclass(frozen=True)
@@ -100,7 +99,7 @@ def run_model(
     with staged_output(out_dir) as stage:
         for rel, data in stl_data.items():
             stage.path(rel).write_bytes(data)
-        write_nifti(stage.path("segmentation.nii.gz"), seg.labels, seg.affine)
+        write_label_map(stage.path("segmentation.nii.gz"), seg, volume)
         stage.path("manifest.json").write_bytes(manifest_bytes(manifest))
     _remove_stale(Path(out_dir) / "vertebrae", set(stl_data))
     return manifest

@@ -11,13 +11,13 @@ import numpy as np
 from ..errors import InputError, OsteoprintError
 from ..exchange.atomic import staged_output
 from ..exchange.manifest import manifest_bytes, merge_prints
-from ..exchange.nifti import is_nifti, read_nifti, write_nifti
+from ..exchange.nifti import is_nifti, read_nifti
 from ..exchange.stl import write_stl
 from ..mesh import check_mesh
 from ..prints import print_record
 from ..scaffold import Region, build_scaffold, get_material, parse_grading
 from ..segment import VertebraSegmentation
-from .common import Quiet, read_scan, segmentation_entry, start_manifest
+from .common import Quiet, read_scan, segmentation_entry, start_manifest, write_label_map
 
 #: Self-intersection test above this many triangles is skipped: one marching-cubes
 #: surface of one scalar field cannot cross itself, and the test would cost minutes.
@@ -162,7 +162,7 @@ def run_scaffold(
     records = []
     with staged_output(out_dir) as stage:
         if write_labels:
-            write_nifti(stage.path("segmentation.nii.gz"), seg.labels, seg.affine)
+            write_label_map(stage.path("segmentation.nii.gz"), seg, volume)
         for item in regions:
             progress.stage(f"building {options.lattice} scaffold: {item.label}")
             scaffold = build_scaffold(
