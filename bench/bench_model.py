@@ -142,8 +142,13 @@ def main() -> int:
     import trimesh
 
     with tempfile.TemporaryDirectory() as tmp:
+        # dicom2stl finds no files without a .dcm extension: give it links that have one.
+        linked = Path(tmp) / "series"
+        linked.mkdir()
+        for i, f in enumerate(sorted(p for p in series.iterdir() if p.is_file())):
+            (linked / f"{i:05d}.dcm").symlink_to(f.resolve())
         out = Path(tmp) / "bone.stl"
-        wall, rss, code = run_child([exe, "--type", "bone", "--disable", "shrink", "-o", str(out), str(series)])
+        wall, rss, code = run_child([exe, "--type", "bone", "--disable", "shrink", "-o", str(out), str(linked)])
         watertight = None
         if out.is_file():
             mesh = trimesh.load_mesh(out)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
 from ..volume import CTVolume, ScanInfo
-from .atomic import write_bytes_atomic
 
 _RAS_FROM_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -95,22 +95,52 @@ def write_nifti(path: str | os.PathLike, array: np.ndarray, affine_lps: np.ndarr
     if array.dtype == bool:
         array = array.astype(np.uint8)
     if order == "dicom":
-        stored = np.ascontiguousarray(np.transpose(array, (2, 1, 0)))
+        # NIfTI stores the first index fastest: a C-ordered (slice, row, column)
+        # array's bytes are already the (column, row, slice) image's data, no copy.
+        shape = array.shape[::-1]
         aff = np.asarray(affine_lps, dtype=float)[:, [2, 1, 0, 3]]
+        data = np.ascontiguousarray(array)
     elif order == "file":
-        stored = np.ascontiguousarray(array)
+        shape = array.shape
         aff = np.asarray(affine_lps, dtype=float)
+        data = np.asfortranarray(array)
     else:
         raise ValueError(f"order must be 'dicom' or 'file', not {order!r}")
-    img = nib.Nifti1Image(stored, _RAS_FROM_LPS @ aff)
-    img.set_qform(img.affine, code=1)
-    img.set_sform(img.affine, code=1)
-    img.header.set_xyzt_units("mm")
-    write_bytes_atomic(path, _nifti_bytes(img, str(path).lower().endswith(".gz")))
+    header = nib.Nifti1Header()
+    header.set_data_shape(shape)
+    header.set_data_dtype(array.dtype)
+    ras = _RAS_FROM_LPS @ aff
+    header.set_qform(ras, code=1)
+    header.set_sform(ras, code=1)
+    header.set_xyzt_units("mm")
+    header["vox_offset"] = 352
+    _write_stream(path, header.binaryblock + b"\x00" * 4, data, str(path).lower().endswith(".gz"))
 
 
-def _nifti_bytes(img, gz: bool) -> bytes:
+def _write_stream(path, head: bytes, data: np.ndarray, gz: bool, chunk: int = 1 << 24) -> None:
+    """Header and data to ``path`` atomically, gzipped (level 1, no timestamp) if asked.
+
+    Streams the data in chunks: a full-size label map is never held twice in memory.
+    Level 1 because label maps are mostly zeros and still compress ~50x, 5x faster
+    than level 6; mtime 0 so that identical inputs give identical files.
+    """
     import gzip
 
-    raw = img.to_bytes()
-    return gzip.compress(raw, compresslevel=6, mtime=0) if gz else raw
+    flat = data.reshape(-1, order="A")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            out = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1, mtime=0, filename="") if gz else raw
+            out.write(head)
+            step = max(chunk // flat.itemsize, 1)
+            for start in range(0, flat.size, step):
+                out.write(flat[start : start + step].tobytes(order="A"))
+            if gz:
+                out.close()
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
