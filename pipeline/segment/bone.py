@@ -37,9 +37,6 @@ DENSE_MARROW_HU = 130.0
 #: puts the mesh surface on the true bone surface with no bias (mean signed error
 #: under 0.02 mm on the phantom), where 0.5 left it 0.1 mm outside.
 EDGE_FRACTION = 0.65
-#: A hole with more than this fraction of its voxels facing unenclosed tissue in the
-#: slice above or below is an endplate hollow full of disc, not marrow.
-OPEN_TO_DISC_MAX = 0.5
 #: How far from thresholded bone a dense voxel may lie and still be marrow, mm.
 NEAR_BONE_MM = 3.0
 
@@ -93,20 +90,6 @@ def fill_marrow_slices(
     keep = np.zeros(n + 1, dtype=bool)
     keep[1:] = _median_per_label(labels, hu, n) >= marrow_min_hu
     keep[touching] = False
-    # The hollow of a concave endplate is ringed by its rim but holds disc, whose
-    # 70-100 HU passes the marrow test. Marrow is closed above and below by bone or
-    # more marrow; a hollow opens into the disc in the next slice. Holes with most
-    # of their voxels open that way are left alone.
-    outside = ~enclosed
-    open_up = np.zeros_like(candidates)
-    lo = [slice(None)] * 3
-    hi = [slice(None)] * 3
-    lo[axis], hi[axis] = slice(None, -1), slice(1, None)
-    open_up[tuple(lo)] |= outside[tuple(hi)]
-    open_up[tuple(hi)] |= outside[tuple(lo)]
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)
-    opened = np.bincount(labels[open_up & candidates], minlength=n + 1)
-    keep &= opened <= OPEN_TO_DISC_MAX * np.maximum(sizes, 1)
     keep[0] = False
     return mask | keep[labels]
 
