@@ -148,6 +148,110 @@ def cmd_scaffold(args) -> int:
     return 0
 
 
+def _add_guide_options(p: argparse.ArgumentParser) -> None:
+    from .guide import GuideDesign
+
+    p.add_argument("--levels", help="comma-separated vertebrae to plan screws in and guide, e.g. L3,L4 (default for 'guide': every named level but S1; for 'run': one level next to the fracture)")
+    p.add_argument("--plan", help="a screw plan JSON (see docs/plan-format.md) to check and build the guide from instead of planning")
+    p.add_argument("--clearance", type=float, default=GuideDesign.clearance_mm, help=f"gap between the guide's underside and the bone at the contact pads, mm (default: {GuideDesign.clearance_mm})")
+    p.add_argument("--sleeve-length", type=float, default=GuideDesign.sleeve_length_mm, help=f"drill sleeve length, mm (default: {GuideDesign.sleeve_length_mm})")
+    p.add_argument("--drill", type=float, default=GuideDesign.drill_diameter_mm, help=f"drill or K-wire diameter the sleeves guide, mm; the bore adds a small clearance (default: {GuideDesign.drill_diameter_mm})")
+    p.add_argument("--guide-process", default="vat_photopolymerization", choices=["vat_photopolymerization", "powder_bed_fusion", "material_jetting"], help="printing process the guide's walls are checked against (default: vat_photopolymerization, surgical-guide resin)")
+
+
+def _guide_options(args, levels: str | None = None, clearance: float | None = None):
+    """Guide options from ``guide`` arguments, or from ``run``'s (whose --levels and
+    --clearance belong to the model and the scaffold)."""
+    from .jobs.guide import GuideOptions
+
+    levels = args.levels if levels is None and not hasattr(args, "guide_levels") else levels
+    return GuideOptions(
+        series=args.series,
+        levels=tuple(s.strip() for s in levels.split(",")) if levels else None,
+        plan=args.plan, clearance_mm=args.clearance if clearance is None else clearance, sleeve_length_mm=args.sleeve_length,
+        drill_mm=args.drill, process=args.guide_process,
+        material="PA12" if args.guide_process == "powder_bed_fusion" else "surgical-guide resin",
+    )
+
+
+def cmd_guide(args) -> int:
+    from .jobs.guide import run_guide
+
+    progress = Progress(args.quiet)
+    try:
+        manifest = run_guide(args.scan, args.output, _guide_options(args), progress)
+    finally:
+        progress.close()
+    _summarise(manifest, Path(args.output), progress, kind="guide")
+    return 0
+
+
+def cmd_check_guide(args) -> int:
+    from .jobs.guide import run_check_guide
+
+    progress = Progress(args.quiet)
+    try:
+        report = run_check_guide(args.scan, args.plan, args.guide, args.output, progress, series=args.series,
+                                 drill_mm=args.drill, clearance_mm=args.clearance, process=args.guide_process)
+    finally:
+        progress.close()
+    _print_checks(report)
+    return 0 if report["passed"] else 1
+
+
+def _print_checks(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="guide and plan checks", show_lines=False)
+    for col in ("check", "subject", "value", "threshold", "result", "source"):
+        table.add_column(col)
+    for group in ("plan_checks", "guide_checks"):
+        for c in _flatten_checks(report.get(group)):
+            value = c.get("value")
+            shown = f"{value:.3g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+            unit = c.get("unit") or ""
+            table.add_row(
+                str(c.get("name", "")), str(c.get("subject", "")), f"{shown} {unit}".strip(),
+                f"{c.get('comparison', '')} {c.get('threshold', '')}".strip(),
+                "pass" if c.get("passed") else "FAIL", str(c.get("source", ""))[:48],
+            )
+    Console().print(table)
+    print("all checks passed" if report["passed"] else f"{len(report.get('failed', []))} check(s) failed")
+
+
+def _flatten_checks(block):
+    """Checks as a flat list, whatever nesting (per screw, per pair, per sleeve) the report uses."""
+    if block is None:
+        return []
+    if isinstance(block, dict):
+        if "name" in block and "passed" in block:
+            return [block]
+        out = []
+        for value in block.values():
+            out.extend(_flatten_checks(value))
+        return out
+    if isinstance(block, list):
+        out = []
+        for value in block:
+            out.extend(_flatten_checks(value))
+        return out
+    return []
+
+
+def cmd_run(args) -> int:
+    from .jobs.run import run_all
+
+    progress = Progress(args.quiet)
+    try:
+        guide = _guide_options(args, levels=args.guide_levels, clearance=args.guide_clearance)
+        manifest = run_all(args.scan, args.output, _model_options(args), _scaffold_options(args), guide, progress)
+    finally:
+        progress.close()
+    _summarise(manifest, Path(args.output), progress)
+    return 0
+
+
 def cmd_phantom(args) -> int:
     from .exchange.phantom_files import write_phantom
     from .phantom import make_phantom
@@ -166,14 +270,14 @@ def cmd_phantom(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from .jobs import ModelOptions, run_model
+    from .jobs.run import run_all
 
     if not SAMPLE_SCAN.is_dir():
         raise OsteoprintError(f"{SAMPLE_SCAN}: bundled sample scan not found (run from a checkout of osteoprint)")
     out = Path(args.output)
     progress = Progress(args.quiet)
     try:
-        manifest = run_model(SAMPLE_SCAN, out, ModelOptions(), progress)
+        manifest = run_all(SAMPLE_SCAN, out, progress=progress)
     finally:
         progress.close()
     _summarise(manifest, out, progress)
@@ -210,6 +314,55 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scaffold_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_scaffold)
+
+    p = sub.add_parser("guide", help="plan pedicle screws and build patient-specific drill guides, with all checks",
+                       description="Plan pedicle-screw trajectories per vertebra and side (or take --plan), size them from "
+                       "the screw catalogue, build a drill guide per vertebra and check plan and guide geometry. Writes "
+                       "OUT/plan.json, OUT/guides/<LEVEL>-guide.stl and manifest entries of kind 'guide'.")
+    p.add_argument("scan", help="DICOM folder, a DICOM file of the series, or a NIfTI CT (.nii/.nii.gz)")
+    p.add_argument("-o", "--output", required=True, help="output folder (created if missing); its manifest is extended")
+    p.add_argument("--series", help="series to use when the folder holds several (hash, SeriesNumber or index)")
+    _add_guide_options(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_guide)
+
+    p = sub.add_parser("check-guide", help="check a screw plan and a drill-guide STL (from any tool) against the scan",
+                       description="Check a plan (breach grade, wall margins, sizes, angles, clashes) and a guide STL "
+                       "(sleeve alignment recovered from the mesh, play, interference, contact, walls, drill path). "
+                       "Prints a table, writes the JSON report with -o, exits 0 when every check passes, 1 otherwise.")
+    p.add_argument("scan", help="DICOM folder, a DICOM file of the series, or a NIfTI CT")
+    p.add_argument("--plan", required=True, help="screw plan JSON (docs/plan-format.md)")
+    p.add_argument("--guide", required=True, help="drill guide STL, millimetres, DICOM LPS coordinates")
+    p.add_argument("-o", "--output", help="write the JSON report here")
+    p.add_argument("--series", help="series to use when the folder holds several (hash, SeriesNumber or index)")
+    from .guide import GuideDesign
+
+    p.add_argument("--drill", type=float, default=GuideDesign.drill_diameter_mm, help=f"drill or K-wire diameter the sleeves must guide, mm (default: {GuideDesign.drill_diameter_mm})")
+    p.add_argument("--clearance", type=float, default=GuideDesign.clearance_mm, help=f"guide-bone clearance it was designed with, mm (default: {GuideDesign.clearance_mm})")
+    p.add_argument("--guide-process", default="vat_photopolymerization", choices=["vat_photopolymerization", "powder_bed_fusion", "material_jetting"], help="printing process whose minimum wall the sleeves are checked against (default: vat_photopolymerization)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_check_guide)
+
+    p = sub.add_parser("run", help="everything for a scan: vertebra models, scaffolds for fractures found, a drill guide",
+                       description="Read and segment once, then write vertebra models (as 'model'), scaffolds for the "
+                       "compression fractures found (as 'scaffold --defect auto') and a drill guide (as 'guide').")
+    p.add_argument("scan", help="DICOM folder, a DICOM file of the series, or a NIfTI CT (.nii/.nii.gz)")
+    p.add_argument("-o", "--output", required=True, help="output folder (created if missing)")
+    _add_model_options(p)
+    _add_scaffold_options(p)
+    for action in p._actions:
+        if action.dest == "levels":
+            action.help = "model option: comma-separated levels to mesh (default: all found)"
+    p.add_argument("--guide-levels", dest="guide_levels", help="comma-separated vertebrae to guide (default: the first intact level below a fracture, else the middle lumbar level)")
+    p.add_argument("--plan", help="a screw plan JSON to build the guide from instead of planning")
+    from .guide import GuideDesign as _GD
+
+    p.add_argument("--guide-clearance", dest="guide_clearance", type=float, default=_GD.clearance_mm, help=f"guide-bone clearance at the contact pads, mm (default: {_GD.clearance_mm})")
+    p.add_argument("--sleeve-length", type=float, default=_GD.sleeve_length_mm, help=f"drill sleeve length, mm (default: {_GD.sleeve_length_mm})")
+    p.add_argument("--drill", type=float, default=_GD.drill_diameter_mm, help=f"drill or K-wire diameter, mm (default: {_GD.drill_diameter_mm})")
+    p.add_argument("--guide-process", default="vat_photopolymerization", choices=["vat_photopolymerization", "powder_bed_fusion", "material_jetting"], help="printing process the guide is checked against (default: vat_photopolymerization)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("phantom", help="write the synthetic lumbar-spine CT phantom and its ground truth",
                        description="Write OUT_DIR/dicom/ (a CT series, T12-S1 with an L1 wedge fracture) and "

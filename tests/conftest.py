@@ -245,3 +245,94 @@ def same_voxels():
 def find_blob():
     """:func:`blob_centroid` as a fixture."""
     return blob_centroid
+
+
+# ---------------------------------------------------------------------------
+# The bundled lumbar phantom, read, segmented and analysed once per session.
+# Used by the guide tests; generic enough for any test on the sample scan.
+
+SAMPLE_SCAN = Path(__file__).resolve().parents[1] / "sample_scans" / "lumbar_phantom"
+LUMBAR = ("L1", "L2", "L3", "L4", "L5")
+
+
+@pytest.fixture(scope="session")
+def lumbar_scan():
+    """The bundled phantom CT (JPEG-LS DICOM series) as osteoprint reads it."""
+    from pipeline.exchange.scan import load_scan
+
+    volume, _ = load_scan(SAMPLE_SCAN / "dicom")
+    return volume
+
+
+@pytest.fixture(scope="session")
+def lumbar_truth():
+    """The sample's truth: ``json`` (truth.json), ``levels`` (by name) and the exact
+    signed-distance ``model`` it was made from (``model.spine.vertebra_sdf``)."""
+    import json
+
+    from pipeline.phantom.scan import default_model
+
+    data = json.loads((SAMPLE_SCAN / "truth" / "truth.json").read_text())
+    return {"json": data, "levels": {lv["name"]: lv for lv in data["levels"]}, "model": default_model()}
+
+
+@pytest.fixture(scope="session")
+def lumbar_segmentation(lumbar_scan):
+    """osteoprint's segmentation of the sample (levels named T12..S1)."""
+    from pipeline.segment import segment_vertebrae
+
+    return segment_vertebrae(lumbar_scan)
+
+
+@pytest.fixture(scope="session")
+def lumbar_anatomy(lumbar_segmentation):
+    """``{level: VertebraAnatomy}`` of L1-L5 of the sample."""
+    from pipeline.guide import analyse_segmentation
+
+    return analyse_segmentation(lumbar_segmentation, LUMBAR)
+
+
+@pytest.fixture(scope="session")
+def lumbar_plan(lumbar_scan, lumbar_anatomy):
+    """osteoprint's automatic screw plan for L1-L5 of the sample."""
+    from pipeline.guide import plan_screws
+
+    return plan_screws(anatomies=lumbar_anatomy, series_hash=lumbar_scan.info.series_hash)
+
+
+@pytest.fixture(scope="session")
+def lumbar_surfaces():
+    """Cache ``{level: SurfaceDistance}`` of the sample's vertebra meshes, filled on use."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def l3_guide(lumbar_plan, lumbar_anatomy, lumbar_segmentation, lumbar_surfaces):
+    """``(screws, Guide)``: the drill guide for the planned L3 screws (default design)."""
+    from pipeline.guide import build_guide
+
+    screws = lumbar_plan.by_level("L3")
+    return screws, build_guide(screws, lumbar_anatomy["L3"], lumbar_segmentation, surfaces=lumbar_surfaces)
+
+
+@pytest.fixture(scope="session")
+def l3_perturbed_guide(lumbar_plan, lumbar_anatomy, lumbar_segmentation, lumbar_surfaces):
+    """L3 guide built with the left sleeve rotated 2 deg about its entry (around the
+    vertebra's cranial axis) and the right one moved 1 mm sideways.
+
+    Returns ``(planned screws, Guide, (rotated screw id, moved screw id))``.
+    """
+    from pipeline.guide import build_guide
+
+    screws = lumbar_plan.by_level("L3")
+    a, b = screws
+    frame = lumbar_anatomy["L3"].frame
+    z, d, t = frame.R[:, 2], a.direction, np.radians(2.0)
+    k = np.cross(z, d)
+    k /= np.linalg.norm(k)
+    rotated = d * np.cos(t) + np.cross(k, d) * np.sin(t) + k * (k @ d) * (1 - np.cos(t))
+    n = np.cross(b.direction, z)
+    n /= np.linalg.norm(n)
+    guide = build_guide([a.moved(direction=rotated), b.moved(entry=b.entry + n)], lumbar_anatomy["L3"],
+                        lumbar_segmentation, surfaces=lumbar_surfaces)
+    return screws, guide, (a.id, b.id)

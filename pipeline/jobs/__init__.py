@@ -6,6 +6,12 @@ staging every output so that an error or interrupt leaves nothing half-written.
 """
 
 from .common import Quiet, read_scan
+from .guide import GuideOptions, run_check_guide, run_guide
 from .model import ModelOptions, run_model
+from .run import run_all
+from .scaffold import ScaffoldOptions, run_scaffold
 
-__all__ = ["ModelOptions", "Quiet", "read_scan", "run_model"]
+__all__ = [
+    "GuideOptions", "ModelOptions", "Quiet", "ScaffoldOptions", "read_scan",
+    "run_all", "run_check_guide", "run_guide", "run_model", "run_scaffold",
+]

@@ -26,7 +26,9 @@ def snap_to_float32(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     faces = inverse.reshape(-1)[np.asarray(mesh.faces)]
     ok = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
     if ok.all() and len(unique) == len(mesh.vertices):
-        return mesh
+        # Nothing merged; still hand back the rounded coordinates, so that every
+        # later check sees exactly what the file will hold.
+        return trimesh.Trimesh(vertices, np.asarray(mesh.faces), process=False)
     out = trimesh.Trimesh(unique, faces[ok], process=False)
     out.remove_unreferenced_vertices()
     return out
