@@ -327,7 +327,7 @@ def l3_perturbed_guide(lumbar_plan, lumbar_anatomy, lumbar_segmentation, lumbar_
     screws = lumbar_plan.by_level("L3")
     a, b = screws
     frame = lumbar_anatomy["L3"].frame
-    z, d, t = frame.R[:, 2], a.direction, np.radians(2.0)
+    z, d, t = frame.axes[:, 2], a.direction, np.radians(2.0)
     k = np.cross(z, d)
     k /= np.linalg.norm(k)
     rotated = d * np.cos(t) + np.cross(k, d) * np.sin(t) + k * (k @ d) * (1 - np.cos(t))

@@ -78,7 +78,7 @@ class TruthSurface:
 
 def model_frame(truth, level) -> VertebraFrame:
     f = truth["model"].spine.frames[level]
-    return VertebraFrame(f.origin, f.R)
+    return VertebraFrame(f.origin, f.R)  # the phantom model's own Frame keeps its axes in R
 
 
 def bad_screws(plan, truth, level):
@@ -87,10 +87,10 @@ def bad_screws(plan, truth, level):
     for s in plan.by_level(level):
         frame = model_frame(truth, level)
         sign = 1.0 if s.side == "left" else -1.0
-        medial = -sign * frame.R[:, 0]
+        medial = -sign * frame.axes[:, 0]
         out.append(("medial", Screw(level, s.side, s.entry + 3 * medial, s.target + 3 * medial,
                                     s.diameter_mm, s.length_mm, f"{s.id}-medial3")))
-        z, d, a = frame.R[:, 2], s.direction, np.radians(15.0) * sign
+        z, d, a = frame.axes[:, 2], s.direction, np.radians(15.0) * sign
         lateral = d * np.cos(a) + np.cross(z, d) * np.sin(a) + z * (z @ d) * (1 - np.cos(a))
         out.append(("lateral", Screw(level, s.side, s.entry, s.entry + s.length_mm * lateral,
                                      s.diameter_mm, s.length_mm, f"{s.id}-lateral15")))

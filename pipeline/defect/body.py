@@ -40,6 +40,7 @@ import numpy as np
 from scipy import ndimage, stats
 
 from ..errors import DesignError, InputError
+from ..frame import VertebraFrame
 from ..volume import crop_affine, reorient, voxel_sizes
 
 #: Canonical orientation the stage works in (axis 0 head, 1 posterior, 2 left).
@@ -61,32 +62,6 @@ LINE_STEP_MM = 0.2
 
 
 @dataclass(frozen=True)
-class BodyFrame:
-    """A vertebral body's own axes.
-
-    Attributes
-    ----------
-    centre : ndarray (3,)
-        Body centroid, LPS mm.
-    axes : ndarray (3, 3)
-        Columns are unit vectors in LPS: x (towards the patient's left), y
-        (posterior, in the mid-sagittal plane), z (superior, bisector of the
-        endplate normals). Right-handed.
-    """
-
-    centre: np.ndarray
-    axes: np.ndarray
-
-    def to_local(self, points) -> np.ndarray:
-        """LPS mm ``(..., 3)`` -> local mm ``(..., 3)``."""
-        return (np.asarray(points, float) - self.centre) @ self.axes
-
-    def to_lps(self, local) -> np.ndarray:
-        """Local mm ``(..., 3)`` -> LPS mm ``(..., 3)``."""
-        return np.asarray(local, float) @ self.axes.T + self.centre
-
-
-@dataclass(frozen=True)
 class VertebralBody:
     """One vertebral body isolated from its vertebra label.
 
@@ -95,7 +70,7 @@ class VertebralBody:
     level : str
     value : int
         Label value of the vertebra.
-    frame : BodyFrame
+    frame : VertebraFrame
     mask : ndarray of bool
         The body on ``affine``'s grid (a crop of the canonical segmentation grid).
     affine : ndarray (4, 4)
@@ -111,7 +86,7 @@ class VertebralBody:
 
     level: str
     value: int
-    frame: BodyFrame
+    frame: VertebraFrame
     mask: np.ndarray
     affine: np.ndarray
     start: tuple
@@ -227,7 +202,7 @@ def _orthonormal(y_hint: np.ndarray, z: np.ndarray) -> np.ndarray:
     return np.column_stack([np.cross(y, z), y, z])
 
 
-def _first_frame(m: np.ndarray, crude: np.ndarray, affine: np.ndarray) -> BodyFrame:
+def _first_frame(m: np.ndarray, crude: np.ndarray, affine: np.ndarray) -> VertebraFrame:
     pts = _lps_of(crude, affine)
     centre = pts.mean(axis=0)
     _, vecs = np.linalg.eigh(np.cov((pts - centre).T))
@@ -237,7 +212,7 @@ def _first_frame(m: np.ndarray, crude: np.ndarray, affine: np.ndarray) -> BodyFr
     # Without posterior elements (a body-only label) fall back on the patient's
     # posterior direction.
     back = _lps_of(rest, affine).mean(axis=0) - centre if rest.sum() > 20 else np.array([0.0, 1.0, 0.0])
-    return BodyFrame(centre, _orthonormal(back, z))
+    return VertebraFrame(centre, _orthonormal(back, z))
 
 
 def _fit_plane(xy: np.ndarray, z: np.ndarray):
@@ -254,7 +229,7 @@ def _fit_plane(xy: np.ndarray, z: np.ndarray):
     return coef
 
 
-def _endplate_axis(field, affine, frame: BodyFrame, extent) -> np.ndarray | None:
+def _endplate_axis(field, affine, frame: VertebraFrame, extent) -> np.ndarray | None:
     """Bisector (LPS) of the two endplate normals, from their central parts."""
     (x0, x1), (y0, y1), (z0, z1) = extent
     reach = 0.5 * (z1 - z0) + 15.0
@@ -280,13 +255,13 @@ def _endplate_axis(field, affine, frame: BodyFrame, extent) -> np.ndarray | None
     return frame.axes @ (local / np.linalg.norm(local))
 
 
-def _extent(mask: np.ndarray, affine: np.ndarray, frame: BodyFrame):
+def _extent(mask: np.ndarray, affine: np.ndarray, frame: VertebraFrame):
     q = frame.to_local(_lps_of(mask, affine))
     lo, hi = np.percentile(q, 2, axis=0), np.percentile(q, 98, axis=0)
     return tuple((float(a), float(b)) for a, b in zip(lo, hi))
 
 
-def _wall(field, affine, frame: BodyFrame, sign: float, reach: float) -> float | None:
+def _wall(field, affine, frame: VertebraFrame, sign: float, reach: float) -> float | None:
     """Median local y (mm) where the mid-sagittal antero-posterior rays leave the bone."""
     ys = []
     for dx in (-3.0, 0.0, 3.0):
@@ -297,7 +272,7 @@ def _wall(field, affine, frame: BodyFrame, sign: float, reach: float) -> float |
     return float(np.median(ys)) if ys else None
 
 
-def _wall_frame(field, affine, frame: BodyFrame, extent, reach: float) -> BodyFrame:
+def _wall_frame(field, affine, frame: VertebraFrame, extent, reach: float) -> VertebraFrame:
     """Frame whose superior axis follows the posterior wall in the sagittal plane.
 
     The posterior wall stays intact in wedge and biconcave fractures, while a
@@ -322,7 +297,7 @@ def _wall_frame(field, affine, frame: BodyFrame, extent, reach: float) -> BodyFr
         return frame
     slope = stats.theilslopes(ys, zs).slope
     axis = frame.axes @ np.array([0.0, slope, 1.0])
-    return BodyFrame(frame.centre, _orthonormal(frame.axes[:, 1], axis))
+    return VertebraFrame(frame.origin, _orthonormal(frame.axes[:, 1], axis))
 
 
 def find_body(labels_c: np.ndarray, affine_c: np.ndarray, value: int, level: str,
@@ -374,18 +349,18 @@ def find_body(labels_c: np.ndarray, affine_c: np.ndarray, value: int, level: str
         axis = _endplate_axis(vfield, affine, frame, _extent(crude, affine, frame))
         if axis is None:
             break
-        frame = BodyFrame(frame.centre, _orthonormal(frame.axes[:, 1], axis))
+        frame = VertebraFrame(frame.origin, _orthonormal(frame.axes[:, 1], axis))
     reach = 80.0
     frame = _wall_frame(vfield, affine, frame, _extent(crude, affine, frame), reach)
     back = _wall(vfield, affine, frame, +1.0, reach)
     if back is None:
         raise DesignError(f"{level}: cannot find the posterior wall of the vertebral body")
     local = frame.to_local(_lps_of(np.ones_like(m), affine)).reshape(m.shape + (3,))
-    seed = tuple(int(v) for v in np.rint(np.linalg.solve(affine[:3, :3], frame.centre - affine[:3, 3])))
+    seed = tuple(int(v) for v in np.rint(np.linalg.solve(affine[:3, :3], frame.origin - affine[:3, 3])))
     seed = tuple(int(np.clip(s, 0, n - 1)) for s, n in zip(seed, m.shape))
     body = _largest_component_at(m & (local[..., 1] <= back + WALL_MARGIN_MM), seed)
     centre = _lps_of(body, affine).mean(axis=0)
-    frame = BodyFrame(centre, frame.axes)
+    frame = VertebraFrame(centre, frame.axes)
     field = smooth_mask(body)
     back = _wall(vfield, affine, frame, +1.0, reach)
     front = _wall(field, affine, frame, -1.0, reach)

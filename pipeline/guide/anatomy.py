@@ -169,7 +169,7 @@ def _wall_points(field: BoneField, frame: VertebraFrame, sign: float) -> np.ndar
     for x in np.arange(-5.0, 5.01, 1.0):
         for z in np.arange(-5.0, 5.01, 1.0):
             o = frame.to_lps((x, 0.0, z))
-            t = ray_exit(field, o, sign * frame.R[:, 1], max_mm=40.0, step=0.25)
+            t = ray_exit(field, o, sign * frame.axes[:, 1], max_mm=40.0, step=0.25)
             if t is not None:
                 out.append((x, sign * t, z))
     return np.array(out)
@@ -185,7 +185,7 @@ def refine_frame(field: BoneField, frame: VertebraFrame, pedicles: dict) -> Vert
     to the left isthmus. Neither depends on the endplates, so a wedge fracture or an
     osteophyte does not tilt the frame."""
     pts = _wall_points(field, frame, +1.0)
-    R = frame.R
+    R = frame.axes
     if len(pts) >= 20:
         A = np.column_stack([pts[:, 0], pts[:, 2], np.ones(len(pts))])
         (a, b, _), *_ = np.linalg.lstsq(A, pts[:, 1], rcond=None)

@@ -328,4 +328,4 @@ def build_guide(screws: list, anatomy: VertebraAnatomy, segmentation, design: Gu
             warnings.append(f"{len(parts) - 1} loose piece(s) of {lost:.1f} mm³ dropped")
         solid = parts[keep]
     mesh, quality = float32_mesh(solid)
-    return Guide(mesh, anatomy.level, frame.R[:, 1].copy(), sleeves, pads, design, bone, warnings, quality)
+    return Guide(mesh, anatomy.level, frame.axes[:, 1].copy(), sleeves, pads, design, bone, warnings, quality)

@@ -41,8 +41,8 @@ def isthmus_walls(screw: Screw, anatomy: VertebraAnatomy, sdf=None) -> dict:
     q = screw.entry + t * d
     s = 1.0 if screw.side == "left" else -1.0
     out = {}
-    for name, vec in (("medial", -s * anatomy.frame.R[:, 0]), ("lateral", s * anatomy.frame.R[:, 0]),
-                      ("superior", anatomy.frame.R[:, 2]), ("inferior", -anatomy.frame.R[:, 2])):
+    for name, vec in (("medial", -s * anatomy.frame.axes[:, 0]), ("lateral", s * anatomy.frame.axes[:, 0]),
+                      ("superior", anatomy.frame.axes[:, 2]), ("inferior", -anatomy.frame.axes[:, 2])):
         w = vec - (vec @ d) * d
         w /= np.linalg.norm(w)
         depth = float(np.asarray(sdf(q[None]))[0])

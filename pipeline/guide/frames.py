@@ -25,30 +25,9 @@ import edt
 import numpy as np
 from scipy import ndimage
 
+from ..frame import VertebraFrame  # noqa: F401 - re-exported for the guide modules
 from ..volume import lps_to_index
 
-
-
-@dataclass(frozen=True)
-class VertebraFrame:
-    """Origin (LPS mm) and axes (columns of ``R``: left, posterior, cranial, in LPS)."""
-
-    origin: np.ndarray
-    R: np.ndarray
-
-    def to_local(self, points) -> np.ndarray:
-        """LPS mm ``(..., 3)`` to local mm."""
-        return (np.asarray(points, float) - self.origin) @ self.R
-
-    def to_lps(self, local) -> np.ndarray:
-        """Local mm ``(..., 3)`` to LPS mm."""
-        return np.asarray(local, float) @ self.R.T + self.origin
-
-    def vector_to_local(self, v) -> np.ndarray:
-        return np.asarray(v, float) @ self.R
-
-    def vector_to_lps(self, v) -> np.ndarray:
-        return np.asarray(v, float) @ self.R.T
 
 
 #: Sign of the patient's left (+x of the frame) for each side.
@@ -108,7 +87,7 @@ class LocalGrid:
     def affine(self) -> np.ndarray:
         """4x4 grid index -> LPS mm (for meshing with :func:`pipeline.mesh.mesh_mask`)."""
         a = np.eye(4)
-        a[:3, :3] = self.frame.R * self.h
+        a[:3, :3] = self.frame.axes * self.h
         a[:3, 3] = self.frame.to_lps(self.lo)
         return a
 
@@ -157,7 +136,7 @@ def resample_mask(mask: np.ndarray, affine: np.ndarray, grid: LocalGrid, *,
         return out
     # Grid index -> crop index is affine: let scipy compute the coordinates on the fly.
     inv = np.linalg.inv(np.asarray(affine, float))
-    M = inv[:3, :3] @ grid.frame.R * grid.h
+    M = inv[:3, :3] @ grid.frame.axes * grid.h
     offset = inv[:3, :3] @ grid.frame.to_lps(grid.lo + grid.h * g0) + inv[:3, 3] - start
     sub_shape = tuple(int(b - a) for a, b in zip(g0, g1))
     vals = ndimage.affine_transform(crop, M, offset, output_shape=sub_shape, order=1, mode="constant", cval=0.0)

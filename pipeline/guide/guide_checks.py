@@ -197,7 +197,7 @@ def check_guide(guide_mesh: trimesh.Trimesh, screws, segmentation=None, *, bone=
     """
     design = design or GuideDesign()
     frame = anatomy.frame if anatomy is not None else VertebraFrame(np.zeros(3), np.eye(3))
-    p = np.asarray(placement_direction if placement_direction is not None else frame.R[:, 1], float)
+    p = np.asarray(placement_direction if placement_direction is not None else frame.axes[:, 1], float)
     p /= np.linalg.norm(p)
     if bone is None:
         if segmentation is None:

@@ -148,7 +148,7 @@ def find_pedicle(field: BoneField, frame: VertebraFrame, mask: np.ndarray, side:
     pts = frame.to_lps(pts_local)
     centre = pts.mean(axis=0)
     medial, cranial = direction_angles(frame, _fit_axis(pts, frame), side)
-    up = frame.R[:, 2]
+    up = frame.axes[:, 2]
 
     def area(angles, at):
         a = direction_from_angles(frame, side, *angles)
@@ -223,4 +223,4 @@ def _fit_axis(points: np.ndarray, frame: VertebraFrame) -> np.ndarray:
     c = points.mean(axis=0)
     _, _, vt = np.linalg.svd(points - c)
     a = vt[0]
-    return a if a @ frame.R[:, 1] < 0 else -a
+    return a if a @ frame.axes[:, 1] < 0 else -a

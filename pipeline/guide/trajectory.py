@@ -115,7 +115,7 @@ def plan_screw(anatomy: VertebraAnatomy, side: str, settings: PlannerSettings = 
     if ped is None:
         raise DesignError(f"{anatomy.level} {side}: pedicle not found, no screw planned")
     sdf = anatomy.field
-    up = anatomy.frame.R[:, 2]
+    up = anatomy.frame.axes[:, 2]
     u = np.cross(up, ped.axis)
     u /= np.linalg.norm(u)
     v = np.cross(ped.axis, u)
