@@ -168,7 +168,6 @@ def write_enhanced_ct(tmp_path):
     slice of ``hu`` goes into each frame (default: slice order). Stored values are
     ``hu + 1024`` (uint16) with the rescale in the shared functional groups.
     """
-    import pydicom
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
