@@ -82,7 +82,7 @@ def run_model(
         seg,
         levels=list(options.levels) if options.levels else None,
         decimate=options.decimate,
-        on_level=lambda level: progress.note(f"meshing {level}"),
+        on_level=lambda level: progress.note(f"meshed {level}"),
     )
     stl_data = {f"vertebrae/{m.level}.stl": stl_bytes(m.mesh) for m in models}
     manifest = start_manifest(volume, out_dir)

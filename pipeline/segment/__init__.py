@@ -13,8 +13,8 @@ import numpy as np
 
 from ..volume import CTVolume, reorient, voxel_sizes
 from .bone import MARROW_MIN_HU, remove_islands, solid_bone
-from .roi import spine_box
 from .levels import VERSE_LABELS, find_landmarks, label_value, name_levels
+from .roi import spine_box
 from .threshold import PRESETS, hu_range
 from .vertebrae import split_vertebrae
 
@@ -147,11 +147,8 @@ def segment_vertebrae(
     lut[1:] = values
     labels_c = np.zeros(full.shape, dtype=np.int16)
     labels_c[box] = lut[parts.labels]
-    cut = []
-    for value, name in dict(zip(values, names)).items():
-        sel = labels_c == value
-        if sel[0].any() or sel[-1].any():
-            cut.append(name)
+    at_edge = set(np.unique(labels_c[0]).tolist()) | set(np.unique(labels_c[-1]).tolist())
+    cut = [name for value, name in zip(values, names) if value in at_edge]
     if cut:
         warnings.append(f"{', '.join(cut)} cut by the scan's first or last slice: their models are incomplete")
     return VertebraSegmentation(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from . import filters
 from .distance import close_in_plane, in_plane_depth_mm
 
 try:  # fill_voids and cc3d are 5-7x faster than scipy on these volumes
@@ -86,7 +87,7 @@ def fill_marrow_slices(
     plane = np.expand_dims(ndimage.generate_binary_structure(2, 1), axis)
     plane = np.concatenate([np.zeros_like(plane), plane, np.zeros_like(plane)], axis=axis)
     labels, n = ndimage.label(candidates, structure=plane)
-    touching = np.unique(labels[ndimage.binary_dilation(~enclosed, structure=plane) & candidates])
+    touching = np.unique(labels[filters.binary_dilation(~enclosed, plane) & candidates])
     keep = np.zeros(n + 1, dtype=bool)
     keep[1:] = _median_per_label(labels, hu, n) >= marrow_min_hu
     keep[touching] = False
@@ -173,10 +174,10 @@ def solid_bone(
     spacing = tuple(float(s) for s in spacing)
     mask = (hu >= low) & (hu <= high)
     if dense_marrow_hu is not None and mask.any():
-        smooth = ndimage.gaussian_filter(hu.astype(np.float32, copy=False), [1.0 / s for s in spacing])
+        smooth = filters.gaussian(hu, [1.0 / s for s in spacing])
         # "Near bone" as a blurred bone fraction: within ~NEAR_BONE_MM of thresholded
         # bone the fraction exceeds 1 %, at a fraction of a distance transform's cost.
-        near = ndimage.gaussian_filter(mask.astype(np.float32), [NEAR_BONE_MM / 2.5 / s for s in spacing]) > 0.01
+        near = filters.gaussian(mask, [NEAR_BONE_MM / 2.5 / s for s in spacing]) > 0.01
         dense = (smooth >= dense_marrow_hu) & near
         # The blur that finds mottled marrow also spreads the cortex's brightness a
         # millimetre or two into the soft tissue outside: keep only dense voxels
@@ -205,11 +206,11 @@ def refine_surface(mask: np.ndarray, hu: np.ndarray) -> np.ndarray:
     box = ndimage.find_objects(mask.astype(np.uint8))[0]
     box = tuple(slice(max(s.start - 2, 0), s.stop + 2) for s in box)
     m = mask[box]
-    img = ndimage.gaussian_filter(hu[box].astype(np.float32), 0.5)
+    img = filters.gaussian(hu[box], 0.5)
     cross = ndimage.generate_binary_structure(3, 1)
-    surface = m & ~ndimage.binary_erosion(m, cross)
-    inside_peak = ndimage.maximum_filter(np.where(m, img, -np.inf), size=5)
-    outside_floor = ndimage.minimum_filter(np.where(m, np.inf, img), size=5)
+    surface = m & ~filters.binary_erosion(m, cross)
+    inside_peak = filters.maximum(np.where(m, img, -np.inf), 5)
+    outside_floor = filters.minimum(np.where(m, np.inf, img), 5)
     ok = surface & np.isfinite(outside_floor)
     half = outside_floor[ok] + EDGE_FRACTION * (inside_peak[ok] - outside_floor[ok])
     peel = np.zeros_like(m)
@@ -217,5 +218,3 @@ def refine_surface(mask: np.ndarray, hu: np.ndarray) -> np.ndarray:
     out = mask.copy()
     out[box] = m & ~peel
     return out
-
-

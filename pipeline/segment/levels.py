@@ -20,6 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from .bone import label_components
+from .distance import within_mm
 
 #: VerSe label values: C1-C7 = 1-7, T1-T12 = 8-19, L1-L6 = 20-25, sacrum = 26, T13 = 28.
 VERSE_LABELS: dict[str, int] = {
@@ -32,6 +33,8 @@ VERSE_LABELS: dict[str, int] = {
 _ORDER = [f"C{i}" for i in range(1, 8)] + [f"T{i}" for i in range(1, 13)] + [f"L{i}" for i in range(1, 6)] + ["S1"]
 #: Unnamed vertebrae V1..Vn get 100 + i.
 UNNAMED_BASE = 100
+#: How close (mm) a rib or the pelvis must come to a vertebra to count as joined to it.
+TOUCH_MM = 3.0
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ def find_landmarks(labels: np.ndarray, other: np.ndarray, dist: np.ndarray, spac
         return Landmarks(ribs, pelvis)
     z = np.array([c.centroid[0] for c in chain])[::-1]
     x = np.array([c.centroid[2] for c in chain])[::-1]
-    reach = np.maximum(np.round(3.0 / spacing).astype(int), 1)
+    reach = np.maximum(np.ceil(TOUCH_MM / spacing).astype(int), 1)
     for j, sl in enumerate(ndimage.find_objects(comp), start=1):
         if sl is None:
             continue
@@ -74,7 +77,7 @@ def find_landmarks(labels: np.ndarray, other: np.ndarray, dist: np.ndarray, spac
             continue
         side = "left" if np.median(offset) > 0 else "right"  # canonical axis 2 points to patient left
         thick = float(dist[grown][piece].max()) >= 6.0
-        near = ndimage.binary_dilation(piece, structure=_ellipsoid(reach))
+        near = within_mm(piece, spacing, TOUCH_MM)
         touched = labels[grown][near]
         touched = touched[touched > 0]
         if touched.size == 0:
@@ -82,12 +85,6 @@ def find_landmarks(labels: np.ndarray, other: np.ndarray, dist: np.ndarray, spac
         k = int(np.bincount(touched).argmax())
         (pelvis if thick else ribs).setdefault(k, set()).add(side)
     return Landmarks(ribs, pelvis)
-
-
-def _ellipsoid(radius) -> np.ndarray:
-    r = np.asarray(radius)
-    g = np.ogrid[tuple(slice(-int(v), int(v) + 1) for v in r)]
-    return sum((gi / max(int(v), 1)) ** 2 for gi, v in zip(g, r)) <= 1.0
 
 
 def name_levels(n: int, landmarks: Landmarks, *, cut_top: bool = False) -> tuple[list[str], bool, str, list[str]]:
@@ -126,7 +123,12 @@ def name_levels(n: int, landmarks: Landmarks, *, cut_top: bool = False) -> tuple
     if t12 is not None:
         names = _count_from(n, t12, "T12")
         if names is not None:
-            return names, True, "counted from the lowest rib-bearing vertebra (T12)", warnings
+            return (
+                names,
+                True,
+                "counted from the lowest rib-bearing vertebra (T12)",
+                warnings,
+            )
     warnings.append(
         "levels could not be named (neither the sacrum nor the lowest ribs are in the scan): "
         "vertebrae are called V1..Vn from head to foot"

@@ -25,6 +25,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.segmentation import watershed
 
+from . import filters
 from .bone import label_components
 from .distance import depth_mm, in_plane_depth_mm
 
@@ -85,15 +86,19 @@ def joint_gaps(hu: np.ndarray, spacing, step_mm: float = 1.5) -> np.ndarray:
     centre`` found. Marrow under a single cortex and soft tissue beside bone score
     about zero because one side is as dark as the centre.
     """
-    img = ndimage.gaussian_filter(hu.astype(np.float32, copy=False), 0.5)
+    img = filters.gaussian(hu, 0.5)
     k = [max(int(round(step_mm / s)), 1) for s in spacing]
     best = np.zeros(img.shape, dtype=np.float32)
     directions = [(a, b, c) for a in (-1, 0, 1) for b in (-1, 0, 1) for c in (-1, 0, 1) if (a, b, c) > (0, 0, 0)]
     for d in directions:
-        shift = tuple(int(di * ki) for di, ki in zip(d, k))
-        fwd = np.roll(img, shift, axis=(0, 1, 2))
-        back = np.roll(img, tuple(-x for x in shift), axis=(0, 1, 2))
-        np.maximum(best, np.minimum(fwd, back) - img, out=best)
+        shift = [int(di * ki) for di, ki in zip(d, k)]
+        # Views, not rolled copies: voxels within a step of the array's edge have no
+        # neighbour on one side and keep a score of 0.
+        centre = tuple(slice(abs(h), n - abs(h)) for h, n in zip(shift, img.shape))
+        fwd = tuple(slice(abs(h) - h, n - abs(h) - h) for h, n in zip(shift, img.shape))
+        back = tuple(slice(abs(h) + h, n - abs(h) + h) for h, n in zip(shift, img.shape))
+        view = best[centre]
+        np.maximum(view, np.minimum(img[fwd], img[back]) - img[centre], out=view)
     return best
 
 
@@ -125,9 +130,7 @@ def spine_chain(cores: list[Core], *, min_volume_mm3: float = 400.0, max_height_
     # Tall cores are tubes (a contrast-filled aorta) unless they are as wide as they
     # are tall: the sacrum, fused S1-S5, is tall but spans the alae.
     nodes = [
-        c
-        for c in cores
-        if c.volume_mm3 >= min_volume_mm3 and c.extent_mm[0] <= max(max_height_mm, c.extent_mm[2])
+        c for c in cores if c.volume_mm3 >= min_volume_mm3 and c.extent_mm[0] <= max(max_height_mm, c.extent_mm[2])
     ]
     if not nodes:
         return []
@@ -158,7 +161,7 @@ def split_vertebrae(
     *,
     core_mm: float = 10.0,
     far_lateral_mm: float = FAR_LATERAL_MM,
-) -> "SpineParts":
+) -> SpineParts:
     """Label each vertebra of solid bone ``bone`` (canonical SPL axes)."""
     spacing = tuple(float(s) for s in spacing)
     gaps = joint_gaps(hu, spacing) if hu is not None else np.zeros(bone.shape, np.float32)
@@ -202,8 +205,8 @@ def _open_joints(labels: np.ndarray, gap: np.ndarray) -> np.ndarray:
     bright plates) that touch a different label belong to neither bone.
     """
     big = np.iinfo(np.int32).max
-    lo = ndimage.minimum_filter(np.where(labels > 0, labels, big), size=3)
-    hi = ndimage.maximum_filter(labels, size=3)
+    lo = filters.minimum(np.where(labels > 0, labels, big), 3)
+    hi = filters.maximum(labels, 3)
     contact = (labels > 0) & ((lo != labels) | (hi != labels))
     out = labels.copy()
     out[contact & gap] = 0
