@@ -29,6 +29,16 @@ except ImportError:  # pragma: no cover - declared dependency
 
 #: Median HU above which an enclosed hole is marrow, not canal (CSF ~10, cord ~35).
 MARROW_MIN_HU = 50.0
+#: Dark regions (below MARROW_MIN_HU after a 1 mm blur) at least this large in a
+#: slice are canal or fat, never marrow, mm² (the canal is ~150-250 mm²).
+CANAL_MIN_MM2 = 30.0
+#: Share of a marrow cavity's rim that must be bone (the rest may be dark tissue
+#: such as the canal where the posterior wall is open). The partial-volume ring
+#: between the canal and its bony wall has about half.
+MARROW_RIM_BONE = 0.6
+#: A cavity darker than the tissue 4-6 mm above and below it by this much (median,
+#: HU) is a disc, not marrow (see :func:`disc_dip`).
+DISC_DIP_HU = 25.0
 #: Locally averaged HU of normal (non-osteoporotic) cancellous bone, 150-300 HU; above
 #: discs (~80), muscle (~50) and unenhanced blood (~40).
 DENSE_MARROW_HU = 130.0
@@ -73,26 +83,91 @@ def fill_marrow_slices(
         Holes with a median below this (canal, fat, air) are left open.
     seal_mm : float
         Gaps in the cortex up to about twice this (the basivertebral foramen, a
-        blurred stretch of thin cortex) are bridged when looking for holes; the
-        bridge itself is not added to the bone.
+        blurred stretch of thin cortex) are bridged when looking for holes; a
+        bridge becomes bone only where it opens onto filled marrow and not onto
+        the outside.
     """
     sealed = close_in_plane(mask, spacing, seal_mm, axis) | mask
-    enclosed = _fill_planar(sealed, axis)
-    # Everything the sealed outline encloses that is not bone yet: large cavities
-    # and the small pores the closing bridged over, but not outer notches, which
-    # touch the outside.
-    candidates = enclosed & ~mask
-    if not candidates.any():
-        return mask.copy()
     plane = np.expand_dims(ndimage.generate_binary_structure(2, 1), axis)
     plane = np.concatenate([np.zeros_like(plane), plane, np.zeros_like(plane)], axis=axis)
-    labels, n = ndimage.label(candidates, structure=plane)
-    touching = np.unique(labels[filters.binary_dilation(~enclosed, plane) & candidates])
+    # Large dark regions (below marrow HU after a 1 mm in-plane blur: CSF, epidural
+    # and outer fat, air) are walls too. On real scans the posterior wall of the
+    # body is often too faint or too open (basivertebral foramen) to seal, and the
+    # canal leaks to the outside between the laminae: with the canal as a wall the
+    # marrow is still a cavity. Fat islands inside marrow are a few mm² and stay in.
+    sigma = [0.0 if i == axis else 1.0 / float(s) for i, s in enumerate(spacing)]
+    dark = ~sealed & (filters.gaussian(hu, sigma) < marrow_min_hu)
+    dark_labels, n_dark = ndimage.label(dark, structure=plane)
+    pixel_mm2 = float(np.prod([s for i, s in enumerate(spacing) if i != axis]))
+    large = np.bincount(dark_labels.ravel(), minlength=n_dark + 1) * pixel_mm2 >= CANAL_MIN_MM2
+    large[0] = False
+    dark = large[dark_labels]
+    walls = sealed | dark
+    # The cavities are judged by their HU (marrow is filled, a canal not sealed off
+    # by darkness is not) and by their walls: marrow lies within bone, so most of
+    # its rim must be bone; soft tissue ringed by fat (a muscle between fat planes)
+    # has a dark rim. The bridges the closing laid over cortical gaps are walls,
+    # not cavity: on the outer contour they touch the outside and would make a
+    # whole marrow cavity look like an outer notch.
+    enclosed = _fill_planar(walls, axis)
+    holes = enclosed & ~walls
+    labels, n = ndimage.label(holes, structure=plane)
+    if n == 0:
+        return mask.copy()
+    rim = np.where(labels == 0, ndimage.maximum_filter(labels, footprint=plane), 0)
+    bone_rim = np.bincount(rim[sealed], minlength=n + 1)
+    dark_rim = np.bincount(rim[dark], minlength=n + 1)
     keep = np.zeros(n + 1, dtype=bool)
-    keep[1:] = _median_per_label(labels, hu, n) >= marrow_min_hu
-    keep[touching] = False
-    keep[0] = False
-    return mask | keep[labels]
+    walled_by_bone = bone_rim[1:] >= MARROW_RIM_BONE * (bone_rim[1:] + dark_rim[1:])
+    keep[1:] = (_median_per_label(labels, hu, n) >= marrow_min_hu) & walled_by_bone
+    # A disc ringed by its endplate rim (partial volume, a calcified annulus) is a
+    # cavity too, with a median HU (70-110) that overlaps osteoporotic marrow. What
+    # tells it apart is that it is darker than the marrow a few millimetres above
+    # and below it.
+    keep[1:] &= _median_per_label(labels, disc_dip(hu, spacing, axis), n) < DISC_DIP_HU
+    marrow = keep[labels]
+    # Bridged gaps and pores (sealed but not bone) that open onto a marrow cavity
+    # become bone with it: the basivertebral foramen, a faint stretch of cortex,
+    # the spaces between trabeculae. Bridges touching only the canal or the
+    # outside stay open.
+    gaps = sealed & ~mask
+    gap_labels, m = ndimage.label(gaps, structure=plane)
+    if m:
+        touching = np.unique(gap_labels[filters.binary_dilation(marrow, plane) & gaps])
+        join = np.zeros(m + 1, dtype=bool)
+        join[touching] = True
+        join[0] = False
+        # ...unless the bridge spans fat or air, or reaches the outside: then it is
+        # a closing over an outer notch or a joint space (a facet joint filled in
+        # would weld two vertebrae).
+        join[1:] &= _median_per_label(gap_labels, hu, m) >= marrow_min_hu
+        join[np.unique(gap_labels[filters.binary_dilation(~enclosed, plane) & gaps])] = False
+        join[0] = False
+        marrow |= join[gap_labels]
+    return mask | marrow
+
+
+def disc_dip(hu: np.ndarray, spacing, axis: int = 0, steps_mm=(4.0, 6.0)) -> np.ndarray:
+    """How much darker each voxel is than the tissue above and below it, HU.
+
+    ``min(above, below) - here`` on a 1 mm blur, for neighbours ``steps_mm`` away
+    along ``axis`` (the larger of the two steps' scores); 0 where a neighbour falls
+    outside the scan. A disc between two vertebral bodies scores 40-80 HU on
+    clinical CT; marrow, which has marrow or a disc on one side, scores about 0.
+    """
+    smooth = filters.gaussian(hu, [1.0 / float(s) for s in spacing])
+    out = np.zeros(hu.shape, dtype=np.float32)
+    moved_s = np.moveaxis(smooth, axis, 0)
+    moved_o = np.moveaxis(out, axis, 0)
+    n = moved_s.shape[0]
+    for step_mm in steps_mm:
+        k = max(int(round(step_mm / float(spacing[axis]))), 1)
+        if n <= 2 * k:
+            continue
+        centre = moved_s[k : n - k]
+        score = np.minimum(moved_s[: n - 2 * k], moved_s[2 * k :]) - centre
+        np.maximum(moved_o[k : n - k], score, out=moved_o[k : n - k])
+    return out
 
 
 def _median_per_label(labels: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:

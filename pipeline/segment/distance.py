@@ -73,15 +73,19 @@ def within_mm(mask: np.ndarray, spacing, distance: float) -> np.ndarray:
     return depth_mm(~np.asarray(mask, dtype=bool), spacing) <= distance
 
 
+def within_in_plane_mm(mask: np.ndarray, spacing, distance: float, axis: int = 0) -> np.ndarray:
+    """Voxels at most ``distance`` mm from ``mask`` within their slice along ``axis``."""
+    mask = np.asarray(mask, dtype=bool)
+    if _edt is None:
+        return in_plane_depth_mm(~mask, spacing, axis) <= distance
+    return _per_slice(mask, spacing, axis, margin_mm=distance, invert=True) <= distance
+
+
 def close_in_plane(mask: np.ndarray, spacing, radius_mm: float, axis: int = 0) -> np.ndarray:
     """Morphological closing with a disk of ``radius_mm`` in each slice along ``axis``.
 
     Done with two distance transforms (dilate, then erode), which is exact for a
     Euclidean disk and much faster than a structuring element of that size.
     """
-    mask = np.asarray(mask, dtype=bool)
-    if _edt is None:
-        grown = in_plane_depth_mm(~mask, spacing, axis) <= radius_mm
-    else:
-        grown = _per_slice(mask, spacing, axis, margin_mm=radius_mm, invert=True) <= radius_mm
+    grown = within_in_plane_mm(mask, spacing, radius_mm, axis)
     return in_plane_depth_mm(grown, spacing, axis) > radius_mm

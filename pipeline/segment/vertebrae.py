@@ -120,18 +120,25 @@ def find_cores(depth: np.ndarray, spacing, core_mm: float) -> tuple[np.ndarray, 
     return labels, cores
 
 
-def spine_chain(cores: list[Core], *, min_volume_mm3: float = 400.0, max_height_mm: float = 45.0) -> list[Core]:
+def spine_chain(
+    cores: list[Core], *, min_volume_mm3: float = 400.0, max_height_mm: float = 45.0, n_slices: int | None = None
+) -> list[Core]:
     """The longest head-to-foot chain of cores that look like stacked vertebral bodies.
 
     Consecutive bodies are 15-60 mm apart along the head-foot axis (centre to
     centre, cervical to lumbar), within 25 mm left-right and 35 mm front-back of each
     other (scoliosis and lordosis allow some drift). Returned superior first.
+    A core touching the first or last of ``n_slices`` slices is a body cut by the
+    scan's edge and needs only a quarter of ``min_volume_mm3``.
     """
+
+    def big_enough(c: Core) -> bool:
+        at_edge = n_slices is not None and (c.bbox[0].start == 0 or c.bbox[0].stop >= n_slices)
+        return c.volume_mm3 >= (0.25 if at_edge else 1.0) * min_volume_mm3
+
     # Tall cores are tubes (a contrast-filled aorta) unless they are as wide as they
     # are tall: the sacrum, fused S1-S5, is tall but spans the alae.
-    nodes = [
-        c for c in cores if c.volume_mm3 >= min_volume_mm3 and c.extent_mm[0] <= max(max_height_mm, c.extent_mm[2])
-    ]
+    nodes = [c for c in cores if big_enough(c) and c.extent_mm[0] <= max(max_height_mm, c.extent_mm[2])]
     if not nodes:
         return []
     nodes.sort(key=lambda c: -c.centroid[0])
@@ -168,7 +175,7 @@ def split_vertebrae(
     split = bone & (gaps < JOINT_GAP_HU)
     dist = depth_mm(split, spacing)
     core_labels, cores = find_cores(in_plane_depth_mm(split, spacing), spacing, core_mm)
-    chain = spine_chain(cores)
+    chain = spine_chain(cores, n_slices=bone.shape[0])
     labels = np.zeros(bone.shape, dtype=np.int16)
     if not chain:
         return SpineParts(labels, chain, np.zeros(bone.shape, dtype=bool), dist, spacing)
