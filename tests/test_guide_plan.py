@@ -221,9 +221,8 @@ def test_bad_plans_are_flagged_with_grade_and_direction(lumbar_plan, lumbar_trut
         # out agree within 45 degrees.
         ours = breach["details"]["components"]
         keys = ("lateral", "superior", "anterior")
-        cos = sum(ours.get(n, 0.0) * parts.get(n, 0.0) for n in keys) / (
-            np.linalg.norm([ours.get(n, 0.0) for n in keys]) * np.linalg.norm([parts.get(n, 0.0) for n in keys]))
-        corner = parts.get(named, 0.0) >= 0.4 and cos >= np.cos(np.radians(45.0))
+        a, b = np.array([ours.get(n, 0.0) for n in keys]), np.array([parts.get(n, 0.0) for n in keys])
+        corner = parts.get(named, 0.0) >= 0.4 and a @ b >= np.cos(np.radians(45.0)) * np.linalg.norm(a) * np.linalg.norm(b)
         assert named == truth.direction or named in close or corner, (screw.id, named, truth.direction, parts, ours)
     # No bias: the check reads neither systematically long nor short.
     assert abs(np.mean(errors)) < 0.15, np.mean(errors)
