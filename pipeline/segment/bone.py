@@ -133,13 +133,19 @@ def fill_marrow_slices(
     gaps = sealed & ~mask
     gap_labels, m = ndimage.label(gaps, structure=plane)
     if m:
-        touching = np.unique(gap_labels[filters.binary_dilation(marrow, plane) & gaps])
-        join = np.zeros(m + 1, dtype=bool)
-        join[touching] = True
-        join[0] = False
         # ...unless the bridge spans fat or air, or reaches the outside: then it is
         # a closing over an outer notch or a joint space (a facet joint filled in
-        # would weld two vertebrae).
+        # would weld two vertebrae). An enclosed, marrow-bright gap is filled even
+        # without a cavity beside it: in a spinous process or a lamina, a few
+        # millimetres thick, the closing covers the whole marrow space.
+        beside_marrow = np.zeros(m + 1, dtype=bool)
+        beside_marrow[np.unique(gap_labels[filters.binary_dilation(marrow, plane) & gaps])] = True
+        # "Inside" for a gap with no cavity beside it is inside the bone's own
+        # outline: every concave corner of a vertebra is enclosed once dark fat
+        # counts as a wall.
+        inside_bone = np.ones(m + 1, dtype=bool)
+        inside_bone[np.unique(gap_labels[filters.binary_dilation(~_fill_planar(sealed, axis), plane) & gaps])] = False
+        join = beside_marrow | inside_bone
         join[1:] &= _median_per_label(gap_labels, hu, m) >= marrow_min_hu
         join[np.unique(gap_labels[filters.binary_dilation(~enclosed, plane) & gaps])] = False
         join[0] = False
