@@ -96,3 +96,20 @@ def test_process_map_keeps_order_and_reports_each_result(monkeypatch, n_workers)
     assert seen == [x * x for x in range(8)]
     with pytest.raises(ValueError, match="unlucky"):
         parallel.map_processes(_square, [1, 13, 2])
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_marrow_cavity_rim_matches_a_maximum_filter(axis):
+    from pipeline.segment.bone import _rim
+
+    rng = np.random.default_rng(axis)
+    walls = ndimage.gaussian_filter(rng.random((20, 30, 40)), 1.2) > 0.5
+    holes = ~walls & (rng.random(walls.shape) > 0.3)
+    plane = np.expand_dims(ndimage.generate_binary_structure(2, 1), axis)
+    plane = np.concatenate([np.zeros_like(plane), plane, np.zeros_like(plane)], axis=axis)
+    labels, _ = ndimage.label(holes, structure=plane)
+    want = np.where(walls, ndimage.maximum_filter(labels, footprint=plane), 0)
+    rim, owner = _rim(holes, labels, walls, plane, axis)
+    got = np.zeros(labels.size, labels.dtype)
+    got[rim] = owner
+    assert np.array_equal(got, want.ravel())

@@ -114,9 +114,9 @@ def fill_marrow_slices(
     labels, n = ndimage.label(holes, structure=plane)
     if n == 0:
         return mask.copy()
-    rim = np.where(labels == 0, ndimage.maximum_filter(labels, footprint=plane), 0)
-    bone_rim = np.bincount(rim[sealed], minlength=n + 1)
-    dark_rim = np.bincount(rim[dark], minlength=n + 1)
+    rim, owner = _rim(holes, labels, walls, plane, axis)
+    bone_rim = np.bincount(owner[sealed.ravel()[rim]], minlength=n + 1)
+    dark_rim = np.bincount(owner[dark.ravel()[rim]], minlength=n + 1)
     keep = np.zeros(n + 1, dtype=bool)
     walled_by_bone = bone_rim[1:] >= MARROW_RIM_BONE * (bone_rim[1:] + dark_rim[1:])
     keep[1:] = (_median_per_label(labels, hu, n) >= marrow_min_hu) & walled_by_bone
@@ -151,6 +151,24 @@ def fill_marrow_slices(
         join[0] = False
         marrow |= join[gap_labels]
     return mask | marrow
+
+
+def _rim(holes, labels, walls, plane, axis):
+    """Wall voxels beside a hole (flat indices) and the hole label each borders.
+
+    A wall voxel touching two holes is counted for the higher label, as a maximum
+    filter over the in-plane 4-neighbourhood would; only the rim is visited.
+    """
+    rim = np.flatnonzero(filters.binary_dilation(holes, plane) & walls)
+    coords = np.unravel_index(rim, labels.shape)
+    flat = labels.ravel()
+    owner = np.zeros(len(rim), dtype=labels.dtype)
+    strides = np.cumprod((labels.shape[1:] + (1,))[::-1])[::-1]
+    for dim in (d for d in range(labels.ndim) if d != axis):
+        for step in (-1, 1):
+            ok = (coords[dim] + step >= 0) & (coords[dim] + step < labels.shape[dim])
+            np.maximum(owner, np.where(ok, flat[np.where(ok, rim + step * strides[dim], rim)], 0), out=owner)
+    return rim, owner
 
 
 def disc_dip(hu: np.ndarray, spacing, axis: int = 0, steps_mm=(4.0, 6.0)) -> np.ndarray:
