@@ -100,7 +100,7 @@ def test_process_map_keeps_order_and_reports_each_result(monkeypatch, n_workers)
 
 @pytest.mark.parametrize("axis", [0, 1, 2])
 def test_marrow_cavity_rim_matches_a_maximum_filter(axis):
-    from pipeline.segment.bone import _rim
+    from pipeline.segment.marrow import _rim
 
     rng = np.random.default_rng(axis)
     walls = ndimage.gaussian_filter(rng.random((20, 30, 40)), 1.2) > 0.5

@@ -4,10 +4,8 @@ Cancellous bone in osteoporotic vertebrae (80-160 HU) is darker than any bone
 threshold, so a threshold gives only the cortical shell. Segmentations such as
 TotalSegmentator's label each vertebra solid; we recover the interior by filling:
 first in 3-D (interiors enclosed by cortex and endplates), then slice by slice
-for interiors that leak through a vascular foramen or a blurred endplate. The
-slice-wise fill must not fill the spinal canal, which is also enclosed by bone in
-pedicle-level slices: a hole is filled only if its median HU looks like bone marrow,
-not like cerebrospinal fluid or epidural fat.
+(:mod:`.marrow`) for interiors that leak through a vascular foramen, a blurred
+endplate or a faint cortex.
 """
 
 from __future__ import annotations
@@ -16,7 +14,8 @@ import numpy as np
 from scipy import ndimage
 
 from . import filters
-from .distance import close_in_plane, in_plane_depth_mm
+from .distance import in_plane_depth_mm
+from .marrow import MARROW_MIN_HU, fill_marrow_slices
 
 try:  # fill_voids and cc3d are 5-7x faster than scipy on these volumes
     import fill_voids
@@ -27,18 +26,6 @@ try:
 except ImportError:  # pragma: no cover - declared dependency
     cc3d = None
 
-#: Median HU above which an enclosed hole is marrow, not canal (CSF ~10, cord ~35).
-MARROW_MIN_HU = 50.0
-#: Dark regions (below MARROW_MIN_HU after a 1 mm blur) at least this large in a
-#: slice are canal or fat, never marrow, mm² (the canal is ~150-250 mm²).
-CANAL_MIN_MM2 = 30.0
-#: Share of a marrow cavity's rim that must be bone (the rest may be dark tissue
-#: such as the canal where the posterior wall is open). The partial-volume ring
-#: between the canal and its bony wall has about half.
-MARROW_RIM_BONE = 0.6
-#: A cavity darker than the tissue 4-6 mm above and below it by this much (median,
-#: HU) is a disc, not marrow (see :func:`disc_dip`).
-DISC_DIP_HU = 25.0
 #: Locally averaged HU of normal (non-osteoporotic) cancellous bone, 150-300 HU; above
 #: discs (~80), muscle (~50) and unenhanced blood (~40).
 DENSE_MARROW_HU = 130.0
@@ -57,167 +44,6 @@ def fill_3d(mask: np.ndarray) -> np.ndarray:
     if fill_voids is not None:
         return fill_voids.fill(mask, in_place=False)
     return ndimage.binary_fill_holes(mask)
-
-
-def fill_marrow_slices(
-    mask: np.ndarray,
-    hu: np.ndarray,
-    spacing,
-    axis: int = 0,
-    marrow_min_hu: float = MARROW_MIN_HU,
-    seal_mm: float = 3.0,
-) -> np.ndarray:
-    """Fill 2-D holes, slice by slice along ``axis``, whose median HU is marrow-like.
-
-    Parameters
-    ----------
-    mask : ndarray of bool
-        Bone mask.
-    hu : ndarray
-        The CT in HU, same shape.
-    spacing : sequence of 3 float
-        Voxel size per axis, mm.
-    axis : int
-        Slice axis (the superior-inferior axis for axial slices).
-    marrow_min_hu : float
-        Holes with a median below this (canal, fat, air) are left open.
-    seal_mm : float
-        Gaps in the cortex up to about twice this (the basivertebral foramen, a
-        blurred stretch of thin cortex) are bridged when looking for holes; a
-        bridge becomes bone only where it opens onto filled marrow and not onto
-        the outside.
-    """
-    sealed = close_in_plane(mask, spacing, seal_mm, axis) | mask
-    plane = np.expand_dims(ndimage.generate_binary_structure(2, 1), axis)
-    plane = np.concatenate([np.zeros_like(plane), plane, np.zeros_like(plane)], axis=axis)
-    # Large dark regions (below marrow HU after a 1 mm in-plane blur: CSF, epidural
-    # and outer fat, air) are walls too. On real scans the posterior wall of the
-    # body is often too faint or too open (basivertebral foramen) to seal, and the
-    # canal leaks to the outside between the laminae: with the canal as a wall the
-    # marrow is still a cavity. Fat islands inside marrow are a few mm² and stay in.
-    sigma = [0.0 if i == axis else 1.0 / float(s) for i, s in enumerate(spacing)]
-    dark = ~sealed & (filters.gaussian(hu, sigma) < marrow_min_hu)
-    dark_labels, n_dark = ndimage.label(dark, structure=plane)
-    pixel_mm2 = float(np.prod([s for i, s in enumerate(spacing) if i != axis]))
-    large = np.bincount(dark_labels.ravel(), minlength=n_dark + 1) * pixel_mm2 >= CANAL_MIN_MM2
-    large[0] = False
-    dark = large[dark_labels]
-    walls = sealed | dark
-    # The cavities are judged by their HU (marrow is filled, a canal not sealed off
-    # by darkness is not) and by their walls: marrow lies within bone, so most of
-    # its rim must be bone; soft tissue ringed by fat (a muscle between fat planes)
-    # has a dark rim. The bridges the closing laid over cortical gaps are walls,
-    # not cavity: on the outer contour they touch the outside and would make a
-    # whole marrow cavity look like an outer notch.
-    enclosed = _fill_planar(walls, axis)
-    holes = enclosed & ~walls
-    labels, n = ndimage.label(holes, structure=plane)
-    if n == 0:
-        return mask.copy()
-    rim, owner = _rim(holes, labels, walls, plane, axis)
-    bone_rim = np.bincount(owner[sealed.ravel()[rim]], minlength=n + 1)
-    dark_rim = np.bincount(owner[dark.ravel()[rim]], minlength=n + 1)
-    keep = np.zeros(n + 1, dtype=bool)
-    walled_by_bone = bone_rim[1:] >= MARROW_RIM_BONE * (bone_rim[1:] + dark_rim[1:])
-    keep[1:] = (_median_per_label(labels, hu, n) >= marrow_min_hu) & walled_by_bone
-    # A disc ringed by its endplate rim (partial volume, a calcified annulus) is a
-    # cavity too, with a median HU (70-110) that overlaps osteoporotic marrow. What
-    # tells it apart is that it is darker than the marrow a few millimetres above
-    # and below it.
-    keep[1:] &= _median_per_label(labels, disc_dip(hu, spacing, axis), n) < DISC_DIP_HU
-    marrow = keep[labels]
-    # Bridged gaps and pores (sealed but not bone) that open onto a marrow cavity
-    # become bone with it: the basivertebral foramen, a faint stretch of cortex,
-    # the spaces between trabeculae. Bridges touching only the canal or the
-    # outside stay open.
-    gaps = sealed & ~mask
-    gap_labels, m = ndimage.label(gaps, structure=plane)
-    if m:
-        # ...unless the bridge spans fat or air, or reaches the outside: then it is
-        # a closing over an outer notch or a joint space (a facet joint filled in
-        # would weld two vertebrae). An enclosed, marrow-bright gap is filled even
-        # without a cavity beside it: in a spinous process or a lamina, a few
-        # millimetres thick, the closing covers the whole marrow space.
-        beside_marrow = np.zeros(m + 1, dtype=bool)
-        beside_marrow[np.unique(gap_labels[filters.binary_dilation(marrow, plane) & gaps])] = True
-        # "Inside" for a gap with no cavity beside it is inside the bone's own
-        # outline: every concave corner of a vertebra is enclosed once dark fat
-        # counts as a wall.
-        inside_bone = np.ones(m + 1, dtype=bool)
-        inside_bone[np.unique(gap_labels[filters.binary_dilation(~_fill_planar(sealed, axis), plane) & gaps])] = False
-        join = beside_marrow | inside_bone
-        join[1:] &= _median_per_label(gap_labels, hu, m) >= marrow_min_hu
-        join[np.unique(gap_labels[filters.binary_dilation(~enclosed, plane) & gaps])] = False
-        join[0] = False
-        marrow |= join[gap_labels]
-    return mask | marrow
-
-
-def _rim(holes, labels, walls, plane, axis):
-    """Wall voxels beside a hole (flat indices) and the hole label each borders.
-
-    A wall voxel touching two holes is counted for the higher label, as a maximum
-    filter over the in-plane 4-neighbourhood would; only the rim is visited.
-    """
-    rim = np.flatnonzero(filters.binary_dilation(holes, plane) & walls)
-    coords = np.unravel_index(rim, labels.shape)
-    flat = labels.ravel()
-    owner = np.zeros(len(rim), dtype=labels.dtype)
-    strides = np.cumprod((labels.shape[1:] + (1,))[::-1])[::-1]
-    for dim in (d for d in range(labels.ndim) if d != axis):
-        for step in (-1, 1):
-            ok = (coords[dim] + step >= 0) & (coords[dim] + step < labels.shape[dim])
-            np.maximum(owner, np.where(ok, flat[np.where(ok, rim + step * strides[dim], rim)], 0), out=owner)
-    return rim, owner
-
-
-def disc_dip(hu: np.ndarray, spacing, axis: int = 0, steps_mm=(4.0, 6.0)) -> np.ndarray:
-    """How much darker each voxel is than the tissue above and below it, HU.
-
-    ``min(above, below) - here`` on a 1 mm blur, for neighbours ``steps_mm`` away
-    along ``axis`` (the larger of the two steps' scores); 0 where a neighbour falls
-    outside the scan. A disc between two vertebral bodies scores 40-80 HU on
-    clinical CT; marrow, which has marrow or a disc on one side, scores about 0.
-    """
-    smooth = filters.gaussian(hu, [1.0 / float(s) for s in spacing])
-    out = np.zeros(hu.shape, dtype=np.float32)
-    moved_s = np.moveaxis(smooth, axis, 0)
-    moved_o = np.moveaxis(out, axis, 0)
-    n = moved_s.shape[0]
-    for step_mm in steps_mm:
-        k = max(int(round(step_mm / float(spacing[axis]))), 1)
-        if n <= 2 * k:
-            continue
-        centre = moved_s[k : n - k]
-        score = np.minimum(moved_s[: n - 2 * k], moved_s[2 * k :]) - centre
-        np.maximum(moved_o[k : n - k], score, out=moved_o[k : n - k])
-    return out
-
-
-def _median_per_label(labels: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    """Lower median of ``values`` over each label 1..n (faster than ndimage.median)."""
-    sel = labels > 0
-    lab = labels[sel]
-    val = values[sel]
-    order = np.lexsort((val, lab))
-    lab, val = lab[order], val[order]
-    ids = np.arange(1, n + 1)
-    starts = np.searchsorted(lab, ids)
-    ends = np.searchsorted(lab, ids, side="right")
-    return val[(starts + ends - 1) // 2].astype(float)
-
-
-def _fill_planar(mask: np.ndarray, axis: int) -> np.ndarray:
-    out = np.empty_like(mask)
-    moved_in = np.moveaxis(mask, axis, 0)
-    moved_out = np.moveaxis(out, axis, 0)
-    for k in range(moved_in.shape[0]):
-        sl = moved_in[k]
-        if fill_voids is not None:
-            moved_out[k] = fill_voids.fill(np.ascontiguousarray(sl), in_place=False)
-        else:
-            moved_out[k] = ndimage.binary_fill_holes(sl)
-    return out
 
 
 def label_components(mask: np.ndarray, connectivity: int = 26) -> tuple[np.ndarray, int]:
