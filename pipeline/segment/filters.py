@@ -58,21 +58,14 @@ def minimum(image: np.ndarray, size: int) -> np.ndarray:
 
 def binary_dilation(mask: np.ndarray, structure: np.ndarray) -> np.ndarray:
     """``ndimage.binary_dilation(mask, structure)`` (one iteration), threaded."""
-    structure = np.asarray(structure, dtype=bool)
-    return _by_slabs(
-        lambda a: ndimage.binary_dilation(a, structure),
-        np.asarray(mask, dtype=bool),
-        structure.shape[0] // 2,
-        bool,
-    )
+    return _binary(ndimage.binary_dilation, mask, structure)
 
 
 def binary_erosion(mask: np.ndarray, structure: np.ndarray) -> np.ndarray:
     """``ndimage.binary_erosion(mask, structure)`` (one iteration), threaded."""
+    return _binary(ndimage.binary_erosion, mask, structure)
+
+
+def _binary(op, mask, structure) -> np.ndarray:
     structure = np.asarray(structure, dtype=bool)
-    return _by_slabs(
-        lambda a: ndimage.binary_erosion(a, structure),
-        np.asarray(mask, dtype=bool),
-        structure.shape[0] // 2,
-        bool,
-    )
+    return _by_slabs(lambda a: op(a, structure), np.asarray(mask, dtype=bool), structure.shape[0] // 2, bool)
