@@ -13,7 +13,7 @@ import numpy as np
 
 from ..volume import CTVolume, reorient, voxel_sizes
 from .bone import MARROW_MIN_HU, remove_islands, solid_bone
-from .levels import VERSE_LABELS, find_landmarks, label_value, name_levels
+from .levels import VERSE_LABELS, find_landmarks, label_value, name_levels, spacing_warnings
 from .roi import spine_box
 from .threshold import PRESETS, hu_range
 from .vertebrae import split_vertebrae
@@ -142,6 +142,7 @@ def segment_vertebrae(
         marks = find_landmarks(parts.labels, parts.other, parts.dist, spacing, parts.chain)
         names, named, evidence, more = name_levels(n, marks)
         warnings.extend(more)
+        warnings.extend(spacing_warnings(parts.chain, names))
     values = [label_value(name, i) for i, name in enumerate(names, start=1)]
     lut = np.zeros(n + 1, dtype=np.int16)
     lut[1:] = values

@@ -35,6 +35,10 @@ _ORDER = [f"C{i}" for i in range(1, 8)] + [f"T{i}" for i in range(1, 13)] + [f"L
 UNNAMED_BASE = 100
 #: How close (mm) a rib or the pelvis must come to a vertebra to count as joined to it.
 TOUCH_MM = 3.0
+#: Depth inside bone (mm) that a quarter of the pelvis's volume exceeds (the ilium
+#: near the sacroiliac joint and the acetabulum); thin bone (ribs, even fused into
+#: one piece at 3 mm voxels) stays below it.
+PELVIS_P75_DEPTH_MM = 4.5
 
 
 @dataclass(frozen=True)
@@ -48,9 +52,10 @@ class Landmarks:
 def find_landmarks(labels: np.ndarray, other: np.ndarray, dist: np.ndarray, spacing, chain) -> Landmarks:
     """Find ribs and pelvis touching each vertebra (canonical SPL arrays).
 
-    A rib is thin bone (never deeper than 6 mm) reaching over 40 mm lateral of the
-    spine axis and touching a vertebra within 3 mm. The pelvis is thick bone (deeper
-    than 6 mm somewhere) lying over 40 mm lateral and touching a vertebra.
+    A rib is thin bone reaching over 40 mm lateral of the spine axis and touching a
+    vertebra within 3 mm. The pelvis is thick bone (deeper than 6 mm somewhere, and
+    a quarter of it deeper than ``PELVIS_P75_DEPTH_MM``) lying over 40 mm lateral
+    and touching a vertebra.
     """
     spacing = np.asarray(spacing, dtype=float)
     comp, m = label_components(other)
@@ -76,7 +81,11 @@ def find_landmarks(labels: np.ndarray, other: np.ndarray, dist: np.ndarray, spac
         if lateral.max() < 40.0:
             continue
         side = "left" if np.median(offset) > 0 else "right"  # canonical axis 2 points to patient left
-        thick = float(dist[grown][piece].max()) >= 6.0
+        # Thick: a plate of marrow-filled bone, not thin bone that merely meets itself
+        # somewhere (a rib cage fused into one piece by blur and costal cartilage is
+        # as deep as an ilium at a few junctions, but not over a quarter of its volume).
+        depth = dist[grown][piece]
+        thick = float(depth.max()) >= 6.0 and float(np.percentile(depth, 75)) >= PELVIS_P75_DEPTH_MM
         near = within_mm(piece, spacing, TOUCH_MM)
         touched = labels[grown][near]
         touched = touched[touched > 0]
@@ -85,6 +94,29 @@ def find_landmarks(labels: np.ndarray, other: np.ndarray, dist: np.ndarray, spac
         k = int(np.bincount(touched).argmax())
         (pelvis if thick else ribs).setdefault(k, set()).add(side)
     return Landmarks(ribs, pelvis)
+
+
+def spacing_warnings(chain, names: list[str]) -> list[str]:
+    """Warn where consecutive bodies are unusually far apart or close together.
+
+    Centre-to-centre distances change slowly along the spine (15-40 mm from neck to
+    lumbar spine); one gap 60 % longer than the median suggests a vertebra the
+    segmentation missed, one under 60 % a body split in two. Either shifts every
+    name counted across it.
+    """
+    z = np.array([c.centroid[0] for c in chain])
+    if len(z) < 4:
+        return []
+    gaps = np.abs(np.diff(z))
+    typical = float(np.median(gaps))
+    odd = [i for i, g in enumerate(gaps) if g > 1.6 * typical or g < 0.6 * typical]
+    if not odd:
+        return []
+    pairs = ", ".join(f"{names[i]}-{names[i + 1]} {gaps[i]:.0f} mm" for i in odd)
+    return [
+        f"irregular spacing of vertebral bodies ({pairs}; typical {typical:.0f} mm): a vertebra may be "
+        "missing or split, and levels counted across it would be shifted; check them"
+    ]
 
 
 def name_levels(n: int, landmarks: Landmarks, *, cut_top: bool = False) -> tuple[list[str], bool, str, list[str]]:
