@@ -59,8 +59,20 @@ class Progress:
             self._status = None
 
 
-def _add_model_options(p: argparse.ArgumentParser) -> None:
+SCAN_HELP = "DICOM folder, a DICOM file of the series, or a NIfTI CT (.nii/.nii.gz)"
+#: Processes a drill guide can be checked against (resin, PA12, jetted resin).
+GUIDE_PROCESSES = ["vat_photopolymerization", "powder_bed_fusion", "material_jetting"]
+
+
+def _add_scan(p: argparse.ArgumentParser, output_help: str | None) -> None:
+    """The scan to read, which series of it, and the output (required unless ``output_help`` is None)."""
+    p.add_argument("scan", help=SCAN_HELP)
+    if output_help is not None:
+        p.add_argument("-o", "--output", required=True, help=output_help)
     p.add_argument("--series", help="series to use when the folder holds several: its 12-hex hash, SeriesNumber or 1-based index (default: the CT axial series with the most slices)")
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="bone", choices=sorted(PRESETS), help="bone threshold preset: " + "; ".join(f"{k} {v[0]:.0f}..{v[1]:.0f} HU ({v[2]})" for k, v in PRESETS.items()) + " (default: bone)")
     p.add_argument("--hu-min", type=float, help="lower HU threshold, overrides the preset's")
     p.add_argument("--hu-max", type=float, help="upper HU threshold, overrides the preset's")
@@ -156,7 +168,7 @@ def _add_guide_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clearance", type=float, default=GuideDesign.clearance_mm, help=f"gap between the guide's underside and the bone at the contact pads, mm (default: {GuideDesign.clearance_mm})")
     p.add_argument("--sleeve-length", type=float, default=GuideDesign.sleeve_length_mm, help=f"drill sleeve length, mm (default: {GuideDesign.sleeve_length_mm})")
     p.add_argument("--drill", type=float, default=GuideDesign.drill_diameter_mm, help=f"drill or K-wire diameter the sleeves guide, mm; the bore adds a small clearance (default: {GuideDesign.drill_diameter_mm})")
-    p.add_argument("--guide-process", default="vat_photopolymerization", choices=["vat_photopolymerization", "powder_bed_fusion", "material_jetting"], help="printing process the guide's walls are checked against (default: vat_photopolymerization, surgical-guide resin)")
+    p.add_argument("--guide-process", default="vat_photopolymerization", choices=GUIDE_PROCESSES, help="printing process the guide's walls are checked against (default: vat_photopolymerization, surgical-guide resin)")
 
 
 def _guide_options(args, levels: str | None = None, clearance: float | None = None):
@@ -298,8 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Read a DICOM folder (any file names, several series allowed) or a NIfTI CT, "
                        "segment and label the vertebrae, and write OUT/vertebrae/<LEVEL>.stl, "
                        "OUT/segmentation.nii.gz and OUT/manifest.json.")
-    p.add_argument("scan", help="DICOM folder, a DICOM file of the series, or a NIfTI CT (.nii/.nii.gz)")
-    p.add_argument("-o", "--output", required=True, help="output folder (created if missing)")
+    _add_scan(p, "output folder (created if missing)")
     _add_model_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_model)
@@ -308,9 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Find compression fractures (or take a mask or primitive), fill each region with a "
                        "TPMS or strut lattice whose level is solved for the target porosity on the real region, "
                        "measure porosity, pores and walls, and write OUT/scaffolds/<name>.stl plus manifest entries.")
-    p.add_argument("scan", help="DICOM folder, a DICOM file of the series, or a NIfTI CT (.nii/.nii.gz)")
-    p.add_argument("-o", "--output", required=True, help="output folder (created if missing); its manifest is extended")
-    p.add_argument("--series", help="series to use when the folder holds several (hash, SeriesNumber or index)")
+    _add_scan(p, "output folder (created if missing); its manifest is extended")
     _add_scaffold_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_scaffold)
@@ -319,9 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Plan pedicle-screw trajectories per vertebra and side (or take --plan), size them from "
                        "the screw catalogue, build a drill guide per vertebra and check plan and guide geometry. Writes "
                        "OUT/plan.json, OUT/guides/<LEVEL>-guide.stl and manifest entries of kind 'guide'.")
-    p.add_argument("scan", help="DICOM folder, a DICOM file of the series, or a NIfTI CT (.nii/.nii.gz)")
-    p.add_argument("-o", "--output", required=True, help="output folder (created if missing); its manifest is extended")
-    p.add_argument("--series", help="series to use when the folder holds several (hash, SeriesNumber or index)")
+    _add_scan(p, "output folder (created if missing); its manifest is extended")
     _add_guide_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_guide)
@@ -330,24 +337,22 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Check a plan (breach grade, wall margins, sizes, angles, clashes) and a guide STL "
                        "(sleeve alignment recovered from the mesh, play, interference, contact, walls, drill path). "
                        "Prints a table, writes the JSON report with -o, exits 0 when every check passes, 1 otherwise.")
-    p.add_argument("scan", help="DICOM folder, a DICOM file of the series, or a NIfTI CT")
+    _add_scan(p, None)
     p.add_argument("--plan", required=True, help="screw plan JSON (docs/plan-format.md)")
     p.add_argument("--guide", required=True, help="drill guide STL, millimetres, DICOM LPS coordinates")
     p.add_argument("-o", "--output", help="write the JSON report here")
-    p.add_argument("--series", help="series to use when the folder holds several (hash, SeriesNumber or index)")
     from .guide import GuideDesign
 
     p.add_argument("--drill", type=float, default=GuideDesign.drill_diameter_mm, help=f"drill or K-wire diameter the sleeves must guide, mm (default: {GuideDesign.drill_diameter_mm})")
     p.add_argument("--clearance", type=float, default=GuideDesign.clearance_mm, help=f"guide-bone clearance it was designed with, mm (default: {GuideDesign.clearance_mm})")
-    p.add_argument("--guide-process", default="vat_photopolymerization", choices=["vat_photopolymerization", "powder_bed_fusion", "material_jetting"], help="printing process whose minimum wall the sleeves are checked against (default: vat_photopolymerization)")
+    p.add_argument("--guide-process", default="vat_photopolymerization", choices=GUIDE_PROCESSES, help="printing process whose minimum wall the sleeves are checked against (default: vat_photopolymerization)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_check_guide)
 
     p = sub.add_parser("run", help="everything for a scan: vertebra models, scaffolds for fractures found, a drill guide",
                        description="Read and segment once, then write vertebra models (as 'model'), scaffolds for the "
                        "compression fractures found (as 'scaffold --defect auto') and a drill guide (as 'guide').")
-    p.add_argument("scan", help="DICOM folder, a DICOM file of the series, or a NIfTI CT (.nii/.nii.gz)")
-    p.add_argument("-o", "--output", required=True, help="output folder (created if missing)")
+    _add_scan(p, "output folder (created if missing)")
     _add_model_options(p)
     _add_scaffold_options(p)
     for action in p._actions:
@@ -360,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--guide-clearance", dest="guide_clearance", type=float, default=_GD.clearance_mm, help=f"guide-bone clearance at the contact pads, mm (default: {_GD.clearance_mm})")
     p.add_argument("--sleeve-length", type=float, default=_GD.sleeve_length_mm, help=f"drill sleeve length, mm (default: {_GD.sleeve_length_mm})")
     p.add_argument("--drill", type=float, default=_GD.drill_diameter_mm, help=f"drill or K-wire diameter, mm (default: {_GD.drill_diameter_mm})")
-    p.add_argument("--guide-process", default="vat_photopolymerization", choices=["vat_photopolymerization", "powder_bed_fusion", "material_jetting"], help="printing process the guide is checked against (default: vat_photopolymerization)")
+    p.add_argument("--guide-process", default="vat_photopolymerization", choices=GUIDE_PROCESSES, help="printing process the guide is checked against (default: vat_photopolymerization)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_run)
 
