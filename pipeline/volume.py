@@ -43,6 +43,16 @@ class ScanInfo:
     warnings : tuple of str
         What the reader noticed and corrected or tolerated (skipped files, uneven
         spacing, gantry tilt, ...), in the user's words.
+    kvp : float or None
+        X-ray tube peak voltage, kV (DICOM KVP); None when the file does not say.
+        Bone attenuation in HU depends on it.
+    contrast_stated : bool or None
+        Whether the DICOM names a contrast agent (ContrastBolusAgent); None when the
+        format cannot say (NIfTI). False does not prove an unenhanced scan: many
+        scanners leave the field empty.
+    contrast_delay_s : float or None
+        Seconds from the recorded contrast bolus start to the acquisition, when
+        both times are given (the times themselves are never kept).
     """
 
     series_hash: str = ""
@@ -52,6 +62,9 @@ class ScanInfo:
     n_files: int = 0
     description: str = ""
     warnings: tuple[str, ...] = ()
+    kvp: float | None = None
+    contrast_stated: bool | None = None
+    contrast_delay_s: float | None = None
 
 
 @dataclass(frozen=True)

@@ -260,6 +260,7 @@ def _assemble(records, folder: Path, uid: str, on_progress) -> CTVolume:
         n_files=len({r.path for r in records}),
         description=_description(records[0]),
         warnings=tuple(dup_warnings) + plan.warnings,
+        **_acquisition(records[0]),
     )
     return CTVolume(hu=hu, affine=plan.affine, info=info)
 
@@ -409,6 +410,23 @@ def _final_dtype(stack: np.ndarray, integral: bool) -> np.ndarray:
         # Interpolated values are rounded: a fraction of an HU is far below CT noise.
         return np.rint(stack).astype(np.int16)
     return stack.astype(np.float32, copy=False)
+
+
+def _acquisition(rec: ImageRecord) -> dict:
+    """kVp and contrast facts for :class:`ScanInfo` (see :func:`.dicom_scan._contrast`)."""
+    about = dict(rec.about)
+    kvp = _number(about.get("KVP"))
+    return {"kvp": kvp if kvp and kvp > 0 else None,
+            "contrast_stated": about.get("ContrastStated") == "yes",
+            "contrast_delay_s": _number(about.get("ContrastDelay"))}
+
+
+def _number(text) -> float | None:
+    try:
+        value = float(str(text).strip())
+    except (TypeError, ValueError):
+        return None
+    return value if np.isfinite(value) else None
 
 
 def _description(rec: ImageRecord) -> str:

@@ -320,7 +320,8 @@ def _transfer_syntax(ds) -> str:
 
 
 def _about(ds) -> tuple[tuple[str, str], ...]:
-    """Non-identifying acquisition details for the scan description."""
+    """Non-identifying acquisition details for the scan description and the bone
+    density record (kVp, whether a contrast agent is named, the bolus delay)."""
     keys = ("Manufacturer", "ManufacturerModelName", "ConvolutionKernel", "SliceThickness", "KVP")
     from pydicom.multival import MultiValue
 
@@ -331,7 +332,41 @@ def _about(ds) -> tuple[tuple[str, str], ...]:
             value = "\\".join(str(v) for v in value)
         if value not in (None, ""):
             out.append((key, str(value).strip()))
+    return tuple(out) + _contrast(ds)
+
+
+#: ContrastBolusAgent values that say no agent was given.
+_NO_AGENT = {"", "NONE", "NO", "N/A", "NA", "NIL", "-", "0"}
+
+
+def _contrast(ds) -> tuple[tuple[str, str], ...]:
+    """Whether a contrast agent is named, and the seconds from bolus start to
+    acquisition; only the yes/no and the difference are kept (the agent's name is
+    free text, the times are times of day)."""
+    agent = str(ds.get("ContrastBolusAgent", "") or "").strip().upper()
+    out = [("ContrastStated", "no" if agent in _NO_AGENT else "yes")]
+    start = _seconds(ds.get("ContrastBolusStartTime"))
+    scan = _seconds(ds.get("AcquisitionTime")) or _seconds(ds.get("ContentTime"))
+    if out[0][1] == "yes" and start is not None and scan is not None:
+        delay = (scan - start) % 86400.0  # a bolus before midnight, a scan after it
+        if delay < 3600.0:
+            out.append(("ContrastDelay", f"{delay:.1f}"))
     return tuple(out)
+
+
+def _seconds(value) -> float | None:
+    """Seconds since midnight of a DICOM TM value (HHMMSS.FFFFFF), None if unreadable."""
+    text = str(value or "").strip().replace(":", "")
+    if len(text) < 6 or not text[:6].isdigit():
+        return None
+    try:
+        frac = float("0" + text[6:]) if len(text) > 6 else 0.0
+    except ValueError:
+        frac = 0.0
+    h, m, sec = int(text[:2]), int(text[2:4]), int(text[4:6])
+    if h > 23 or m > 59 or sec > 60:
+        return None
+    return h * 3600.0 + m * 60.0 + sec + frac
 
 
 def _words(value) -> set[str]:
