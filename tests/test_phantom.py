@@ -108,7 +108,22 @@ def test_tissue_hu_bands(l1_roi, coarse):
     trab = deep & (t == INDEX["trabecular"])
     disc = deep & np.isin(t, [INDEX["disc_annulus"], INDEX["disc_nucleus"]])
     assert trab.sum() > 200 and disc.sum() > 50
-    assert 80 <= np.median(hu[trab]) <= 160
+    # Each vertebra's cancellous bone at its own level of the truth's gradient
+    # (L1 here; every level on the coarse phantom below).
+    gradient = ph.truth["bone_density"]["trabecular_hu"]
+    assert gradient["L1"] == ph.truth["levels"][1]["trabecular_hu"]
+    for phantom, band, least in ((ph, 2.0, 200), (coarse, 4.0, 30)):
+        idx, points = voxel_lps(phantom, phantom.labels > 0)
+        t_all, bone, near = phantom.model.classify(points, band=band)
+        values = phantom.volume.hu[tuple(idx.T)]
+        seen = set()
+        for i, (name, _, _) in enumerate(phantom.model.bones):
+            own = ~near & (t_all == INDEX["trabecular"]) & (bone == i)
+            if name in gradient and own.sum() >= least:
+                seen.add(name)
+                assert abs(np.median(values[own]) - gradient[name]) <= 6.0, name
+        assert "L1" in seen
+    assert seen >= {"T12", "L1", "L2", "L3", "L4", "L5"}
     assert 60 <= np.median(hu[disc]) <= 110
     f = np.min([ph.model.spine.vertebra_sdf(n, pts, exact=False) for n in ("T12", "L1", "L2")], axis=0)
     shell = (f > -0.75) & (f < -0.25)

@@ -17,6 +17,13 @@ Numbers are adult means rounded to what a CT at 0.8 mm can show. Sources:
 * Disc heights: Frobin W et al., Clin Biomech 12(S1):S1-S63, 1997 (8-12 mm lumbar).
 * Wedge fracture grading: Genant HK et al., J Bone Miner Res 8:1137-1148, 1993
   (25-40 % anterior height loss = moderate, grade 2).
+* Trabecular attenuation: a per-level gradient rising caudally, T12 76 HU to L5
+  174 HU (sacrum 140), so that the three screening bands of Pickhardt et al. (Ann
+  Intern Med 2013;158:588-595: <= 110, 110-160, > 160 HU) are all present, every
+  value lies >= 10 HU from a threshold, and neighbours differ by >= 12 HU (a level
+  named wrongly reads another level's density). Elderly adults span this range
+  (L1 89 +- 38 HU at 90, 226 +- 44 HU under 30: Jang S et al., Radiology
+  2019;291:360-367).
 
 Local vertebra frame (mm): origin at the centre of the vertebral body, +x patient
 left, +y posterior, +z cranial along the body axis. World = LPS.
@@ -55,24 +62,24 @@ class LevelSpec:
     transverse_thickness: float
     transverse_height: float
     facet_angle: float      # superior facets vs the sagittal plane
-    trabecular_hu: float    # osteoporotic cancellous bone
+    trabecular_hu: float    # cancellous bone HU (the gradient of the module docstring)
     coronal: float = 0.0    # small scoliotic tilt (deg, about the AP axis)
     axial: float = 0.0      # small axial rotation (deg)
 
 
 LEVELS: tuple[LevelSpec, ...] = (
     LevelSpec("T12", 19, 40.0, 31.0, 24.0, -2.0, 7.5, 16.0, 6.0, 4.0, 19.0, 17.0,
-              27.0, 7.0, 17.0, 12.0, 56.0, 6.0, 10.0, 70.0, 125.0, 1.0, 2.0),
+              27.0, 7.0, 17.0, 12.0, 56.0, 6.0, 10.0, 70.0, 76.0, 1.0, 2.0),
     LevelSpec("L1", 20, 42.0, 33.0, 25.0, 0.0, 8.5, 15.4, 11.0, 3.0, 21.5, 16.5,
-              30.0, 7.0, 20.0, 10.0, 70.0, 5.5, 11.0, 25.0, 105.0, 1.5, 3.0),
+              30.0, 7.0, 20.0, 10.0, 70.0, 5.5, 11.0, 25.0, 88.0, 1.5, 3.0),
     LevelSpec("L2", 21, 44.0, 34.0, 26.0, 0.0, 9.0, 15.0, 12.0, 2.0, 22.0, 16.0,
-              30.0, 7.0, 22.0, 8.0, 80.0, 5.5, 12.0, 28.0, 115.0, 1.0, 2.0),
+              30.0, 7.0, 22.0, 8.0, 80.0, 5.5, 12.0, 28.0, 100.0, 1.0, 2.0),
     LevelSpec("L3", 22, 46.0, 35.0, 26.0, 1.0, 10.5, 14.5, 14.0, 1.0, 23.0, 16.0,
-              30.0, 7.5, 22.0, 6.0, 90.0, 6.0, 12.0, 34.0, 120.0, 0.0, 0.5),
+              30.0, 7.5, 22.0, 6.0, 90.0, 6.0, 12.0, 34.0, 124.0, 0.0, 0.5),
     LevelSpec("L4", 23, 48.0, 35.5, 26.0, 2.0, 13.0, 14.0, 18.0, 0.0, 23.5, 16.0,
-              29.0, 8.0, 21.0, 6.0, 85.0, 6.5, 13.0, 40.0, 120.0, -1.0, -1.0),
+              29.0, 8.0, 21.0, 6.0, 85.0, 6.5, 13.0, 40.0, 142.0, -1.0, -1.0),
     LevelSpec("L5", 24, 50.0, 36.0, 26.0, 5.0, 17.0, 14.0, 28.0, -2.0, 25.0, 16.0,
-              24.0, 8.0, 18.0, 4.0, 88.0, 9.0, 15.0, 46.0, 125.0, -1.0, -1.5),
+              24.0, 8.0, 18.0, 4.0, 88.0, 9.0, 15.0, 46.0, 174.0, -1.0, -1.5),
     # S1: the sacrum's first segment; only its body, canal and facet fields are used.
     LevelSpec("S1", 26, 50.0, 36.0, 28.0, 0.0, 0.0, 0.0, 0.0, 0.0, 28.0, 14.0,
               0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 50.0, 140.0, 0.0, 0.0),

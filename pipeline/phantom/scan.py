@@ -20,7 +20,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from ..volume import CTVolume, ScanInfo
-from .tissues import INDEX, PhantomModel
+from .tissues import INDEX, KVP, PhantomModel
 
 #: Scanner point-spread function, Gaussian sigma in mm (isotropic).
 PSF_SIGMA_MM = 0.5
@@ -307,7 +307,7 @@ def make_phantom(*, matrix=(240, 232), pixel_mm=0.8, n_slices=212, slice_mm=1.25
             on_progress(k1, n_slices)
     digest = hashlib.sha256(hu.tobytes()).hexdigest()[:12]
     info = ScanInfo(series_hash=digest, modality="CT", source_format="phantom",
-                    n_files=0, description="osteoprint lumbar phantom")
+                    n_files=0, description="osteoprint lumbar phantom", kvp=KVP, contrast_stated=False)
     volume = CTVolume(hu=hu, affine=affine, info=info)
     truth = build_truth(model, volume, labels, defect, noise_hu=noise_hu,
                         supersample=supersample, seed=seed)

@@ -3,7 +3,8 @@
 Tissue values are the HU a large uniform piece of the tissue would have. Cortex is
 given the value of compact bone (1400 HU): a 1-mm shell then shows 700-1200 HU on
 the image after partial volume and the scanner blur, as thin cortex does on real CT.
-Cancellous bone is osteoporotic (105-140 HU). Sources: Hounsfield-unit tables in
+Cancellous bone follows a per-level gradient, T12 76 HU to L5 174 HU (see
+:mod:`.levels`). Sources: Hounsfield-unit tables in
 Lev MH, Gonzalez RG, *CT angiography and CT perfusion imaging*, 2002; Schreiber JJ et
 al., J Bone Joint Surg Am 93:1057-1063, 2011 (trabecular HU in osteoporosis).
 """
@@ -52,6 +53,8 @@ RIND_MM = 2.5
 CHUNK = 8192
 #: Depth of the sclerotic band under the fractured endplate, mm.
 SCLEROTIC_MM = 5.0
+#: Tube voltage the tissue values stand for (HU tables are for 120 kVp CT), kV.
+KVP = 120.0
 
 
 @dataclass

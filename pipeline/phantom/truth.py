@@ -69,6 +69,7 @@ def level_truth(spine: SpineModel, level: str) -> dict:
         "superior_endplate_centre_lps": _r(sup),
         "inferior_endplate_centre_lps": _r(inf),
         "body_heights_mm": {k: round(v, 2) for k, v in body_heights(body, DEPTHS, intact).items()},
+        "trabecular_hu": spine.specs[level].trabecular_hu,
         "endplate_width_mm": spine.specs[level].width,
         "endplate_depth_mm": spine.specs[level].depth,
         "pedicles": pedicle_truth(spine, level),
@@ -134,7 +135,7 @@ def build_truth(model, volume, labels, defect, *, noise_hu, supersample, seed) -
     import copy
 
     from .scan import NOISE_CORRELATION_PX, PSF_SIGMA_MM
-    from .tissues import RIND_MM, TISSUES
+    from .tissues import KVP, RIND_MM, SCLEROTIC_MM, TISSUES
 
     spine: SpineModel = model.spine
     base = copy.deepcopy(model_truth(model))
@@ -167,6 +168,17 @@ def build_truth(model, volume, labels, defect, *, noise_hu, supersample, seed) -
             "image_position_patient_first": _r(aff[:3, 3], 6),
             "image_orientation_patient": [1.0, 0.0, 0.0, 0.0, 1.0, 0.0],
             "axis_codes": axis_codes(aff),
+        },
+        "bone_density": {
+            "trabecular_hu": {n: spine.specs[n].trabecular_hu for n in spine.levels},
+            "texture_amplitude_hu": TISSUES["trabecular"][1],
+            "sclerotic_band_hu": TISSUES["sclerotic"][0],
+            "sclerotic_band_mm": SCLEROTIC_MM,
+            "kvp": KVP,
+            "contrast": "none",
+            "definition": "the HU of a large uniform piece of each body's cancellous bone, before the "
+                          "fine texture (zero mean), blur and noise; L1's sclerotic band lies beneath its "
+                          "collapsed endplate",
         },
         "image": {
             "tissue_hu": {k: v[0] for k, v in TISSUES.items()},
