@@ -335,3 +335,55 @@ def l3_perturbed_guide(lumbar_plan, lumbar_anatomy, lumbar_segmentation, lumbar_
     guide = build_guide([a.moved(direction=rotated), b.moved(entry=b.entry + n)], lumbar_anatomy["L3"],
                         lumbar_segmentation, surfaces=lumbar_surfaces)
     return screws, guide, (a.id, b.id)
+
+
+@pytest.fixture(scope="session")
+def lumbar_bone(lumbar_scan, lumbar_segmentation):
+    """osteoprint's bone quality of the sample (fractures found, no new segmentation)."""
+    from pipeline.bone_quality import measure_bone_quality
+
+    return measure_bone_quality(lumbar_segmentation, lumbar_scan)
+
+
+# ---------------------------------------------------------------------------
+# TotalSegmentator's reference files (labels of the shared J2K series and a torso
+# CT with its vertebra labels), fetched once from its source distribution on PyPI.
+
+TOTALSEG_VERSION = "2.18.0"
+TOTALSEG_CACHE = Path(__file__).resolve().parents[1] / "bench" / "cache" / "totalsegmentator"
+
+
+@pytest.fixture(scope="session")
+def totalseg_reference():
+    """Function ``member(relative_path) -> Path`` of a file under the sdist's
+    ``tests/reference_files/`` (cached in bench/cache/, shared with bench/); skips
+    the test with the reason when the sdist is neither cached nor downloadable."""
+    import subprocess
+    import sys
+    import tarfile
+
+    sdist = TOTALSEG_CACHE / f"totalsegmentator-{TOTALSEG_VERSION}.tar.gz"
+
+    def member(relative: str) -> Path:
+        out = TOTALSEG_CACHE / relative
+        if out.is_file():
+            return out
+        if not sdist.is_file():
+            TOTALSEG_CACHE.mkdir(parents=True, exist_ok=True)
+            try:
+                subprocess.run([sys.executable, "-m", "pip", "download", f"totalsegmentator=={TOTALSEG_VERSION}",
+                                "--no-deps", "--no-binary", ":all:", "-d", str(TOTALSEG_CACHE), "-q"],
+                               check=True, capture_output=True, timeout=300)
+            except (subprocess.SubprocessError, OSError) as exc:
+                pytest.skip(f"TotalSegmentator {TOTALSEG_VERSION} reference files not cached in {TOTALSEG_CACHE} "
+                            f"and not downloadable from PyPI (offline?): {type(exc).__name__}")
+        name = f"totalsegmentator-{TOTALSEG_VERSION}/tests/reference_files/{relative}"
+        with tarfile.open(sdist) as tar:
+            data = tar.extractfile(name).read()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(out.suffix + ".part")
+        tmp.write_bytes(data)
+        tmp.replace(out)
+        return out
+
+    return member

@@ -129,7 +129,7 @@ class _Spine:
     gradings: dict
 
 
-def _analyse(segmentation, volume=None, around: str | None = None) -> _Spine:
+def _analyse(segmentation, volume=None, around: str | None = None, bodies: dict | None = None) -> _Spine:
     """Measure and grade the spine; ``around`` limits the work to the levels that
     can influence that level's grading (its neighbours' neighbours)."""
     labels_c, affine_c, undo = canonical_labels(segmentation)
@@ -138,7 +138,7 @@ def _analyse(segmentation, volume=None, around: str | None = None) -> _Spine:
     if around is not None:
         reach = 2 * MAX_NEIGHBOUR_STEPS
         only = {n for n, i in positions.items() if abs(i - positions[around]) <= reach}
-    bodies, heights = measure_spine(segmentation, volume, labels_c, affine_c, only)
+    bodies, heights = measure_spine(segmentation, volume, labels_c, affine_c, only, bodies)
     gradings = grade_levels(heights, positions) if heights else {}
     return _Spine(labels_c, affine_c, undo, tuple(np.shape(segmentation.labels)), bodies, heights, gradings)
 
@@ -166,7 +166,8 @@ def _defect(spine: _Spine, level: str, value: int, clearance_mm: float, min_loss
     return DefectMask(mask, level, n * vox, reason, env.collapsed_endplate if n else "")
 
 
-def find_compression_fractures(segmentation, volume=None, *, clearance_mm: float = CLEARANCE_MM) -> list:
+def find_compression_fractures(segmentation, volume=None, *, clearance_mm: float = CLEARANCE_MM,
+                               bodies: dict | None = None) -> list:
     """Vertebral compression fractures graded by Genant's semi-quantitative method.
 
     Every vertebral body except the sacrum is measured (anterior, middle and
@@ -184,13 +185,16 @@ def find_compression_fractures(segmentation, volume=None, *, clearance_mm: float
         :func:`~pipeline.defect.heights.measure_vertebral_bodies`). Recommended.
     clearance_mm : float
         Room kept between the defect and any neighbouring vertebra, mm.
+    bodies : dict, optional
+        Level -> :class:`~pipeline.defect.body.VertebralBody` already isolated on
+        this segmentation (:func:`~pipeline.defect.heights.spine_bodies`).
 
     Returns
     -------
     list of Fracture
         Superior first; empty when no level is fractured.
     """
-    spine = _analyse(segmentation, volume)
+    spine = _analyse(segmentation, volume, bodies=bodies)
     values = {name: int(v) for v, name in segmentation.levels.items()}
     out = []
     for name, g in spine.gradings.items():

@@ -200,12 +200,19 @@ def canonical_ct(segmentation, volume):
     return reorient(volume.hu, volume.affine, CANONICAL)[0]
 
 
-def measure_spine(segmentation, volume=None, labels_c=None, affine_c=None, only=None):
-    """Bodies and heights of the measurable levels: ``(bodies, heights)`` dicts."""
+def measure_spine(segmentation, volume=None, labels_c=None, affine_c=None, only=None, bodies=None):
+    """Bodies and heights of the measurable levels: ``(bodies, heights)`` dicts.
+
+    ``bodies`` (from :func:`spine_bodies` on the same segmentation) spares isolating
+    them again.
+    """
     if labels_c is None:
         labels_c, affine_c, _ = canonical_labels(segmentation)
     hu_c = canonical_ct(segmentation, volume)
-    bodies = spine_bodies(segmentation, labels_c, affine_c, only)
+    if bodies is None:
+        bodies = spine_bodies(segmentation, labels_c, affine_c, only)
+    else:
+        bodies = {n: b for n, b in bodies.items() if only is None or n in only}
     heights = {}
     for name, body in bodies.items():
         try:
