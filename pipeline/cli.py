@@ -1,4 +1,4 @@
-"""Command line: ``osteoprint model|phantom|demo ...``. Thin over :mod:`pipeline.jobs`.
+"""Command line: ``osteoprint model|scaffold|guide|bone|run|phantom|demo ...``. Thin over :mod:`pipeline.jobs`.
 
 User errors (bad files, impossible options) print one line and exit with status 2;
 anything else is a bug and keeps its traceback.
@@ -107,7 +107,28 @@ def _summarise(manifest: dict, out: Path, progress: Progress, kind: str | None =
             f"{p['file']}: {p['triangles']} triangles, {p['volume_mm3'] / 1000:.2f} cm³, "
             f"{'watertight' if p['watertight'] else 'NOT watertight'}; {best}"
         )
+    _bone_summary(manifest, progress)
     progress.note(f"manifest: {out / 'manifest.json'}")
+
+
+def _bone_summary(manifest: dict, progress: Progress) -> None:
+    from .bone_quality.report import summary_lines
+
+    for line in summary_lines(manifest):
+        progress.note(line)
+
+
+def cmd_bone(args) -> int:
+    from .jobs import BoneOptions, run_bone
+
+    progress = Progress(args.quiet)
+    try:
+        manifest = run_bone(args.scan, args.output, BoneOptions(series=args.series), progress)
+    finally:
+        progress.close()
+    _bone_summary(manifest, progress)
+    progress.note(f"manifest: {Path(args.output) / 'manifest.json'}")
+    return 0
 
 
 def cmd_model(args) -> int:
@@ -332,6 +353,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_guide_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_guide)
+
+    p = sub.add_parser("bone", help="trabecular bone density per vertebra and an osteoporosis screening flag",
+                       description="Segment the vertebrae and measure each body's trabecular bone (away from cortex "
+                       "and endplates, without the basivertebral vein, fracture zones and sclerotic bone): mean and "
+                       "median HU, voxel count and a radiologist-style oval ROI at mid-body. Flags likely osteoporosis "
+                       "by L1 (else L2, else T12) <= 110 HU, indeterminate to 160 HU, likely normal above (Pickhardt "
+                       "et al., Ann Intern Med 2013): a screening flag, not a diagnosis. Writes OUT/bone.json and the "
+                       "manifest's bone_quality block.")
+    _add_scan(p, "output folder (created if missing); its manifest is extended")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_bone)
 
     p = sub.add_parser("check-guide", help="check a screw plan and a drill-guide STL (from any tool) against the scan",
                        description="Check a plan (breach grade, wall margins, sizes, angles, clashes) and a guide STL "

@@ -71,7 +71,13 @@ def test_bad_option_value_is_a_user_error(tmp_path, capsys):
     assert "--decimate" in line
 
 
-@pytest.mark.parametrize("command", ["model", "phantom", "demo"])
+def test_bone_on_an_empty_folder(tmp_path, capsys):
+    (tmp_path / "scan").mkdir()
+    line = _run_bad(capsys, ["bone", str(tmp_path / "scan"), "-o", str(tmp_path / "out")], tmp_path / "out")
+    assert str(tmp_path / "scan") in line and "empty" in line
+
+
+@pytest.mark.parametrize("command", ["model", "bone", "phantom", "demo"])
 def test_help_explains_every_option(command):
     sub = build_parser()._subparsers._group_actions[0].choices[command]
     for action in sub._actions:

@@ -11,6 +11,7 @@ import jsonschema
 import numpy as np
 import pytest
 
+import pipeline.jobs.bone as bone_job
 import pipeline.jobs.guide as guide_job
 from pipeline.errors import InputError, OsteoprintError
 from pipeline.exchange.manifest import read_manifest
@@ -29,12 +30,13 @@ PROVISIONAL_RULE = ("polymer", {
 
 
 @pytest.fixture(scope="module")
-def patched(lumbar_scan, lumbar_segmentation, lumbar_anatomy, l3_guide):
+def patched(lumbar_scan, lumbar_segmentation, lumbar_anatomy, l3_guide, lumbar_bone):
     """The jobs run as the CLI runs them, except that reading, segmenting and
-    analysing the sample scan and building its L3 guide return the session's results
-    (the same calls on the same data, made once per session and tested in the other
-    guide modules)."""
+    analysing the sample scan, measuring its bone density and building its L3 guide
+    return the session's results (the same calls on the same data, made once per
+    session and tested in the other guide and bone modules)."""
     real_read, real_analyse, real_build = guide_job.read_scan, guide_job.analyse_segmentation, guide_job.build_guide
+    real_measure = bone_job.measure
 
     def read(scan, series=None, progress=None):
         if Path(scan) != SAMPLE:
@@ -50,6 +52,11 @@ def patched(lumbar_scan, lumbar_segmentation, lumbar_anatomy, l3_guide):
             return real_analyse(seg, levels, **options)
         return {lv: lumbar_anatomy[lv] for lv in levels}
 
+    def measure(volume, seg, progress=None, fractures=None):
+        if volume is not lumbar_scan or fractures is not None:
+            return real_measure(volume, seg, progress, fractures)
+        return lumbar_bone
+
     def build(screws, anatomy, seg, design, **kwargs):
         ref_screws, guide = l3_guide
         same = seg is lumbar_segmentation and anatomy is lumbar_anatomy["L3"] and design == guide.design and \
@@ -61,6 +68,7 @@ def patched(lumbar_scan, lumbar_segmentation, lumbar_anatomy, l3_guide):
         mp.setattr(guide_job, "build_guide", build)
         mp.setattr(guide_job, "segment_vertebrae", segment)
         mp.setattr(guide_job, "analyse_segmentation", analyse)
+        mp.setattr(bone_job, "measure", measure)
         if ("guide", "surgical_guide") not in SUITABILITY:
             mp.setitem(SUITABILITY, ("guide", "surgical_guide"), PROVISIONAL_RULE)
         yield
@@ -126,6 +134,20 @@ def test_manifest_is_valid_with_a_guide_record_whose_checks_all_pass(job):
     assert rec["smallest_feature_mm"] == pytest.approx(rec["measured"]["thinnest_wall_mm"], abs=1e-3)
     assert rec["recommended_process"][0]["category"] == "vat_photopolymerization"
     assert "1.2.826" not in (out / "manifest.json").read_text()      # no raw UID
+
+
+def test_guide_record_carries_each_screws_bone_density(job, lumbar_truth):
+    out, manifest = job
+    truth = lumbar_truth["json"]["bone_density"]["trabecular_hu"]["L3"]     # 124 HU: indeterminate
+    bone = manifest["bone_quality"]
+    assert bone["file"] == "bone.json" and (out / "bone.json").is_file()
+    assert json.loads((out / "bone.json").read_text())["levels"] == bone["levels"]
+    for screw in _record(manifest)["plan"]["screws"]:
+        info = screw["bone_quality"]
+        assert info["category"] == "indeterminate" and info["advice"] is None
+        assert abs(info["value_hu"] - truth) <= 8.0
+    planning = json.loads((out / "plan.json").read_text())["planning"]
+    assert planning["L3-left"]["bone_quality"]["category"] == "indeterminate"
 
 
 def test_check_job_passes_the_jobs_own_guide(job, tmp_path):

@@ -54,6 +54,17 @@ def test_every_vertebra_found_and_named(result, truth):
     assert sorted(p["label"] for p in manifest["prints"]) == sorted(LEVELS)
 
 
+def test_manifest_and_bone_json_carry_each_vertebras_density(result, truth):
+    out, manifest = result
+    gradient = truth["json"]["bone_density"]["trabecular_hu"]
+    bone = manifest["bone_quality"]
+    assert json.loads((out / bone["file"]).read_text())["levels"] == bone["levels"]
+    means = {v["level"]: v["trabecular_mean_hu"] for v in bone["levels"]}
+    assert sorted(means) == sorted(LEVELS[:-1])                       # the sacrum is not read
+    assert all(abs(means[lv] - gradient[lv]) <= 5.0 for lv in means), means
+    assert bone["screening"]["level"] == "L2" and bone["screening"]["category"] == "likely_osteoporosis"
+
+
 def test_dice_per_vertebra_against_truth(result, truth):
     out, _ = result
     seg, affine = read_nifti(out / "segmentation.nii.gz")

@@ -1,10 +1,11 @@
-"""Whole jobs as the command line runs them: read -> segment -> mesh -> scaffold/guide -> export.
+"""Whole jobs as the command line runs them: read -> segment -> bone density -> mesh -> scaffold/guide -> export.
 
 Each job is a function a notebook can call too. Jobs are the only place where
 stages meet files, and they touch files only through :mod:`pipeline.exchange`,
 staging every output so that an error or interrupt leaves nothing half-written.
 """
 
+from .bone import BoneOptions, run_bone
 from .common import Quiet, read_scan
 from .guide import GuideOptions, run_check_guide, run_guide
 from .model import ModelOptions, run_model
@@ -12,6 +13,6 @@ from .run import run_all
 from .scaffold import ScaffoldOptions, run_scaffold
 
 __all__ = [
-    "GuideOptions", "ModelOptions", "Quiet", "ScaffoldOptions", "read_scan",
-    "run_all", "run_check_guide", "run_guide", "run_model", "run_scaffold",
+    "BoneOptions", "GuideOptions", "ModelOptions", "Quiet", "ScaffoldOptions", "read_scan",
+    "run_all", "run_bone", "run_check_guide", "run_guide", "run_model", "run_scaffold",
 ]

@@ -23,6 +23,7 @@ from ..exchange.manifest import manifest_bytes, merge_prints
 from ..exchange.plan_files import plan_json, read_plan
 from ..exchange.stl import read_stl, write_stl
 from ..guide import GuideDesign, Plan, analyse_segmentation, build_guide, check_guide, check_plan, plan_screws
+from ..guide.augmentation import with_bone_advice
 from ..guide.guide_checks import guide_bone
 from ..printing import PROCESSES
 from ..prints import print_record
@@ -97,16 +98,18 @@ def _screw_summary(plan: Plan, plan_report: dict, screw_ids: list) -> list:
         r = by_id[sid]
         breach = next(c for c in r["checks"] if c["name"] == "breach")
         walls = [w for w in r["measured"]["isthmus_walls_mm"].values() if w is not None]
+        bone = plan.planning.get(sid, {}).get("bone_quality")
         rows.append({**s.as_dict(), "grade": breach["details"]["grade"], "breach_mm": breach["value"],
                      "breach_direction": breach["details"]["direction"],
                      "min_isthmus_wall_mm": min(walls) if walls else None,
                      "medial_angle_deg": r["measured"]["medial_angle_deg"],
-                     "cranial_angle_deg": r["measured"]["cranial_angle_deg"], "checks_passed": r["passed"]})
+                     "cranial_angle_deg": r["measured"]["cranial_angle_deg"], "checks_passed": r["passed"],
+                     **({"bone_quality": bone} if bone is not None else {})})
     return rows
 
 
 def run_guide(scan: str | os.PathLike, out_dir: str | os.PathLike, options: GuideOptions = GuideOptions(),
-              progress=None, *, volume=None, segmentation=None) -> dict:
+              progress=None, *, volume=None, segmentation=None, bone_quality=None) -> dict:
     """Plan (or take) pedicle screws, build and check a drill guide per vertebra, write them.
 
     Writes ``plan.json``, ``guides/<LEVEL>-guide.stl`` and ``guide`` records (every
@@ -114,9 +117,12 @@ def run_guide(scan: str | os.PathLike, out_dir: str | os.PathLike, options: Guid
     manifest. Nothing is written if any step fails; guides of an earlier run that
     this run did not make are removed (``plan.json`` describes this run's screws).
     A failing check does not stop the job: it is recorded (``checks_passed``).
-    ``volume`` and ``segmentation`` spare reading and segmenting again
-    (``osteoprint run``).
+    Screws in vertebrae whose trabecular density is in the likely-osteoporosis band
+    carry augmentation advice (:mod:`pipeline.guide.augmentation`); ``bone.json`` is
+    written beside the plan. ``volume``, ``segmentation`` and ``bone_quality`` spare
+    reading, segmenting and measuring again (``osteoprint run``).
     """
+    from .bone import measure, stage_bone
     from .model import segment
 
     progress = progress or Quiet()
@@ -151,6 +157,12 @@ def run_guide(scan: str | os.PathLike, out_dir: str | os.PathLike, options: Guid
         for info in plan.planning.values():
             for w in info.get("warnings", []):
                 progress.note(f"warning: {w}")
+    bone = bone_quality if bone_quality is not None else measure(volume, seg, progress)
+    plan = with_bone_advice(plan, bone, anatomies)
+    for s in plan.screws:
+        advice = plan.planning[s.id]["bone_quality"].get("advice")
+        if advice:
+            progress.note(f"{s.id}: {advice}")
     progress.stage("checking the plan")
     surfaces = {}
     plan_report = check_plan(plan, seg, anatomies=anatomies, surfaces=surfaces)
@@ -193,6 +205,7 @@ def run_guide(scan: str | os.PathLike, out_dir: str | os.PathLike, options: Guid
             "plan_file": "plan.json", "plan_sha256": hashlib.sha256(plan_text).hexdigest(),
             "process": options.process, "material": options.material, "design": design.as_dict(),
         }
+        manifest = stage_bone(stage, manifest, bone, volume.info.series_hash)
         stage.path("manifest.json").write_bytes(manifest_bytes(manifest))
     _remove_stale(Path(out_dir) / "guides", {Path(r["file"]).name for r in records})
     return manifest

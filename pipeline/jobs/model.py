@@ -66,17 +66,21 @@ def run_model(
     *,
     volume=None,
     segmentation: VertebraSegmentation | None = None,
+    bone_quality=None,
 ) -> dict:
     """Scan to one STL per vertebra, a label map and the manifest in ``out_dir``.
 
-    Writes ``vertebrae/<LEVEL>.stl``, ``segmentation.nii.gz`` and ``manifest.json``;
-    returns the manifest. Nothing is written if any step fails. ``volume`` and
-    ``segmentation``, when given (``osteoprint run``), spare reading and segmenting
-    the scan again.
+    Writes ``vertebrae/<LEVEL>.stl``, ``segmentation.nii.gz``, ``bone.json`` and
+    ``manifest.json``; returns the manifest. Nothing is written if any step fails.
+    ``volume``, ``segmentation`` and ``bone_quality``, when given (``osteoprint
+    run``), spare reading, segmenting and measuring the scan again.
     """
+    from .bone import measure, stage_bone
+
     progress = progress or Quiet()
     volume = volume if volume is not None else read_scan(scan, options.series, progress)
     seg = segmentation if segmentation is not None else segment(volume, options, progress)
+    bone = bone_quality if bone_quality is not None else measure(volume, seg, progress)
     progress.stage("meshing vertebrae")
     models = vertebra_models(
         seg,
@@ -100,6 +104,7 @@ def run_model(
         for rel, data in stl_data.items():
             stage.path(rel).write_bytes(data)
         write_label_map(stage.path("segmentation.nii.gz"), seg, volume)
+        manifest = stage_bone(stage, manifest, bone, volume.info.series_hash)
         stage.path("manifest.json").write_bytes(manifest_bytes(manifest))
     _remove_stale(Path(out_dir) / "vertebrae", set(stl_data))
     return manifest

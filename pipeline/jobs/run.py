@@ -1,6 +1,6 @@
 """``osteoprint run``: every print for a scan in one go — models, scaffolds, a guide.
 
-The scan is read and segmented once and handed to each job.
+The scan is read, segmented and its bone density measured once, and handed to each job.
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 from ..errors import OsteoprintError
+from .bone import measure
 from .common import Quiet, read_scan
 from .model import ModelOptions, run_model, segment
 from .scaffold import ScaffoldOptions, run_scaffold
@@ -49,11 +50,13 @@ def run_all(
     progress = progress or Quiet()
     volume = read_scan(scan, model.series, progress)
     seg = segment(volume, model, progress)
-    manifest = run_model(scan, out_dir, model, progress, volume=volume, segmentation=seg)
+    bone = measure(volume, seg, progress)
+    shared = {"volume": volume, "segmentation": seg, "bone_quality": bone}
+    manifest = run_model(scan, out_dir, model, progress, **shared)
     notes = []
     fractured = []
     try:
-        manifest = run_scaffold(scan, out_dir, scaffold, progress, volume=volume, segmentation=seg)
+        manifest = run_scaffold(scan, out_dir, scaffold, progress, **shared)
         fractured = [p["defect"].get("level") for p in manifest["prints"] if p["kind"] == "scaffold" and isinstance(p.get("defect"), dict)]
     except OsteoprintError as exc:
         notes.append(f"no scaffold: {exc}")
@@ -63,7 +66,7 @@ def run_all(
     if levels:
         from dataclasses import replace
 
-        manifest = run_guide(scan, out_dir, replace(guide, levels=tuple(levels)), progress, volume=volume, segmentation=seg)
+        manifest = run_guide(scan, out_dir, replace(guide, levels=tuple(levels)), progress, **shared)
     else:
         notes.append("no guide: no named thoracic or lumbar level to plan screws in")
     if notes:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..bone_quality import scaffold_beside_bone
 from ..errors import InputError, OsteoprintError
 from ..exchange.atomic import staged_output
 from ..exchange.manifest import manifest_bytes, merge_prints
@@ -52,8 +53,13 @@ class DefectRegion:
     info: dict
 
 
-def defect_regions(volume, seg: VertebraSegmentation | None, options: ScaffoldOptions) -> list[DefectRegion]:
-    """The regions ``options.defect`` asks for, in LPS (pure: no files but a mask file)."""
+def defect_regions(volume, seg: VertebraSegmentation | None, options: ScaffoldOptions,
+                   fractures=None) -> list[DefectRegion]:
+    """The regions ``options.defect`` asks for, in LPS (pure: no files but a mask file).
+
+    ``fractures`` (from :func:`pipeline.defect.find_compression_fractures`) spares
+    finding them again for ``--defect auto``.
+    """
     spec = options.defect
     bone = None
     if options.bone != "none":
@@ -61,7 +67,7 @@ def defect_regions(volume, seg: VertebraSegmentation | None, options: ScaffoldOp
             raise OsteoprintError("--bone needs the segmentation")  # pragma: no cover - jobs segment first
         bone = seg.labels > 0
     if spec == "auto":
-        return _fracture_regions(volume, seg, options)
+        return _fracture_regions(volume, seg, options, fractures)
     if is_nifti(spec):
         mask, affine = read_nifti(spec)
         mask = mask > 0
@@ -80,7 +86,7 @@ def defect_regions(volume, seg: VertebraSegmentation | None, options: ScaffoldOp
     return [DefectRegion(name, f"{name} region scaffold", region, info)]
 
 
-def _fracture_regions(volume, seg: VertebraSegmentation, options: ScaffoldOptions) -> list[DefectRegion]:
+def _fracture_regions(volume, seg: VertebraSegmentation, options: ScaffoldOptions, fractures=None) -> list[DefectRegion]:
     from ..defect import defect_region, find_compression_fractures
 
     if options.level:
@@ -89,7 +95,9 @@ def _fracture_regions(volume, seg: VertebraSegmentation, options: ScaffoldOption
             raise OsteoprintError(f"{options.level}: no collapse to fill ({mask.reason})")
         found = [(options.level, np.asarray(mask, dtype=bool), {"level": options.level, "defect_volume_mm3": round(float(mask.volume_mm3), 1)})]
     else:
-        found = [(f.level, f.defect_mask, f.as_dict()) for f in find_compression_fractures(seg, volume)]
+        if fractures is None:
+            fractures = find_compression_fractures(seg, volume)
+        found = [(f.level, f.defect_mask, f.as_dict()) for f in fractures]
         found = [item for item in found if item[1].any()]
         if not found:
             raise OsteoprintError(
@@ -103,8 +111,10 @@ def _fracture_regions(volume, seg: VertebraSegmentation, options: ScaffoldOption
     return out
 
 
-def scaffold_record(scaffold, measured: dict, quality, *, file: str, label: str, material: str, info: dict, sha256: str) -> dict:
-    """Manifest record of one scaffold print."""
+def scaffold_record(scaffold, measured: dict, quality, *, file: str, label: str, material: str, info: dict, sha256: str,
+                    patient_bone: dict | None = None) -> dict:
+    """Manifest record of one scaffold print; ``patient_bone`` compares its stiffness
+    with this patient's trabecular bone (:func:`pipeline.bone_quality.scaffold_beside_bone`)."""
     wall = measured.get("wall_thickness_mm") or {}
     pores = measured.get("pore_diameter_mm") or {}
     smallest_wall = wall.get("p05") if wall.get("p05") is not None else measured.get("smallest_feature_mm", 0.0)
@@ -125,8 +135,10 @@ def scaffold_record(scaffold, measured: dict, quality, *, file: str, label: str,
             "defect": info,
             "design": scaffold.parameters(),
             "measured": measured,
+            **({"patient_bone": patient_bone} if patient_bone is not None else {}),
         },
     )
+
 
 
 def run_scaffold(
@@ -137,26 +149,36 @@ def run_scaffold(
     *,
     volume=None,
     segmentation: VertebraSegmentation | None = None,
+    bone_quality=None,
 ) -> dict:
     """Fill the defect regions of a scan with scaffolds; write STLs and extend the manifest.
 
-    Writes ``scaffolds/<name>.stl`` and adds ``scaffold`` records to
-    ``manifest.json`` (creating it, with the segmentation, if absent). ``volume`` and
-    ``segmentation`` spare reading and segmenting again (``osteoprint run``).
+    Writes ``scaffolds/<name>.stl`` and ``bone.json`` and adds ``scaffold`` records
+    (each with its stiffness beside the patient's trabecular bone) to
+    ``manifest.json`` (creating it, with the segmentation, if absent). ``volume``,
+    ``segmentation`` and ``bone_quality`` spare reading, segmenting and measuring
+    again (``osteoprint run``).
     """
+    from .bone import measure, stage_bone
     from .model import segment
 
     progress = progress or Quiet()
     get_material(options.material)  # an unknown material fails before the long steps
     grading = parse_grading(options.grading) if options.grading else None
     volume = volume if volume is not None else read_scan(scan, options.series, progress)
-    seg = segmentation
-    if seg is None and (options.defect == "auto" or options.bone != "none"):
-        seg = segment(volume, progress=progress)
+    # Always segmented: the patient's bone density is read per vertebra.
+    seg = segmentation if segmentation is not None else segment(volume, progress=progress)
+    fractures = None
+    if options.defect == "auto" and not options.level:
+        from ..defect import find_compression_fractures
+
+        progress.stage("finding compression fractures")
+        fractures = find_compression_fractures(seg, volume)
+    bone = bone_quality if bone_quality is not None else measure(volume, seg, progress, fractures)
     progress.stage("finding defect regions")
-    regions = defect_regions(volume, seg, options)
+    regions = defect_regions(volume, seg, options, fractures)
     manifest = start_manifest(volume, out_dir)
-    write_labels = seg is not None and "segmentation" not in manifest
+    write_labels = "segmentation" not in manifest
     if write_labels:
         manifest["segmentation"] = segmentation_entry(seg)
     records = []
@@ -176,9 +198,16 @@ def run_scaffold(
             quality = check_mesh(scaffold.mesh, self_intersection_test=len(scaffold.mesh.faces) <= SELF_INTERSECTION_TEST_MAX)
             rel = f"scaffolds/{item.name}-{scaffold.design.lattice.name}.stl"
             sha = write_stl(stage.path(rel), scaffold.mesh)
+            centre = (measured.get("measurement") or {}).get("feature_block_center_lps_mm")
+            if centre is None:
+                centre = np.mean(np.asarray(item.region.bounds(), float), axis=0)
+            against = scaffold_beside_bone(bone, seg, item.info.get("level"), centre,
+                                           measured["apparent_modulus_gpa"])
+            progress.note(f"{rel}: {against['statement']}")
             records.append(
                 scaffold_record(scaffold, measured, quality, file=rel, label=item.label,
-                                material=options.material, info=_json_ready(item.info), sha256=sha)
+                                material=options.material, info=_json_ready(item.info), sha256=sha,
+                                patient_bone=against)
             )
             progress.note(
                 f"{rel}: porosity {measured['porosity']:.3f} (target {scaffold.porosity_target:.3f}), "
@@ -191,6 +220,7 @@ def run_scaffold(
             "material": options.material, "rim_mm": options.rim_mm, "clearance_mm": options.clearance_mm,
             "bone": options.bone, "voxel_mm": options.voxel_mm,
         }
+        manifest = stage_bone(stage, manifest, bone, volume.info.series_hash)
         stage.path("manifest.json").write_bytes(manifest_bytes(manifest))
     return manifest
 
