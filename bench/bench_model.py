@@ -121,7 +121,7 @@ def main() -> int:
         def export():
             with staged_output(tmp) as st:
                 for m in models:
-                    write_stl(st.path(f"vertebrae/{m.level}.stl"), m.mesh)
+                    write_stl(st.path(f"vertebrae/{m.level}.stl"), m.mesh, f"{m.level} vertebra model")
                 write_nifti(st.path("segmentation.nii.gz"), seg.labels, seg.affine)
         stage("export", export, rows)
     print(f"series: {series}  shape {volume.shape}  spacing {tuple(round(s, 4) for s in volume.spacing)} mm")

@@ -1,7 +1,10 @@
-"""Binary STL, the format every slicer takes. Written with numpy-stl.
+"""Binary STL, the format every slicer takes. Written with numpy-stl's record layout.
 
-STL carries no units or coordinate system; osteoprint's convention (millimetres,
-DICOM LPS patient coordinates) is stated in the 80-byte header and in the manifest.
+STL carries no units or coordinate system. Every file osteoprint writes states them
+in its 80-byte header, which starts with a short description of the print and ends
+with ``SPACE=LPS``: the 3D Slicer convention (Slicer reads the header and places an
+LPS model correctly instead of assuming RAS and mirroring it front-to-back and
+left-to-right). Vertices are millimetres in DICOM patient coordinates (LPS).
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from stl import mesh as stl_mesh
 
 from ..errors import InputError
 
-HEADER = b"osteoprint binary STL; units mm; coordinates DICOM LPS"
+#: Ends every header: units, and the coordinate system as 3D Slicer reads it.
+HEADER_SUFFIX = b" (osteoprint, mm) SPACE=LPS"
+HEADER_BYTES = 80
 
 
 def _records(vertices: np.ndarray, faces: np.ndarray) -> bytes:
@@ -33,23 +38,53 @@ def _records(vertices: np.ndarray, faces: np.ndarray) -> bytes:
     return rec.tobytes()
 
 
-def _header(n_triangles: int) -> bytes:
+def stl_header(description: str = "") -> bytes:
+    """The 80-byte header: ``description`` (ASCII, shortened to fit), then units and
+    ``SPACE=LPS``.
+
+    A description starting with "solid" is prefixed, since some readers take such a
+    binary file for ASCII STL.
+    """
+    text = " ".join(description.split()).encode("ascii", "replace") or b"model"
+    if text[:5].lower() == b"solid":
+        text = b"part " + text
+    room = HEADER_BYTES - len(HEADER_SUFFIX)
     # numpy-stl's own writer stamps the current time into the header, which would
-    # make identical inputs give different files; the record layout is its dtype.
-    return HEADER.ljust(80, b" ")[:80] + struct.pack("<I", n_triangles)
+    # make identical inputs give different files.
+    return (text[:room] + HEADER_SUFFIX).ljust(HEADER_BYTES, b" ")
 
 
-def stl_bytes(mesh: trimesh.Trimesh) -> bytes:
-    """Encode ``mesh`` as binary STL (float32 vertices, per-face normals)."""
+def header_text(path_or_bytes) -> str:
+    """The header of a binary STL file (or of its bytes) as text, padding stripped."""
+    if isinstance(path_or_bytes, (bytes, bytearray)):
+        head = bytes(path_or_bytes[:HEADER_BYTES])
+    else:
+        with open(path_or_bytes, "rb") as fh:
+            head = fh.read(HEADER_BYTES)
+    return head.rstrip(b" \0").decode("ascii", "replace")
+
+
+def _header(n_triangles: int, description: str) -> bytes:
+    return stl_header(description) + struct.pack("<I", n_triangles)
+
+
+def stl_bytes(mesh: trimesh.Trimesh, description: str = "") -> bytes:
+    """Encode ``mesh`` as binary STL (float32 vertices, per-face normals).
+
+    ``description`` says what the print is, e.g. ``"L1 vertebra model"``; it starts
+    the header (see :func:`stl_header`).
+    """
     faces = np.asarray(mesh.faces)
-    return _header(len(faces)) + _records(np.asarray(mesh.vertices), faces)
+    return _header(len(faces), description) + _records(np.asarray(mesh.vertices), faces)
 
 
-def write_stl(path: str | os.PathLike, mesh: trimesh.Trimesh, chunk: int = 1_000_000) -> str:
+def write_stl(path: str | os.PathLike, mesh: trimesh.Trimesh, description: str = "",
+              chunk: int = 1_000_000) -> str:
     """Write ``mesh`` as binary STL atomically; return the file's SHA-256 hex digest.
 
-    Written in chunks of ``chunk`` triangles so that a scaffold of tens of millions
-    of triangles never needs its whole file in memory.
+    ``description`` starts the header (see :func:`stl_header`). Written in chunks of
+    ``chunk`` triangles so that a scaffold of tens of millions of triangles never
+    needs its whole file in memory.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,7 +94,7 @@ def write_stl(path: str | os.PathLike, mesh: trimesh.Trimesh, chunk: int = 1_000
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            head = _header(len(faces))
+            head = _header(len(faces), description)
             fh.write(head)
             digest.update(head)
             for start in range(0, len(faces), chunk):
