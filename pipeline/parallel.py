@@ -4,8 +4,9 @@ Meshing and checking a vertebra is mostly Python-level work (trimesh, graph
 bookkeeping) that holds the GIL, so threads barely overlap; separate processes do.
 Forked workers start in milliseconds and share the parent's memory copy-on-write,
 so only each job's small inputs and its finished mesh cross between processes.
-Where fork is unavailable (Windows, macOS defaults) or there is one core or one
-job, the map runs in this process.
+Where fork is unavailable (Windows, macOS defaults), there is one core or one
+job, or this process may not have children (a daemonic worker, as Dask's are),
+the map runs in this process.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def map_processes(fn: Callable[[T], R], items: Iterable[T], *, on_result: Callab
     """
     items = list(items)
     n = min(len(items), workers(), MAX_WORKERS)
-    if n <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+    if n <= 1 or "fork" not in multiprocessing.get_all_start_methods() or multiprocessing.current_process().daemon:
         results = []
         for item in items:
             results.append(fn(item))

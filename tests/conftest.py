@@ -387,3 +387,85 @@ def totalseg_reference():
         return out
 
     return member
+
+
+@pytest.fixture(scope="session")
+def small_spine_scan(tmp_path_factory, lumbar_scan):
+    """A small real-looking spine scan: the sample cropped to L2-L3 (59 x 160 x 145
+    voxels), written as an uncompressed DICOM series; segments in about a second.
+
+    Returns the DICOM folder.
+    """
+    from pipeline.exchange.dicom_write import write_series
+    from pipeline.volume import crop_affine, lps_to_index
+
+    first, last = (int(round(lps_to_index(lumbar_scan.affine, [0.0, 0.0, z])[0])) for z in (-476.0, -402.0))
+    box = (slice(first, last), slice(15, 175), slice(45, 190))
+    folder = tmp_path_factory.mktemp("small_spine") / "dicom"
+    write_series(lumbar_scan.hu[box], crop_affine(lumbar_scan.affine, [s.start for s in box]), folder,
+                 series_description="osteoprint phantom L2-L3 crop",
+                 extra={"PatientName": "Test^Phantom", "PatientID": "PHANTOM-0001"})
+    return folder
+
+
+# ---------------------------------------------------------------------------
+# Independent readers of osteoprint's outputs (3MF through lib3mf, DICOM through
+# dciodvfy), as fixtures for every test that checks those files.
+
+def read_3mf_objects(path):
+    """A 3MF file through lib3mf: ``(model, objects)``, each object a dict with name,
+    vertices, faces, manifold (lib3mf's own test), metadata {(namespace, name): value}
+    and display colour (RGB) of its base material."""
+    import lib3mf
+
+    wrapper = lib3mf.get_wrapper()
+    model = wrapper.CreateModel()
+    model.QueryReader("3mf").ReadFromFile(str(path))
+    objects = []
+    it = model.GetMeshObjects()
+    while it.MoveNext():
+        obj = it.GetCurrentMeshObject()
+        group = obj.GetMetaDataGroup()
+        meta = {}
+        for i in range(group.GetMetaDataCount()):
+            item = group.GetMetaData(i)
+            meta[(item.GetNameSpace(), item.GetName())] = item.GetValue()
+        resource, prop, has = obj.GetObjectLevelProperty()
+        colour = None
+        if has:
+            c = model.GetBaseMaterialGroupByID(resource).GetDisplayColor(prop)
+            colour = (c.Red, c.Green, c.Blue)
+        objects.append({
+            "name": obj.GetName(),
+            "vertices": np.array([p.Coordinates[:] for p in obj.GetVertices()], dtype=float),
+            "faces": np.array([t.Indices[:] for t in obj.GetTriangleIndices()], dtype=np.int64),
+            "manifold": obj.IsManifoldAndOriented(), "meta": meta, "colour": colour,
+        })
+    return model, objects
+
+
+@pytest.fixture
+def read_3mf():
+    """:func:`read_3mf_objects` as a fixture (skips when lib3mf is absent)."""
+    pytest.importorskip("lib3mf")
+    return read_3mf_objects
+
+
+@pytest.fixture
+def dciodvfy(tmp_path):
+    """``dciodvfy(data) -> list of error lines`` of dicom3tools' validator on DICOM
+    bytes; skips the test when dciodvfy is not installed."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("dciodvfy")
+    if exe is None:
+        pytest.skip("dciodvfy (Debian package dicom3tools) is not installed")
+
+    def _check(data: bytes) -> list[str]:
+        path = tmp_path / "dciodvfy-input.dcm"
+        path.write_bytes(data)
+        run = subprocess.run([exe, str(path)], capture_output=True, text=True, timeout=60)
+        return [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")]
+
+    return _check

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from ..exchange.manifest import new_manifest, read_manifest
+from ..progress import detail
 from ..segment import VertebraSegmentation
 from ..volume import CTVolume
 
@@ -19,6 +20,9 @@ class Quiet:
     def note(self, message: str) -> None:
         pass
 
+    def detail(self, message: str) -> None:
+        pass
+
 
 def read_scan(scan: str | os.PathLike, series: str | None = None, progress=None) -> CTVolume:
     """Read a DICOM folder/file or NIfTI CT and report skipped files to ``progress``."""
@@ -28,7 +32,7 @@ def read_scan(scan: str | os.PathLike, series: str | None = None, progress=None)
     progress.stage("reading scan")
     volume, report = load_scan(scan, series=series)
     for path, reason in report.skipped:
-        progress.note(f"skipped {path}: {reason}")
+        detail(progress, f"skipped {path}: {reason}")
     for message in volume.info.warnings:
         progress.note(f"warning: {message}")
     return volume

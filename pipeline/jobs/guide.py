@@ -29,6 +29,7 @@ from ..printing import PROCESSES
 from ..prints import print_record
 from ..segment import segment_vertebrae
 from .common import Quiet, drop_kind, read_scan, segmentation_entry, start_manifest, write_label_map
+from .deliver import remove_stale_dicom, stage_folder_outputs, study_for
 
 #: Material class of a guide's material for the process minima (resins and PA12 alike).
 GUIDE_MATERIAL_CLASS = "polymer"
@@ -56,6 +57,8 @@ class GuideOptions:
         Printing process the guide is checked for (minimum wall).
     material : str
         Material named in the manifest, e.g. "surgical-guide resin" or "PA12".
+    dicom : bool
+        Also write every print as a DICOM Encapsulated STL in the CT's study.
     """
 
     series: str | None = None
@@ -66,6 +69,7 @@ class GuideOptions:
     drill_mm: float = GuideDesign.drill_diameter_mm
     process: str = "vat_photopolymerization"
     material: str = "surgical-guide resin"
+    dicom: bool = False
 
     def design(self) -> GuideDesign:
         return GuideDesign(clearance_mm=self.clearance_mm, sleeve_length_mm=self.sleeve_length_mm,
@@ -109,7 +113,8 @@ def _screw_summary(plan: Plan, plan_report: dict, screw_ids: list) -> list:
 
 
 def run_guide(scan: str | os.PathLike, out_dir: str | os.PathLike, options: GuideOptions = GuideOptions(),
-              progress=None, *, volume=None, segmentation=None, bone_quality=None) -> dict:
+              progress=None, *, volume=None, segmentation=None, bone_quality=None, deliver: bool = True,
+              made: dict | None = None) -> dict:
     """Plan (or take) pedicle screws, build and check a drill guide per vertebra, write them.
 
     Writes ``plan.json``, ``guides/<LEVEL>-guide.stl`` and ``guide`` records (every
@@ -119,8 +124,12 @@ def run_guide(scan: str | os.PathLike, out_dir: str | os.PathLike, options: Guid
     A failing check does not stop the job: it is recorded (``checks_passed``).
     Screws in vertebrae whose trabecular density is in the likely-osteoporosis band
     carry augmentation advice (:mod:`pipeline.guide.augmentation`); ``bone.json`` is
-    written beside the plan. ``volume``, ``segmentation`` and ``bone_quality`` spare
-    reading, segmenting and measuring again (``osteoprint run``).
+    written beside the plan. The folder's ``labels.png``, ``prints.3mf``,
+    ``report.html`` (and DICOM prints with ``options.dicom``) are rewritten.
+    ``volume``, ``segmentation`` and ``bone_quality`` spare reading, segmenting and
+    measuring again (``osteoprint run``); ``deliver=False`` leaves out the picture,
+    3MF, report and DICOM and adds the guides' meshes to ``made`` (print file ->
+    mesh) instead.
     """
     from .bone import measure, stage_bone
     from .model import segment
@@ -132,6 +141,7 @@ def run_guide(scan: str | os.PathLike, out_dir: str | os.PathLike, options: Guid
     volume = volume if volume is not None else read_scan(scan, options.series, progress)
     if user_plan is not None:
         _same_scan(user_plan, volume, options.plan)
+    study = study_for(scan, volume, options.dicom and deliver, progress)
     seg = segmentation if segmentation is not None else segment(volume, progress=progress)
     names = list(seg.levels.values())
     if user_plan is not None:
@@ -188,7 +198,7 @@ def run_guide(scan: str | os.PathLike, out_dir: str | os.PathLike, options: Guid
     write_labels = "segmentation" not in manifest
     if write_labels:
         manifest["segmentation"] = segmentation_entry(seg)
-    records = []
+    records, meshes = [], {}
     plan_text = plan_json(plan).encode()
     progress.stage("writing guides")
     with staged_output(out_dir) as stage:
@@ -197,7 +207,8 @@ def run_guide(scan: str | os.PathLike, out_dir: str | os.PathLike, options: Guid
         stage.path("plan.json").write_bytes(plan_text)
         for level, screws, guide, report in built:
             rel = f"guides/{level}-guide.stl"
-            sha = write_stl(stage.path(rel), guide.mesh)
+            sha = write_stl(stage.path(rel), guide.mesh, f"{level} drill guide")
+            meshes[rel] = guide.mesh
             records.append(_record(guide, report, plan, plan_report, screws, rel, sha, options))
         manifest = merge_prints(drop_kind(manifest, "guide"), records)
         manifest["parameters"]["guide"] = {
@@ -206,8 +217,14 @@ def run_guide(scan: str | os.PathLike, out_dir: str | os.PathLike, options: Guid
             "process": options.process, "material": options.material, "design": design.as_dict(),
         }
         manifest = stage_bone(stage, manifest, bone, volume.info.series_hash)
+        if deliver:
+            manifest = stage_folder_outputs(stage, manifest, volume=volume, segmentation=seg, meshes=meshes,
+                                            study=study, progress=progress)
         stage.path("manifest.json").write_bytes(manifest_bytes(manifest))
     _remove_stale(Path(out_dir) / "guides", {Path(r["file"]).name for r in records})
+    remove_stale_dicom(out_dir, manifest)
+    if made is not None:
+        made.update(meshes)
     return manifest
 
 

@@ -11,8 +11,10 @@ from ..exchange.manifest import manifest_bytes, merge_prints
 from ..exchange.stl import stl_bytes
 from ..models import VertebraModel, vertebra_models
 from ..prints import print_record
+from ..progress import detail
 from ..segment import VertebraSegmentation, segment_vertebrae
 from .common import Quiet, drop_kind, read_scan, segmentation_entry, start_manifest, write_label_map
+from .deliver import remove_stale_dicom, stage_folder_outputs, study_for
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class ModelOptions:
     levels: tuple[str, ...] | None = None
     purpose: str = "planning"
     decimate: float = 0.5
+    dicom: bool = False
 
 
 def model_records(models: list[VertebraModel], purpose: str, stl_data: dict[str, bytes]) -> list[dict]:
@@ -67,18 +70,25 @@ def run_model(
     volume=None,
     segmentation: VertebraSegmentation | None = None,
     bone_quality=None,
+    deliver: bool = True,
+    made: dict | None = None,
 ) -> dict:
     """Scan to one STL per vertebra, a label map and the manifest in ``out_dir``.
 
-    Writes ``vertebrae/<LEVEL>.stl``, ``segmentation.nii.gz``, ``bone.json`` and
-    ``manifest.json``; returns the manifest. Nothing is written if any step fails.
-    ``volume``, ``segmentation`` and ``bone_quality``, when given (``osteoprint
-    run``), spare reading, segmenting and measuring the scan again.
+    Writes ``vertebrae/<LEVEL>.stl``, ``segmentation.nii.gz``, ``bone.json``,
+    ``labels.png``, ``prints.3mf``, ``report.html``, with ``options.dicom``
+    ``dicom/vertebrae/<LEVEL>.dcm``, and ``manifest.json``; returns the manifest.
+    Nothing is written if any step fails. ``volume``, ``segmentation`` and
+    ``bone_quality``, when given (``osteoprint run``), spare reading, segmenting and
+    measuring the scan again; ``deliver=False`` leaves out the picture, 3MF, report
+    and DICOM (``run`` writes them once, at its end, from the meshes this job adds
+    to ``made``: print file -> mesh).
     """
     from .bone import measure, stage_bone
 
     progress = progress or Quiet()
     volume = volume if volume is not None else read_scan(scan, options.series, progress)
+    study = study_for(scan, volume, options.dicom and deliver, progress)
     seg = segmentation if segmentation is not None else segment(volume, options, progress)
     bone = bone_quality if bone_quality is not None else measure(volume, seg, progress)
     progress.stage("meshing vertebrae")
@@ -86,9 +96,9 @@ def run_model(
         seg,
         levels=list(options.levels) if options.levels else None,
         decimate=options.decimate,
-        on_level=lambda level: progress.note(f"meshed {level}"),
+        on_level=lambda level: detail(progress, f"meshed {level}"),
     )
-    stl_data = {f"vertebrae/{m.level}.stl": stl_bytes(m.mesh) for m in models}
+    stl_data = {f"vertebrae/{m.level}.stl": stl_bytes(m.mesh, f"{m.level} vertebra model") for m in models}
     manifest = start_manifest(volume, out_dir)
     manifest = merge_prints(drop_kind(manifest, "anatomical_model"), model_records(models, options.purpose, stl_data))
     manifest["segmentation"] = segmentation_entry(seg)
@@ -105,8 +115,15 @@ def run_model(
             stage.path(rel).write_bytes(data)
         write_label_map(stage.path("segmentation.nii.gz"), seg, volume)
         manifest = stage_bone(stage, manifest, bone, volume.info.series_hash)
+        meshes = {f"vertebrae/{m.level}.stl": m.mesh for m in models}
+        if deliver:
+            manifest = stage_folder_outputs(stage, manifest, volume=volume, segmentation=seg, study=study,
+                                            meshes=meshes, progress=progress)
         stage.path("manifest.json").write_bytes(manifest_bytes(manifest))
     _remove_stale(Path(out_dir) / "vertebrae", set(stl_data))
+    remove_stale_dicom(out_dir, manifest)
+    if made is not None:
+        made.update(meshes)
     return manifest
 
 

@@ -8,8 +8,11 @@ from __future__ import annotations
 import os
 
 from ..errors import OsteoprintError
+from ..exchange.atomic import staged_output
+from ..exchange.manifest import manifest_bytes
 from .bone import measure
 from .common import Quiet, read_scan
+from .deliver import remove_stale_dicom, stage_folder_outputs, study_for
 from .model import ModelOptions, run_model, segment
 from .scaffold import ScaffoldOptions, run_scaffold
 
@@ -43,15 +46,19 @@ def run_all(
 
     Returns the final manifest. A scan without a fracture gets no scaffold and a
     scan without named lumbar or thoracic levels no guide; both are said in the
-    manifest's warnings, not treated as errors.
+    manifest's warnings, not treated as errors. The label picture, ``prints.3mf``,
+    ``report.html`` and (with ``model.dicom``) the DICOM prints are written once, at
+    the end, for all prints.
     """
     from .guide import GuideOptions, run_guide
 
     progress = progress or Quiet()
     volume = read_scan(scan, model.series, progress)
+    study = study_for(scan, volume, model.dicom, progress)
     seg = segment(volume, model, progress)
     bone = measure(volume, seg, progress)
-    shared = {"volume": volume, "segmentation": seg, "bone_quality": bone}
+    made: dict = {}
+    shared = {"volume": volume, "segmentation": seg, "bone_quality": bone, "deliver": False, "made": made}
     manifest = run_model(scan, out_dir, model, progress, **shared)
     notes = []
     fractured = []
@@ -69,9 +76,10 @@ def run_all(
         manifest = run_guide(scan, out_dir, replace(guide, levels=tuple(levels)), progress, **shared)
     else:
         notes.append("no guide: no named thoracic or lumbar level to plan screws in")
-    if notes:
-        from ..exchange.manifest import write_manifest
-
-        manifest["warnings"] = sorted(set(manifest["warnings"]) | set(notes))
-        write_manifest(os.path.join(out_dir, "manifest.json"), manifest)
+    manifest["warnings"] = sorted(set(manifest["warnings"]) | set(notes))
+    with staged_output(out_dir) as stage:
+        manifest = stage_folder_outputs(stage, manifest, volume=volume, segmentation=seg, study=study,
+                                        meshes=made, progress=progress)
+        stage.path("manifest.json").write_bytes(manifest_bytes(manifest))
+    remove_stale_dicom(out_dir, manifest)
     return manifest

@@ -19,6 +19,7 @@ from ..prints import print_record
 from ..scaffold import Region, build_scaffold, get_material, parse_grading
 from ..segment import VertebraSegmentation
 from .common import Quiet, read_scan, segmentation_entry, start_manifest, write_label_map
+from .deliver import remove_stale_dicom, stage_folder_outputs, study_for
 
 #: Self-intersection test above this many triangles is skipped: one marching-cubes
 #: surface of one scalar field cannot cross itself, and the test would cost minutes.
@@ -41,6 +42,7 @@ class ScaffoldOptions:
     clearance_mm: float = 0.0
     bone: str = "none"
     voxel_mm: float | None = None
+    dicom: bool = False
 
 
 @dataclass(frozen=True)
@@ -150,14 +152,19 @@ def run_scaffold(
     volume=None,
     segmentation: VertebraSegmentation | None = None,
     bone_quality=None,
+    deliver: bool = True,
+    made: dict | None = None,
 ) -> dict:
     """Fill the defect regions of a scan with scaffolds; write STLs and extend the manifest.
 
     Writes ``scaffolds/<name>.stl`` and ``bone.json`` and adds ``scaffold`` records
     (each with its stiffness beside the patient's trabecular bone) to
-    ``manifest.json`` (creating it, with the segmentation, if absent). ``volume``,
-    ``segmentation`` and ``bone_quality`` spare reading, segmenting and measuring
-    again (``osteoprint run``).
+    ``manifest.json`` (creating it, with the segmentation, if absent), and rewrites
+    the folder's ``labels.png``, ``prints.3mf``, ``report.html`` (and DICOM prints
+    with ``options.dicom``). ``volume``, ``segmentation`` and ``bone_quality`` spare
+    reading, segmenting and measuring again (``osteoprint run``); ``deliver=False``
+    leaves out the picture, 3MF, report and DICOM and adds the scaffolds' meshes to
+    ``made`` (print file -> mesh) instead.
     """
     from .bone import measure, stage_bone
     from .model import segment
@@ -166,6 +173,7 @@ def run_scaffold(
     get_material(options.material)  # an unknown material fails before the long steps
     grading = parse_grading(options.grading) if options.grading else None
     volume = volume if volume is not None else read_scan(scan, options.series, progress)
+    study = study_for(scan, volume, options.dicom and deliver, progress)
     # Always segmented: the patient's bone density is read per vertebra.
     seg = segmentation if segmentation is not None else segment(volume, progress=progress)
     fractures = None
@@ -181,7 +189,7 @@ def run_scaffold(
     write_labels = "segmentation" not in manifest
     if write_labels:
         manifest["segmentation"] = segmentation_entry(seg)
-    records = []
+    records, meshes = [], {}
     with staged_output(out_dir) as stage:
         if write_labels:
             write_label_map(stage.path("segmentation.nii.gz"), seg, volume)
@@ -197,7 +205,8 @@ def run_scaffold(
             measured = scaffold.measure(material=options.material)
             quality = check_mesh(scaffold.mesh, self_intersection_test=len(scaffold.mesh.faces) <= SELF_INTERSECTION_TEST_MAX)
             rel = f"scaffolds/{item.name}-{scaffold.design.lattice.name}.stl"
-            sha = write_stl(stage.path(rel), scaffold.mesh)
+            sha = write_stl(stage.path(rel), scaffold.mesh, f"{item.label}, {scaffold.design.lattice.name}")
+            meshes[rel] = scaffold.mesh
             centre = (measured.get("measurement") or {}).get("feature_block_center_lps_mm")
             if centre is None:
                 centre = np.mean(np.asarray(item.region.bounds(), float), axis=0)
@@ -221,7 +230,13 @@ def run_scaffold(
             "bone": options.bone, "voxel_mm": options.voxel_mm,
         }
         manifest = stage_bone(stage, manifest, bone, volume.info.series_hash)
+        if deliver:
+            manifest = stage_folder_outputs(stage, manifest, volume=volume, segmentation=seg, meshes=meshes,
+                                            study=study, progress=progress)
         stage.path("manifest.json").write_bytes(manifest_bytes(manifest))
+    remove_stale_dicom(out_dir, manifest)
+    if made is not None:
+        made.update(meshes)
     return manifest
 
 
