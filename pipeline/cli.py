@@ -1,62 +1,35 @@
-"""Command line: ``osteoprint model|scaffold|guide|bone|run|phantom|demo ...``. Thin over :mod:`pipeline.jobs`.
+"""Command line: ``osteoprint model|scaffold|guide|bone|run|batch|demo ...``. Thin over
+:mod:`pipeline.jobs`.
 
-User errors (bad files, impossible options) print one line and exit with status 2;
-anything else is a bug and keeps its traceback.
+Conventions: ``--version``; on every command ``-q`` (errors only), ``-v`` (details)
+and ``--json`` (the summary as JSON on standard output; progress always goes to
+standard error, as a live display only on a terminal). Exit status: see
+:data:`EXIT_CODES`. User errors (bad files, impossible options) print one line
+without a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
+import traceback
 from pathlib import Path
 
 from . import __version__
 from .errors import OsteoprintError
 from .printing import purposes
+from .progress import Progress
 from .segment.threshold import PRESETS
+from .summary import emit_json, job_summary, print_checks, print_lines
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SAMPLE_SCAN = REPO_ROOT / "sample_scans" / "lumbar_phantom" / "dicom"
-
-
-class Progress:
-    """Stage and note reporter: a live status line on a terminal, plain lines otherwise."""
-
-    def __init__(self, quiet: bool = False):
-        from rich.console import Console
-
-        self.console = Console(stderr=True)
-        self.quiet = quiet
-        self.t0 = time.perf_counter()
-        self._status = None
-
-    def stage(self, name: str) -> None:
-        if self.quiet:
-            return
-        elapsed = time.perf_counter() - self.t0
-        if self.console.is_terminal:
-            if self._status is None:
-                self._status = self.console.status(name)
-                self._status.start()
-            else:
-                self._status.update(name)
-            self.console.log(f"{name}")
-        else:
-            print(f"[{elapsed:6.1f} s] {name}", file=sys.stderr, flush=True)
-
-    def note(self, message: str) -> None:
-        if self.quiet:
-            return
-        if self.console.is_terminal:
-            self.console.log(f"  {message}")
-        else:
-            print(f"         {message}", file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self._status is not None:
-            self._status.stop()
-            self._status = None
+#: Exit status of every command (also in ``osteoprint --help`` and the README).
+EXIT_CODES = {
+    0: "success",
+    1: "finished, but something failed: a check-guide check, or a batch scan",
+    2: "bad input or options: one line says which file or option and why; nothing written",
+    70: "internal error (a bug in osteoprint): a traceback follows; please report it",
+    130: "interrupted (Ctrl-C); nothing half-written is left",
+}
 
 
 SCAN_HELP = "DICOM folder, a DICOM file of the series, or a NIfTI CT (.nii/.nii.gz)"
@@ -70,6 +43,8 @@ def _add_scan(p: argparse.ArgumentParser, output_help: str | None) -> None:
     if output_help is not None:
         p.add_argument("-o", "--output", required=True, help=output_help)
     p.add_argument("--series", help="series to use when the folder holds several: its 12-hex hash, SeriesNumber or 1-based index (default: the CT axial series with the most slices)")
+    if output_help is not None:
+        p.add_argument("--dicom", action="store_true", help="also write every print as a DICOM Encapsulated STL instance (OUT/dicom/) in the CT's study and frame of reference, for PACS; these files carry the patient's identifiers (every other output stays free of them)")
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
@@ -87,60 +62,49 @@ def _model_options(args):
     if not 0.0 <= args.decimate < 1.0:
         raise OsteoprintError(f"--decimate must be in [0, 1), got {args.decimate}")
     return ModelOptions(
-        series=args.series,
+        series=getattr(args, "series", None),
         preset=args.preset,
         hu_low=args.hu_min,
         hu_high=args.hu_max,
         levels=tuple(s.strip() for s in args.levels.split(",")) if args.levels else None,
         purpose=args.purpose,
         decimate=args.decimate,
+        dicom=args.dicom,
     )
 
 
-def _summarise(manifest: dict, out: Path, progress: Progress, kind: str | None = None) -> None:
-    for p in manifest["prints"]:
-        if kind is not None and p["kind"] != kind:
-            continue
-        top = p["recommended_process"][0]
-        best = f"print by {top['category'].replace('_', ' ')}" if top["score"] > 0 else "no process can print it as designed (see the manifest's reasons)"
-        progress.note(
-            f"{p['file']}: {p['triangles']} triangles, {p['volume_mm3'] / 1000:.2f} cm³, "
-            f"{'watertight' if p['watertight'] else 'NOT watertight'}; {best}"
-        )
-    _bone_summary(manifest, progress)
-    progress.note(f"manifest: {out / 'manifest.json'}")
+def _progress(args) -> Progress:
+    return Progress(0 if args.quiet else 2 if args.verbose else 1)
 
 
-def _bone_summary(manifest: dict, progress: Progress) -> None:
-    from .bone_quality.report import summary_lines
+def _finish_job(args, progress: Progress, manifest: dict, kind: str | None = None) -> int:
+    """Tell the user what the job made: lines on stderr, the JSON summary with --json."""
+    out = Path(args.output)
+    print_lines(manifest, out, progress, kind)
+    if args.json:
+        emit_json(job_summary(args.command, manifest, out))
+    return 0
 
-    for line in summary_lines(manifest):
-        progress.note(line)
+
+def _run_job(args, job) -> int:
+    progress = _progress(args)
+    try:
+        manifest = job(progress)
+    finally:
+        progress.close()
+    return _finish_job(args, progress, manifest)
 
 
 def cmd_bone(args) -> int:
     from .jobs import BoneOptions, run_bone
 
-    progress = Progress(args.quiet)
-    try:
-        manifest = run_bone(args.scan, args.output, BoneOptions(series=args.series), progress)
-    finally:
-        progress.close()
-    _bone_summary(manifest, progress)
-    progress.note(f"manifest: {Path(args.output) / 'manifest.json'}")
-    return 0
+    return _run_job(args, lambda progress: run_bone(args.scan, args.output, BoneOptions(series=args.series), progress))
 
 
 def cmd_model(args) -> int:
     from .jobs import run_model
 
-    progress = Progress(args.quiet)
-    try:
-        manifest = run_model(args.scan, args.output, _model_options(args), progress)
-    finally:
-        progress.close()
-    _summarise(manifest, Path(args.output), progress)
-    return 0
+    return _run_job(args, lambda progress: run_model(args.scan, args.output, _model_options(args), progress))
 
 
 def _add_scaffold_options(p: argparse.ArgumentParser) -> None:
@@ -165,20 +129,14 @@ def _scaffold_options(args):
     return ScaffoldOptions(
         series=args.series, defect=args.defect, level=args.level, lattice=args.lattice,
         cell_mm=args.cell, porosity=args.porosity, grading=args.grade, material=args.material,
-        rim_mm=args.rim, clearance_mm=args.clearance, bone=args.bone, voxel_mm=args.voxel,
+        rim_mm=args.rim, clearance_mm=args.clearance, bone=args.bone, voxel_mm=args.voxel, dicom=args.dicom,
     )
 
 
 def cmd_scaffold(args) -> int:
     from .jobs.scaffold import run_scaffold
 
-    progress = Progress(args.quiet)
-    try:
-        manifest = run_scaffold(args.scan, args.output, _scaffold_options(args), progress)
-    finally:
-        progress.close()
-    _summarise(manifest, Path(args.output), progress, kind="scaffold")
-    return 0
+    return _run_job(args, lambda progress: run_scaffold(args.scan, args.output, _scaffold_options(args), progress))
 
 
 def _add_guide_options(p: argparse.ArgumentParser) -> None:
@@ -204,92 +162,47 @@ def _guide_options(args, levels: str | None = None, clearance: float | None = No
         plan=args.plan, clearance_mm=args.clearance if clearance is None else clearance, sleeve_length_mm=args.sleeve_length,
         drill_mm=args.drill, process=args.guide_process,
         material="PA12" if args.guide_process == "powder_bed_fusion" else "surgical-guide resin",
+        dicom=bool(getattr(args, "dicom", False)),
     )
 
 
 def cmd_guide(args) -> int:
     from .jobs.guide import run_guide
 
-    progress = Progress(args.quiet)
-    try:
-        manifest = run_guide(args.scan, args.output, _guide_options(args), progress)
-    finally:
-        progress.close()
-    _summarise(manifest, Path(args.output), progress, kind="guide")
-    return 0
+    return _run_job(args, lambda progress: run_guide(args.scan, args.output, _guide_options(args), progress))
 
 
 def cmd_check_guide(args) -> int:
     from .jobs.guide import run_check_guide
 
-    progress = Progress(args.quiet)
+    progress = _progress(args)
     try:
         report = run_check_guide(args.scan, args.plan, args.guide, args.output, progress, series=args.series,
                                  drill_mm=args.drill, clearance_mm=args.clearance, process=args.guide_process)
     finally:
         progress.close()
-    _print_checks(report)
+    if args.json:
+        emit_json({"status": "ok", "command": "check-guide", **report})
+    else:
+        print_checks(report)
     return 0 if report["passed"] else 1
-
-
-def _print_checks(report: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="guide and plan checks", show_lines=False)
-    for col in ("check", "subject", "value", "threshold", "result", "source"):
-        table.add_column(col)
-    for group in ("plan_checks", "guide_checks"):
-        for c in _flatten_checks(report.get(group)):
-            value = c.get("value")
-            shown = f"{value:.3g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
-            unit = c.get("unit") or ""
-            table.add_row(
-                str(c.get("name", "")), str(c.get("subject", "")), f"{shown} {unit}".strip(),
-                f"{c.get('comparison', '')} {c.get('threshold', '')}".strip(),
-                "pass" if c.get("passed") else "FAIL", str(c.get("source", ""))[:48],
-            )
-    Console().print(table)
-    print("all checks passed" if report["passed"] else f"{len(report.get('failed', []))} check(s) failed")
-
-
-def _flatten_checks(block):
-    """Checks as a flat list, whatever nesting (per screw, per pair, per sleeve) the report uses."""
-    if block is None:
-        return []
-    if isinstance(block, dict):
-        if "name" in block and "passed" in block:
-            return [block]
-        out = []
-        for value in block.values():
-            out.extend(_flatten_checks(value))
-        return out
-    if isinstance(block, list):
-        out = []
-        for value in block:
-            out.extend(_flatten_checks(value))
-        return out
-    return []
 
 
 def cmd_run(args) -> int:
     from .jobs.run import run_all
 
-    progress = Progress(args.quiet)
-    try:
+    def job(progress):
         guide = _guide_options(args, levels=args.guide_levels, clearance=args.guide_clearance)
-        manifest = run_all(args.scan, args.output, _model_options(args), _scaffold_options(args), guide, progress)
-    finally:
-        progress.close()
-    _summarise(manifest, Path(args.output), progress)
-    return 0
+        return run_all(args.scan, args.output, _model_options(args), _scaffold_options(args), guide, progress)
+
+    return _run_job(args, job)
 
 
 def cmd_phantom(args) -> int:
     from .exchange.phantom_files import write_phantom
     from .phantom import make_phantom
 
-    progress = Progress(args.quiet)
+    progress = _progress(args)
     try:
         progress.stage("generating phantom")
         phantom = make_phantom(seed=args.seed)
@@ -298,74 +211,92 @@ def cmd_phantom(args) -> int:
     finally:
         progress.close()
     for name, path in paths.items():
-        progress.note(f"{name}: {path}")
+        if name != "dicom_files":
+            progress.note(f"{name}: {path}")
+    if args.json:
+        emit_json({"status": "ok", "command": "phantom", "output": str(args.output),
+                   **{k: str(v) for k, v in paths.items() if k != "dicom_files"}})
     return 0
 
 
 def cmd_demo(args) -> int:
+    from .jobs.demo import sample_scan
     from .jobs.run import run_all
 
-    if not SAMPLE_SCAN.is_dir():
-        raise OsteoprintError(f"{SAMPLE_SCAN}: bundled sample scan not found (run from a checkout of osteoprint)")
-    out = Path(args.output)
-    progress = Progress(args.quiet)
+    return _run_job(args, lambda progress: run_all(sample_scan(progress), args.output, progress=progress))
+
+
+def cmd_batch(args) -> int:
+    from .jobs.batch import run_batch
+
+    progress = _progress(args)
     try:
-        manifest = run_all(SAMPLE_SCAN, out, progress=progress)
+        summary = run_batch(args.scans, args.output, job=args.job, model=_model_options(args), dicom=args.dicom,
+                            workers=args.workers, scheduler=args.scheduler, progress=progress)
     finally:
         progress.close()
-    _summarise(manifest, out, progress)
-    return 0
+    progress.note(f"{summary['succeeded']} of {len(summary['cases'])} scans done, {summary['failed']} failed; "
+                  f"see {Path(args.output) / 'batch.json'}")
+    if args.json:
+        emit_json({"status": "ok" if summary["failed"] == 0 else "failed", "command": "batch", **summary})
+    return 0 if summary["failed"] == 0 else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="osteoprint",
         description="Plan 3D prints of patient-specific spinal implants from CT. "
-        "All STL files are binary, in millimetres, in DICOM patient coordinates (LPS), "
-        "so they line up with the scan in any DICOM-aware viewer.",
+        "All STL files are binary, in millimetres, in DICOM patient coordinates (LPS, stated as "
+        "SPACE=LPS in each header), so they line up with the scan in 3D Slicer or any DICOM-aware viewer. "
+        "Every job also writes report.html, prints.3mf and, for a segmentation, labels.png.",
+        epilog="exit status: " + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items()),
     )
     parser.add_argument("--version", action="version", version=f"osteoprint {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    talk = common.add_mutually_exclusive_group()
+    talk.add_argument("-q", "--quiet", action="store_true", help="errors only, no progress")
+    talk.add_argument("-v", "--verbose", action="store_true", help="more detail: each file skipped, each vertebra meshed")
+    common.add_argument("--json", action="store_true", help="print the summary as JSON on standard output (progress stays on standard error)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("model", help="scan -> one watertight STL per labelled vertebra + label map + manifest",
+    def command(name, **kwargs):
+        return sub.add_parser(name, parents=[common], epilog=parser.epilog, **kwargs)
+
+    p = command("model", help="scan -> one watertight STL per labelled vertebra + label map + manifest",
                        description="Read a DICOM folder (any file names, several series allowed) or a NIfTI CT, "
                        "segment and label the vertebrae, and write OUT/vertebrae/<LEVEL>.stl, "
                        "OUT/segmentation.nii.gz and OUT/manifest.json.")
     _add_scan(p, "output folder (created if missing)")
     _add_model_options(p)
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_model)
 
-    p = sub.add_parser("scaffold", help="fill defect regions (e.g. a compression fracture) with a porous lattice scaffold",
+    p = command("scaffold", help="fill defect regions (e.g. a compression fracture) with a porous lattice scaffold",
                        description="Find compression fractures (or take a mask or primitive), fill each region with a "
                        "TPMS or strut lattice whose level is solved for the target porosity on the real region, "
                        "measure porosity, pores and walls, and write OUT/scaffolds/<name>.stl plus manifest entries.")
     _add_scan(p, "output folder (created if missing); its manifest is extended")
     _add_scaffold_options(p)
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_scaffold)
 
-    p = sub.add_parser("guide", help="plan pedicle screws and build patient-specific drill guides, with all checks",
+    p = command("guide", help="plan pedicle screws and build patient-specific drill guides, with all checks",
                        description="Plan pedicle-screw trajectories per vertebra and side (or take --plan), size them from "
                        "the screw catalogue, build a drill guide per vertebra and check plan and guide geometry. Writes "
                        "OUT/plan.json, OUT/guides/<LEVEL>-guide.stl and manifest entries of kind 'guide'.")
     _add_scan(p, "output folder (created if missing); its manifest is extended")
     _add_guide_options(p)
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_guide)
 
-    p = sub.add_parser("bone", help="trabecular bone density per vertebra and an osteoporosis screening flag",
-                       description="Segment the vertebrae and measure each body's trabecular bone (away from cortex "
-                       "and endplates, without the basivertebral vein, fracture zones and sclerotic bone): mean and "
-                       "median HU, voxel count and a radiologist-style oval ROI at mid-body. Flags likely osteoporosis "
-                       "by L1 (else L2, else T12) <= 110 HU, indeterminate to 160 HU, likely normal above (Pickhardt "
-                       "et al., Ann Intern Med 2013): a screening flag, not a diagnosis. Writes OUT/bone.json and the "
-                       "manifest's bone_quality block.")
+    p = command("bone", help="trabecular bone density per vertebra and an osteoporosis screening flag",
+                description="Segment the vertebrae and measure each body's trabecular bone (away from cortex "
+                "and endplates, without the basivertebral vein, fracture zones and sclerotic bone): mean and "
+                "median HU, voxel count and a radiologist-style oval ROI at mid-body. Flags likely osteoporosis "
+                "by L1 (else L2, else T12) <= 110 HU, indeterminate to 160 HU, likely normal above (Pickhardt "
+                "et al., Ann Intern Med 2013): a screening flag, not a diagnosis. Writes OUT/bone.json and the "
+                "manifest's bone_quality block.")
     _add_scan(p, "output folder (created if missing); its manifest is extended")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_bone)
 
-    p = sub.add_parser("check-guide", help="check a screw plan and a drill-guide STL (from any tool) against the scan",
+    p = command("check-guide", help="check a screw plan and a drill-guide STL (from any tool) against the scan",
                        description="Check a plan (breach grade, wall margins, sizes, angles, clashes) and a guide STL "
                        "(sleeve alignment recovered from the mesh, play, interference, contact, walls, drill path). "
                        "Prints a table, writes the JSON report with -o, exits 0 when every check passes, 1 otherwise.")
@@ -378,10 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drill", type=float, default=GuideDesign.drill_diameter_mm, help=f"drill or K-wire diameter the sleeves must guide, mm (default: {GuideDesign.drill_diameter_mm})")
     p.add_argument("--clearance", type=float, default=GuideDesign.clearance_mm, help=f"guide-bone clearance it was designed with, mm (default: {GuideDesign.clearance_mm})")
     p.add_argument("--guide-process", default="vat_photopolymerization", choices=GUIDE_PROCESSES, help="printing process whose minimum wall the sleeves are checked against (default: vat_photopolymerization)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_check_guide)
 
-    p = sub.add_parser("run", help="everything for a scan: vertebra models, scaffolds for fractures found, a drill guide",
+    p = command("run", help="everything for a scan: vertebra models, scaffolds for fractures found, a drill guide",
                        description="Read and segment once, then write vertebra models (as 'model'), scaffolds for the "
                        "compression fractures found (as 'scaffold --defect auto') and a drill guide (as 'guide').")
     _add_scan(p, "output folder (created if missing)")
@@ -398,22 +328,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sleeve-length", type=float, default=_GD.sleeve_length_mm, help=f"drill sleeve length, mm (default: {_GD.sleeve_length_mm})")
     p.add_argument("--drill", type=float, default=_GD.drill_diameter_mm, help=f"drill or K-wire diameter, mm (default: {_GD.drill_diameter_mm})")
     p.add_argument("--guide-process", default="vat_photopolymerization", choices=GUIDE_PROCESSES, help="printing process the guide is checked against (default: vat_photopolymerization)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("phantom", help="write the synthetic lumbar-spine CT phantom and its ground truth",
+    p = command("phantom", help="write the synthetic lumbar-spine CT phantom and its ground truth",
                        description="Write OUT_DIR/dicom/ (a CT series, T12-S1 with an L1 wedge fracture) and "
                        "OUT_DIR/truth/ (label map, fracture defect mask, landmarks). The pipeline never reads truth/.")
     p.add_argument("output", metavar="OUT_DIR", help="folder to write")
     p.add_argument("--seed", type=int, default=0, help="random seed of the noise and texture (default: 0)")
     p.add_argument("--transfer-syntax", default="jpegls_lossless", choices=["explicit_le", "implicit_le", "explicit_be", "rle", "jpegls_lossless", "j2k_lossless"], help="DICOM encoding of the pixel data (default: jpegls_lossless, as the bundled sample; rle is 1.5x larger)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_phantom)
 
-    p = sub.add_parser("demo", help="run the main job on the bundled sample scan into outputs/demo",
-                       description="Run 'osteoprint model' on sample_scans/lumbar_phantom/dicom and write the prints to outputs/demo/.")
-    p.add_argument("-o", "--output", default=str(REPO_ROOT / "outputs" / "demo"), help="output folder (default: outputs/demo)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p = command("batch", help="run a job over many scans, on local worker processes or a Dask cluster",
+                       description="Run the chosen job on every SCAN into OUT/<scan name>/ (the same outputs as the "
+                       "single command). A scan that fails is recorded with its one-line reason and never stops the "
+                       "others; OUT/batch.json lists every case; the exit status is 1 when any failed.")
+    p.add_argument("scans", nargs="+", metavar="SCAN", help=SCAN_HELP + "; one per case")
+    p.add_argument("-o", "--output", required=True, help="output folder: one subfolder per scan and batch.json")
+    p.add_argument("--job", default="model", choices=["model", "scaffold", "guide", "run"], help="the job to run on each scan, with its default options (default: model)")
+    p.add_argument("--workers", type=int, help="local worker processes (default: one per two cores, at most one per 3 GiB of free memory)")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on an existing Dask distributed cluster instead (its workers must see the scans and OUT at the same paths)")
+    p.add_argument("--dicom", action="store_true", help="also write DICOM Encapsulated STL prints in every case (they carry the patient's identifiers)")
+    _add_model_options(p)
+    p.set_defaults(func=cmd_batch)
+
+    from .jobs.demo import default_demo_output
+
+    p = command("demo", help="run everything on the bundled sample scan",
+                       description="Run 'osteoprint run' on the bundled synthetic lumbar CT (shipped with the package, "
+                       "or generated once by the phantom generator) and write the prints, report.html and prints.3mf.")
+    p.add_argument("-o", "--output", default=str(default_demo_output()), help="output folder (default: outputs/demo in a checkout, ./osteoprint-demo otherwise)")
     p.set_defaults(func=cmd_demo)
     return parser
 
@@ -425,10 +368,18 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except OsteoprintError as exc:
         print(f"osteoprint: error: {exc}", file=sys.stderr)
+        if getattr(args, "json", False):
+            emit_json({"status": "error", "command": args.command, "error": str(exc), "exit_code": 2})
         return 2
     except KeyboardInterrupt:
         print("osteoprint: interrupted; no output was written", file=sys.stderr)
         return 130
+    except Exception:
+        traceback.print_exc()
+        print("osteoprint: internal error (a bug): please report it with the traceback above", file=sys.stderr)
+        if getattr(args, "json", False):
+            emit_json({"status": "error", "command": args.command, "error": "internal error", "exit_code": 70})
+        return 70
 
 
 if __name__ == "__main__":

@@ -77,7 +77,7 @@ def test_bone_on_an_empty_folder(tmp_path, capsys):
     assert str(tmp_path / "scan") in line and "empty" in line
 
 
-@pytest.mark.parametrize("command", ["model", "bone", "phantom", "demo"])
+@pytest.mark.parametrize("command", ["model", "scaffold", "guide", "bone", "check-guide", "run", "phantom", "batch", "demo"])
 def test_help_explains_every_option(command):
     sub = build_parser()._subparsers._group_actions[0].choices[command]
     for action in sub._actions:
