@@ -28,6 +28,12 @@ img.labels{max-width:100%;border:1px solid #ccd}ul{margin:.3rem 0}
 """
 
 
+def print_order(record: dict):
+    """Vertebrae from head to foot (by label value), then scaffolds, then guides."""
+    kind = {"anatomical_model": 0, "scaffold": 1, "guide": 2}.get(record["kind"], 3)
+    return kind, record.get("label_value") or 0, record["file"]
+
+
 def _img(png: bytes | None, alt: str, cls: str = "") -> str:
     if not png:
         return f'<p class="muted">({escape(alt)}: no picture)</p>'
@@ -52,7 +58,10 @@ def _flag(ok) -> str:
     return '<span class="ok">yes</span>' if ok else '<span class="bad">NO</span>'
 
 
-def _table(header: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
+def _table(header: list[str] | None, rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
+    if header is None:
+        body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+        return f"<table><tbody>{body}</tbody></table>"
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
     body = "".join(
         "<tr>" + "".join(f'<td class="num">{c}</td>' if i in numeric else f"<td>{c}</td>" for i, c in enumerate(row)) + "</tr>"
@@ -158,7 +167,7 @@ def report_html(manifest: dict, *, label_png: bytes | None, thumbnails: dict, co
         Other outputs to list, name -> description.
     """
     inp = manifest["input"]
-    prints = manifest["prints"]
+    prints = sorted(manifest["prints"], key=print_order)
     seg = manifest.get("segmentation") or {}
     counts = {}
     for p in prints:
@@ -175,7 +184,7 @@ def report_html(manifest: dict, *, label_png: bytes | None, thumbnails: dict, co
     sections = [
         f"<h1>osteoprint report</h1><p class=\"muted\">osteoprint {escape(manifest['tool']['version'])} · "
         f"units {escape(manifest['units'])} · coordinates DICOM {escape(manifest['coordinate_system'])} (patient left, posterior, head)</p>",
-        _table(["", ""], summary),
+        _table(None, summary),
         "<h2>Vertebra labels</h2>" + (_img(label_png, "sagittal and coronal label check", "labels")
                                       + "<p class=\"muted\">Check that every vertebra is outlined and named right: "
                                         "head up; sagittal with the front on the left, coronal with the patient's right on the left.</p>"

@@ -127,7 +127,7 @@ def _available_gib() -> float:
 
 def run_batch(scans: list[str], out_dir: str | os.PathLike, *, job: str = "model", model=None,
               dicom: bool = False, workers: int | None = None, scheduler: str | None = None,
-              progress=None) -> dict:
+              connect_timeout_s: float = 15.0, progress=None) -> dict:
     """Run ``job`` over ``scans`` into ``out_dir/<case>/`` and write ``batch.json``.
 
     Parameters
@@ -146,6 +146,8 @@ def run_batch(scans: list[str], out_dir: str | os.PathLike, *, job: str = "model
         scheduler.
     scheduler : str, optional
         Address of a Dask distributed scheduler, e.g. ``tcp://10.0.0.5:8786``.
+    connect_timeout_s : float
+        How long to try reaching the scheduler before giving up, s.
 
     Returns
     -------
@@ -178,7 +180,7 @@ def run_batch(scans: list[str], out_dir: str | os.PathLike, *, job: str = "model
         _write_summary(out_dir, summary, cases, done)
 
     if scheduler:
-        summary["workers"] = _run_dask(cases, scheduler, finished, progress)
+        summary["workers"] = _run_dask(cases, scheduler, finished, progress, connect_timeout_s)
     else:
         summary["workers"] = workers or default_workers(len(cases))
         _run_local(cases, summary["workers"], finished, progress)
@@ -215,13 +217,13 @@ def _run_local(cases: list[BatchCase], n_workers: int, finished, progress) -> No
                 finished(_lost(case, exc))
 
 
-def _run_dask(cases: list[BatchCase], address: str, finished, progress) -> int:
+def _run_dask(cases: list[BatchCase], address: str, finished, progress, timeout_s: float) -> int:
     try:
         from distributed import Client, as_completed
     except ImportError:
         raise OsteoprintError("--scheduler needs Dask distributed: pip install 'osteoprint[cluster]'") from None
     try:
-        client = Client(address, timeout="15s", set_as_default=False)
+        client = Client(address, timeout=f"{timeout_s}s", set_as_default=False)
     except Exception as exc:
         raise OsteoprintError(f"--scheduler {address}: cannot connect ({_one_line(str(exc)) or type(exc).__name__})") from None
     try:

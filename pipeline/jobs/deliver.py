@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..exchange.dicom_stl import encapsulated_stl, prints_series_uid
-from ..exchange.report import report_html
+from ..exchange.report import print_order, report_html
 from ..exchange.stl import read_stl
 from ..exchange.threemf import PlatePart, write_3mf
 from ..render import label_picture, print_colour, print_thumbnail
@@ -88,12 +88,14 @@ def stage_folder_outputs(stage, manifest: dict, *, volume=None, segmentation=Non
         progress.stage("drawing the label picture")
         label_png = label_picture(volume, segmentation)
         stage.path(LABELS_PICTURE).write_bytes(label_png)
-    elif (stage.destination / LABELS_PICTURE).is_file():
+    elif manifest.get("segmentation") and (stage.destination / LABELS_PICTURE).is_file():
+        # The folder's picture belongs to this scan (a manifest of another scan
+        # would have been started afresh, without a segmentation).
         label_png = (stage.destination / LABELS_PICTURE).read_bytes()
 
     progress.stage("writing prints.3mf and the report")
     parts, thumbnails, colours = [], {}, {}
-    for record in manifest["prints"]:
+    for record in sorted(manifest["prints"], key=print_order):
         mesh = meshes.get(record["file"]) or read_stl(_current(stage, record["file"]))
         vertices, faces = np.asarray(mesh.vertices), np.asarray(mesh.faces)
         colour = print_colour(record)
@@ -127,9 +129,13 @@ def stage_folder_outputs(stage, manifest: dict, *, volume=None, segmentation=Non
     return manifest
 
 
-def remove_stale_dicom(out_dir, manifest: dict) -> None:
-    """Remove DICOM prints of earlier runs whose print was remade without ``--dicom``
-    or is gone (each remaining instance encapsulates a print of the manifest)."""
+def remove_stale_outputs(out_dir, manifest: dict) -> None:
+    """After a job: remove a label picture of another scan, and DICOM prints of
+    earlier runs whose print was remade without ``--dicom`` or is gone (each
+    remaining instance encapsulates a print of the manifest)."""
+    picture = Path(out_dir) / LABELS_PICTURE
+    if picture.is_file() and not (manifest.get("outputs") or {}).get("labels_picture"):
+        picture.unlink()
     folder = Path(out_dir) / DICOM_FOLDER
     if not folder.is_dir():
         return

@@ -29,7 +29,7 @@ from ..printing import PROCESSES
 from ..prints import print_record
 from ..segment import segment_vertebrae
 from .common import Quiet, drop_kind, read_scan, segmentation_entry, start_manifest, write_label_map
-from .deliver import remove_stale_dicom, stage_folder_outputs, study_for
+from .deliver import remove_stale_outputs, stage_folder_outputs, study_for
 
 #: Material class of a guide's material for the process minima (resins and PA12 alike).
 GUIDE_MATERIAL_CLASS = "polymer"
@@ -222,7 +222,8 @@ def run_guide(scan: str | os.PathLike, out_dir: str | os.PathLike, options: Guid
                                             study=study, progress=progress)
         stage.path("manifest.json").write_bytes(manifest_bytes(manifest))
     _remove_stale(Path(out_dir) / "guides", {Path(r["file"]).name for r in records})
-    remove_stale_dicom(out_dir, manifest)
+    if deliver:
+        remove_stale_outputs(out_dir, manifest)
     if made is not None:
         made.update(meshes)
     return manifest

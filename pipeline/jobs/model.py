@@ -14,7 +14,7 @@ from ..prints import print_record
 from ..progress import detail
 from ..segment import VertebraSegmentation, segment_vertebrae
 from .common import Quiet, drop_kind, read_scan, segmentation_entry, start_manifest, write_label_map
-from .deliver import remove_stale_dicom, stage_folder_outputs, study_for
+from .deliver import remove_stale_outputs, stage_folder_outputs, study_for
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,8 @@ def run_model(
                                             meshes=meshes, progress=progress)
         stage.path("manifest.json").write_bytes(manifest_bytes(manifest))
     _remove_stale(Path(out_dir) / "vertebrae", set(stl_data))
-    remove_stale_dicom(out_dir, manifest)
+    if deliver:
+        remove_stale_outputs(out_dir, manifest)
     if made is not None:
         made.update(meshes)
     return manifest

@@ -12,7 +12,7 @@ from ..exchange.atomic import staged_output
 from ..exchange.manifest import manifest_bytes
 from .bone import measure
 from .common import Quiet, read_scan
-from .deliver import remove_stale_dicom, stage_folder_outputs, study_for
+from .deliver import remove_stale_outputs, stage_folder_outputs, study_for
 from .model import ModelOptions, run_model, segment
 from .scaffold import ScaffoldOptions, run_scaffold
 
@@ -81,5 +81,5 @@ def run_all(
         manifest = stage_folder_outputs(stage, manifest, volume=volume, segmentation=seg, study=study,
                                         meshes=made, progress=progress)
         stage.path("manifest.json").write_bytes(manifest_bytes(manifest))
-    remove_stale_dicom(out_dir, manifest)
+    remove_stale_outputs(out_dir, manifest)
     return manifest

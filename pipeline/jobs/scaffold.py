@@ -19,7 +19,7 @@ from ..prints import print_record
 from ..scaffold import Region, build_scaffold, get_material, parse_grading
 from ..segment import VertebraSegmentation
 from .common import Quiet, read_scan, segmentation_entry, start_manifest, write_label_map
-from .deliver import remove_stale_dicom, stage_folder_outputs, study_for
+from .deliver import remove_stale_outputs, stage_folder_outputs, study_for
 
 #: Self-intersection test above this many triangles is skipped: one marching-cubes
 #: surface of one scalar field cannot cross itself, and the test would cost minutes.
@@ -234,7 +234,8 @@ def run_scaffold(
             manifest = stage_folder_outputs(stage, manifest, volume=volume, segmentation=seg, meshes=meshes,
                                             study=study, progress=progress)
         stage.path("manifest.json").write_bytes(manifest_bytes(manifest))
-    remove_stale_dicom(out_dir, manifest)
+    if deliver:
+        remove_stale_outputs(out_dir, manifest)
     if made is not None:
         made.update(meshes)
     return manifest
