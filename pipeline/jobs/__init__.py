@@ -5,6 +5,7 @@ stages meet files, and they touch files only through :mod:`pipeline.exchange`,
 staging every output so that an error or interrupt leaves nothing half-written.
 """
 
+from .batch import run_batch
 from .bone import BoneOptions, run_bone
 from .common import Quiet, read_scan
 from .guide import GuideOptions, run_check_guide, run_guide
@@ -14,5 +15,5 @@ from .scaffold import ScaffoldOptions, run_scaffold
 
 __all__ = [
     "BoneOptions", "GuideOptions", "ModelOptions", "Quiet", "ScaffoldOptions", "read_scan",
-    "run_all", "run_bone", "run_check_guide", "run_guide", "run_model", "run_scaffold",
+    "run_all", "run_batch", "run_bone", "run_check_guide", "run_guide", "run_model", "run_scaffold",
 ]
