@@ -38,10 +38,15 @@ def test_json_summary_on_stdout_details_on_stderr(small_spine_scan, tmp_path, ca
     assert (out / summary["outputs"]["report"]).is_file() and (out / "labels.png").is_file()
 
 
-def test_quiet_says_nothing(small_spine_scan, tmp_path, capsys):
-    assert main(["model", str(small_spine_scan), "-o", str(tmp_path / "out"), "-q"]) == 0
+def test_quiet_says_only_the_error(tmp_path, capsys):
+    (tmp_path / "scan").mkdir()
+    (tmp_path / "scan" / "notes.txt").write_text("not an image")
+    assert main(["model", str(tmp_path / "scan"), "-o", str(tmp_path / "out"), "-q"]) == 2
     captured = capsys.readouterr()
-    assert captured.out == "" and captured.err == ""
+    assert captured.out == ""
+    assert captured.err.splitlines() == [f"osteoprint: error: {tmp_path / 'scan'}: no DICOM images found (found 1 non-DICOM file)"]
+    assert main(["model", str(tmp_path / "scan"), "-o", str(tmp_path / "out")]) == 2
+    assert "reading scan" in capsys.readouterr().err, "without -q the stages are shown"
 
 
 def test_user_error_is_one_line_with_json_error_summary(tmp_path, capsys):
