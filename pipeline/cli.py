@@ -98,7 +98,7 @@ def _run_job(args, job) -> int:
 def cmd_bone(args) -> int:
     from .jobs import BoneOptions, run_bone
 
-    return _run_job(args, lambda progress: run_bone(args.scan, args.output, BoneOptions(series=args.series), progress))
+    return _run_job(args, lambda progress: run_bone(args.scan, args.output, BoneOptions(series=args.series, dicom=args.dicom), progress))
 
 
 def cmd_model(args) -> int:
@@ -344,7 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "others; OUT/batch.json lists every case; the exit status is 1 when any failed.")
     p.add_argument("scans", nargs="+", metavar="SCAN", help=SCAN_HELP + "; one per case")
     p.add_argument("-o", "--output", required=True, help="output folder: one subfolder per scan and batch.json")
-    p.add_argument("--job", default="model", choices=["model", "scaffold", "guide", "run"], help="the job to run on each scan, with its default options (default: model)")
+    p.add_argument("--job", default="model", choices=["model", "scaffold", "guide", "bone", "run"], help="the job to run on each scan, with its default options (default: model)")
     p.add_argument("--workers", type=int, help="local worker processes (default: one per two cores, at most one per 3 GiB of free memory)")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="run on an existing Dask distributed cluster instead (its workers must see the scans and OUT at the same paths)")
     p.add_argument("--dicom", action="store_true", help="also write DICOM Encapsulated STL prints in every case (they carry the patient's identifiers)")

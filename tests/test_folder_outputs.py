@@ -33,6 +33,8 @@ def test_jobs_share_one_report_and_3mf_and_keep_dicom_in_step(small_spine_scan, 
     assert {o["meta"][("urn:osteoprint:3mf:1", "file")] for o in objects} == files
     html = (out / "report.html").read_text(encoding="utf-8")
     assert len(re.findall(r'<img[^>]*src="data:image/png;base64,', html)) == len(files) + 1  # + the label picture
+    levels = [v["level"] for v in second["bone_quality"]["levels"]]
+    assert "<h2>Bone quality</h2>" in html and all(f"<td>{level}</td>" in html for level in levels)
     kept = [p for p in second["prints"] if p.get("dicom")]
     assert sorted(p["file"] for p in kept) == sorted(models), "untouched prints keep their DICOM file"
     assert all((out / p["dicom"]["file"]).is_file() for p in kept)

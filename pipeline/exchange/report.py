@@ -136,6 +136,17 @@ def _checks(prints: list[dict]) -> str:
     return "".join(parts) or '<p class="muted">No checks beyond mesh quality.</p>'
 
 
+def _bone(bone: dict) -> str:
+    """The bone-quality block: the screening statement and the per-level densities."""
+    s = bone["screening"]
+    rows = [[escape(v["level"]), _num(v["trabecular_mean_hu"], 0), _num(v["trabecular_median_hu"], 0),
+             _num((v.get("oval_roi") or {}).get("mean_hu"), 0), escape(str(v.get("category") or "")),
+             '<span class="bad">fractured</span>' if v["fractured"] else ""]
+            for v in bone["levels"]]
+    return (f"<p><b>{escape(s.get('category_words') or str(s.get('category')))}</b> · {escape(s['statement'])}</p>"
+            + _table(["level", "trabecular mean HU", "median HU", "oval ROI mean HU", "category", ""], rows, {1, 2, 3}))
+
+
 def _processes(prints: list[dict]) -> str:
     out = []
     for p in prints:
@@ -196,6 +207,7 @@ def report_html(manifest: dict, *, label_png: bytes | None, thumbnails: dict, co
             ["print", "watertight", "edge manifold", "consistent winding", "self-intersections", "parts", "triangles",
              "volume cm³", "area cm²", "thinnest feature mm"], _quality_rows(prints), {4, 5, 6, 7, 8, 9}),
         "<h2>Checks</h2>" + _checks(prints),
+        *(["<h2>Bone quality</h2>" + _bone(manifest["bone_quality"])] if manifest.get("bone_quality") else []),
         "<h2>Recommended printing process</h2>" + _processes(prints),
         "<h2>Warnings</h2>" + ("<ul>" + "".join(f"<li>{escape(w)}</li>" for w in warnings) + "</ul>"
                                if warnings else '<p class="muted">None.</p>'),

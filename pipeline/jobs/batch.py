@@ -28,7 +28,7 @@ from ..exchange.atomic import write_bytes_atomic
 from ..parallel import workers as cpu_cores
 from .common import Quiet
 
-JOBS = ("model", "scaffold", "guide", "run")
+JOBS = ("model", "scaffold", "guide", "bone", "run")
 #: Peak memory of one case on a 512 x 512 x 400 scan (the ``run`` job), GiB.
 MEMORY_PER_CASE_GIB = 3.0
 BATCH_FILE = "batch.json"
@@ -70,7 +70,7 @@ def run_case(case: BatchCase) -> dict:
         manifest = _run_job(case)
         record["series_hash"] = manifest["input"]["series_hash"]
         record["prints"] = len(manifest["prints"])
-        if record["prints"] == 0:
+        if record["prints"] == 0 and case.job != "bone":  # the bone job measures, it prints nothing
             record["reason"] = "no print was made"
         else:
             record["status"] = "ok"
@@ -101,6 +101,10 @@ def _run_job(case: BatchCase) -> dict:
         return run_scaffold(case.scan, case.output, ScaffoldOptions(dicom=case.dicom))
     if case.job == "guide":
         return run_guide(case.scan, case.output, GuideOptions(dicom=case.dicom))
+    if case.job == "bone":
+        from .bone import BoneOptions, run_bone
+
+        return run_bone(case.scan, case.output, BoneOptions(dicom=case.dicom))
     if case.job == "run":
         return run_all(case.scan, case.output, model, ScaffoldOptions(dicom=case.dicom), GuideOptions(dicom=case.dicom))
     raise OsteoprintError(f"unknown job {case.job!r} (known: {', '.join(JOBS)})")
@@ -136,7 +140,7 @@ def run_batch(scans: list[str], out_dir: str | os.PathLike, *, job: str = "model
         Scan paths (DICOM folders or files, NIfTI files), as the single commands take.
     out_dir : path
         Created if missing; one folder per case and ``batch.json``.
-    job : {"model", "scaffold", "guide", "run"}
+    job : {"model", "scaffold", "guide", "bone", "run"}
     model : ModelOptions, optional
         Options of the model (``model`` and ``run`` jobs).
     dicom : bool

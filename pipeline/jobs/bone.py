@@ -29,9 +29,12 @@ class BoneOptions:
     ----------
     series : str, optional
         DICOM series to read (hash, number or index), as for every job.
+    dicom : bool
+        Also write the folder's prints as DICOM Encapsulated STL (see ``model``).
     """
 
     series: str | None = None
+    dicom: bool = False
 
 
 def measure(volume, segmentation, progress=None, fractures=None) -> BoneQuality:
@@ -58,13 +61,16 @@ def run_bone(scan: str | os.PathLike, out_dir: str | os.PathLike, options: BoneO
     """Trabecular density per vertebra and the osteoporosis screening flag of a scan.
 
     Writes ``bone.json`` and the ``bone_quality`` block of ``manifest.json`` (created,
-    with the label map, when absent); returns the manifest. Nothing is written if a
+    with the label map, when absent), and rewrites the folder's ``labels.png``,
+    ``report.html`` and ``prints.3mf``; returns the manifest. Nothing is written if a
     step fails. ``volume`` and ``segmentation`` spare reading and segmenting again.
     """
+    from .deliver import remove_stale_outputs, stage_folder_outputs, study_for
     from .model import segment
 
     progress = progress or Quiet()
     volume = volume if volume is not None else read_scan(scan, options.series, progress)
+    study = study_for(scan, volume, options.dicom, progress)
     seg = segmentation if segmentation is not None else segment(volume, progress=progress)
     bone = measure(volume, seg, progress)
     manifest = start_manifest(volume, out_dir)
@@ -76,5 +82,8 @@ def run_bone(scan: str | os.PathLike, out_dir: str | os.PathLike, options: BoneO
         if write_labels:
             write_label_map(stage.path("segmentation.nii.gz"), seg, volume)
         manifest = stage_bone(stage, manifest, bone, volume.info.series_hash)
+        manifest = stage_folder_outputs(stage, manifest, volume=volume, segmentation=seg, study=study,
+                                        progress=progress)
         stage.path("manifest.json").write_bytes(manifest_bytes(manifest))
+    remove_stale_outputs(out_dir, manifest)
     return manifest

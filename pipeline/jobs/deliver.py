@@ -192,5 +192,7 @@ def _files(stage, manifest: dict) -> dict:
                                    "in the CT's study: they carry the patient's identifiers")
     if (stage.tmp / "plan.json").is_file() or (stage.destination / "plan.json").is_file():
         out["plan.json"] = "pedicle-screw plan (docs/plan-format.md)"
+    if manifest.get("bone_quality"):
+        out[manifest["bone_quality"].get("file") or "bone.json"] = "trabecular bone density per vertebra, screening flag"
     return out
 
