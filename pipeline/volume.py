@@ -127,6 +127,17 @@ def lps_to_index(affine: np.ndarray, points: np.ndarray) -> np.ndarray:
     return points @ inv[:3, :3].T + inv[:3, 3]
 
 
+def obliquity_deg(affine: np.ndarray) -> float:
+    """Largest angle between an array axis and the patient axis nearest to it, degrees.
+
+    0 for axial, sagittal and coronal scans (whatever their axis order or
+    direction); 45 for a series rotated 45 degrees in-plane.
+    """
+    m = np.asarray(affine, dtype=float)[:3, :3]
+    cosines = np.abs(m / np.linalg.norm(m, axis=0)).max(axis=0)
+    return float(np.degrees(np.arccos(np.clip(cosines, 0.0, 1.0))).max())
+
+
 def axis_codes(affine: np.ndarray) -> str:
     """Which patient direction each array axis points to most, e.g. ``"SPL"``.
 

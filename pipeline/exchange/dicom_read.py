@@ -11,7 +11,6 @@ and raw UIDs never leave this module (series are named by a short hash).
 from __future__ import annotations
 
 import os
-import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,27 +20,15 @@ import numpy as np
 
 from ..errors import InputError
 from ..volume import CTVolume, ScanInfo
-from .dicom_geometry import (DuplicateClash, GeometryError, align_slice, drop_duplicates,
-                             majority_geometry, plan_stack, resample_positions, slice_normal,
-                             sort_by_position)
+from .dicom_geometry import (DuplicateClash, GeometryError, drop_duplicates, majority_geometry,
+                             plan_stack, resample_positions, slice_normal, sort_by_position)
+from .dicom_pixels import (check_decoders, check_rescale, check_sizes, decode_hu, decode_stack,
+                           final_dtype, syntax_name)
 from .dicom_scan import (NO_SERIES_UID, FolderScan, ImageRecord, SeriesSummary, Skip,
                          count_phrase, most_common, read_header, scan_folder, series_hash,
                          series_key, summarize)
 from .nifti import is_nifti
-
-#: Transfer syntax UID prefix -> pip package whose pydicom plugin decodes it.
-_DECODER_PACKAGES = {
-    "1.2.840.10008.1.2.4.5": "pylibjpeg-libjpeg",   # JPEG baseline, extended, lossless
-    "1.2.840.10008.1.2.4.7": "pylibjpeg-libjpeg",   # JPEG lossless SV1
-    "1.2.840.10008.1.2.4.8": "pyjpegls",            # JPEG-LS
-    "1.2.840.10008.1.2.4.9": "pylibjpeg-openjpeg",  # JPEG 2000
-    "1.2.840.10008.1.2.4.20": "pylibjpeg-openjpeg",  # HTJ2K
-    "1.2.840.10008.1.2.5": "pylibjpeg-rle",
-}
-#: HU given to Pixel Padding Value voxels (outside the reconstructed field of view)
-#: and to the image edges uncovered when tilted slices are shifted.
-AIR_HU = -1024.0
-
+from .plausible import check_hounsfield
 
 @dataclass
 class ReadReport:
@@ -61,7 +48,7 @@ def list_series(folder: str | os.PathLike) -> list[SeriesSummary]:
     to select a series in :func:`load_series`.
     """
     folder = _existing_folder(folder)
-    scan = scan_folder(folder)
+    scan = _scan(folder)
     summaries = summarize(scan)
     try:
         chosen = _choose(scan, summaries, None, folder)
@@ -113,7 +100,7 @@ def load_series(folder_or_file: str | os.PathLike, series: str | int | None = No
         folder = path.parent
     else:
         folder = path
-    scan = scan_folder(folder)
+    scan = _scan(folder)
     if scan.n_files == 0:
         raise InputError(folder, "folder is empty")
     summaries = summarize(scan)
@@ -127,6 +114,9 @@ def load_series(folder_or_file: str | os.PathLike, series: str | int | None = No
     skip_counts = Counter(cat for _, cat, _ in scan.skipped)
     skip_counts.update("inconsistent image" for _ in excluded)
     notes = []
+    used = _used_series(scan, summaries, uid)
+    if used:
+        notes.append(used)
     if skip_counts:
         notes.append("skipped " + count_phrase(skip_counts))
     if not any(r.original for r in records):
@@ -139,6 +129,13 @@ def load_series(folder_or_file: str | os.PathLike, series: str | int | None = No
         notes.append(f"{sum(others.values())} other series in the folder not used ("
                      + ", ".join(f"{n} {m}" for m, n in sorted(others.items())) + ")")
     return volume.with_warnings(*notes), report
+
+
+def _scan(folder: Path) -> FolderScan:
+    try:
+        return scan_folder(folder)
+    except OSError as exc:
+        raise InputError(folder, f"cannot be read ({exc.strerror or type(exc).__name__})") from None
 
 
 def _header_of_given_file(path: Path):
@@ -188,15 +185,36 @@ def _choose(scan: FolderScan, summaries, selector, folder, preferred=None) -> st
                              + ", ".join(f"{m} ({n} series)" for m, n in sorted(found.items())))
 
         def rank(s):
+            # Usable, axial, most slices; then the larger field of view (the one
+            # that covers the spine when a second reconstruction zooms elsewhere);
+            # then the hash, so that file order never decides.
             majority, _ = majority_geometry(scan.series[by_hash[s.hash]])
             axial = abs(slice_normal(majority[0].iop)[2]) > 0.7
-            return (not s.note, axial, len(majority))
+            return (not s.note, axial, len(majority), round(field_of_view_mm2(majority[0]), 1), s.hash)
 
         uid = by_hash[max(candidates, key=rank).hash]
     modality = most_common(r.modality for r in scan.series[uid])
     if modality != "CT":
         raise InputError(folder, f"series {series_hash(uid)} is {modality}, not CT")
     return uid
+
+
+def field_of_view_mm2(rec: ImageRecord) -> float:
+    """In-plane area an image covers, mm²."""
+    return rec.rows * rec.spacing[0] * rec.columns * rec.spacing[1]
+
+
+def _used_series(scan: FolderScan, summaries, uid: str) -> str | None:
+    """Which of several CT series was read, for the terminal and the manifest."""
+    cts = [s for s in summaries if s.modality == "CT" and s.n_images >= 2]
+    if len(cts) < 2:
+        return None
+    ref = scan.series[uid][0]
+    h = series_hash(uid)
+    s = next(s for s in summaries if s.hash == h)
+    fov = f"{ref.columns * ref.spacing[1]:.0f} x {ref.rows * ref.spacing[0]:.0f} mm"
+    return (f"read CT series {h} (number {s.number}, {s.n_images} images, {fov} field of view), "
+            f"one of {len(cts)} CT series in the folder; --series chooses another")
 
 
 def _select(summaries: list[SeriesSummary], selector, folder) -> SeriesSummary:
@@ -232,7 +250,9 @@ def _assemble(records, folder: Path, uid: str, on_progress) -> CTVolume:
     if len(records) < 2:
         raise InputError(folder, f"series {series_hash(uid)} has a single slice; a volume "
                                  "needs at least 2")
-    _check_decoders(records)
+    check_decoders(records)
+    check_rescale(records)
+    check_sizes(records, len(records), folder)
     order, positions = sort_by_position(np.array([r.ipp for r in records]), iop)
     records = [records[i] for i in order]
     records, dup_warnings = _drop_duplicates(records, positions, folder)
@@ -247,16 +267,17 @@ def _assemble(records, folder: Path, uid: str, on_progress) -> CTVolume:
 
     integral = all(float(r.slope).is_integer() and float(r.intercept).is_integer()
                    for r in records)
-    stack = _decode_stack(records, plan, integral, on_progress)
+    stack = decode_stack(records, plan, integral, on_progress)
     if plan.targets is not None:
         stack = resample_positions(stack, plan.positions, plan.targets)
-    hu = _final_dtype(stack, integral)
+    hu = final_dtype(stack, integral)
+    check_hounsfield(hu, folder, _rescale_hint(records))
     syntaxes = sorted({r.transfer_syntax for r in records})
     info = ScanInfo(
         series_hash=series_hash(uid),
         modality="CT",
         source_format="dicom",
-        transfer_syntax=" + ".join(_syntax_name(s) for s in syntaxes),
+        transfer_syntax=" + ".join(syntax_name(s) for s in syntaxes),
         n_files=len({r.path for r in records}),
         description=_description(records[0]),
         warnings=tuple(dup_warnings) + plan.warnings,
@@ -265,37 +286,22 @@ def _assemble(records, folder: Path, uid: str, on_progress) -> CTVolume:
     return CTVolume(hu=hu, affine=plan.affine, info=info)
 
 
-def _check_decoders(records) -> None:
-    from pydicom.pixels import get_decoder
-    from pydicom.uid import UID
-
-    for syntax in sorted({r.transfer_syntax for r in records}):
-        example = next(r.path for r in records if r.transfer_syntax == syntax)
-        name = _syntax_name(syntax)
-        try:
-            decoder = get_decoder(UID(syntax))
-        except NotImplementedError:
-            raise InputError(example, f"transfer syntax {name} is not supported "
-                                      "(no pixel data decoder exists for it)") from None
-        if not decoder.is_available:
-            package = next((pkg for prefix, pkg in _DECODER_PACKAGES.items()
-                            if syntax.startswith(prefix)), "a pydicom pixel data plugin")
-            raise InputError(example, f"cannot decode {name}: install the '{package}' "
-                                      "package (pydicom plugin)")
-
-
-def _syntax_name(syntax: str) -> str:
-    from pydicom.uid import UID
-
-    name = UID(syntax).name
-    return name if name != syntax else f"unknown ({syntax})"
+def _rescale_hint(records) -> str:
+    """Why decoded values might not be HU, for the message refusing them."""
+    ref = records[0]
+    if not any(r.rescale_given for r in records):
+        if ref.pixel_representation == 0:
+            return ("stored values are unsigned and the files give no RescaleSlope/RescaleIntercept: "
+                    "the rescale to HU is missing")
+        return "the files give no RescaleSlope/RescaleIntercept"
+    return f"as rescaled by RescaleSlope {ref.slope:g} and RescaleIntercept {ref.intercept:g}"
 
 
 def _drop_duplicates(records, positions, folder):
     """Keep one of several identical slices at one position; refuse differing ones."""
     try:
         keep = drop_duplicates(positions, lambda i, j: np.array_equal(
-            _decode_hu(records[i]), _decode_hu(records[j])))
+            decode_hu(records[i]), decode_hu(records[j])))
     except DuplicateClash as clash:
         a, b = records[clash.first], records[clash.second]
         raise InputError(folder, f"two different images at the same slice position "
@@ -305,111 +311,6 @@ def _drop_duplicates(records, positions, folder):
     notes = [f"{n} duplicate slice{'s' if n != 1 else ''} (identical images at an already "
              "present position) ignored"] if n else []
     return [records[i] for i in keep], notes
-
-
-def _decode_hu(rec: ImageRecord) -> np.ndarray:
-    """HU of a single image (used to compare duplicates)."""
-    (_, image), = _decode_file(rec, [rec.frame], [0])
-    return _to_hu(image, rec)
-
-
-def _decode_stack(records, plan, integral: bool, on_progress) -> np.ndarray:
-    """Decode every slice into one array, aligning sheared slices in-plane.
-
-    Files are read one at a time, so besides the output array only one file's
-    pixel data (one slice, or all frames of an enhanced file) is in memory.
-    """
-    n = len(records)
-    shape = (n, records[0].rows, records[0].columns)
-    exact = integral and plan.shifts_px is None and plan.targets is None
-    stack = np.empty(shape, dtype=np.int16 if exact else np.float32)
-    slots: dict[Path, list[tuple[int, int | None]]] = {}
-    for index, rec in enumerate(records):
-        slots.setdefault(rec.path, []).append((index, rec.frame))
-    done = 0
-    for path, wanted in slots.items():
-        for index, image in _decode_file(records[wanted[0][0]], [f for _, f in wanted],
-                                         [i for i, _ in wanted]):
-            rec = records[index]
-            hu = _to_hu(image, rec)
-            if plan.shifts_px is not None:
-                hu = align_slice(hu, plan.shifts_px[index], AIR_HU)
-            if stack.dtype == np.int16 and (hu.min() < -32768 or hu.max() > 32767):
-                stack = stack.astype(np.float32)
-            stack[index] = hu
-            done += 1
-            if on_progress is not None:
-                on_progress(done, n)
-    return stack
-
-
-def _decode_file(rec: ImageRecord, frames, indices):
-    """Yield ``(index, stored array)`` for the requested frames of one file."""
-    import pydicom
-    from pydicom.pixels import iter_pixels
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(rec.path, force=rec.forced)
-            if rec.forced:
-                from pydicom.dataset import FileMetaDataset
-
-                meta = getattr(ds, "file_meta", None) or FileMetaDataset()
-                meta.TransferSyntaxUID = rec.transfer_syntax
-                ds.file_meta = meta
-            if "PixelData" not in ds:
-                raise InputError(rec.path, "image has no pixel data")
-            if frames == [None]:
-                images = {None: ds.pixel_array}
-            else:
-                want = set(frames)
-                images = {k: a for k, a in enumerate(iter_pixels(ds)) if k in want}
-    except InputError:
-        raise
-    except Exception as exc:  # decoders raise many types on corrupt data
-        raise InputError(rec.path, _decode_problem(exc)) from None
-    for index, frame in zip(indices, frames):
-        yield index, images[frame]
-
-
-def _decode_problem(exc: Exception) -> str:
-    text = " ".join(str(exc).split())
-    if "less than expected" in text or "shorter" in text or "truncat" in text.lower():
-        return "pixel data is shorter than expected (truncated or corrupt file)"
-    return f"cannot decode pixel data ({type(exc).__name__}: {text[:160]})"
-
-
-def _to_hu(stored: np.ndarray, rec: ImageRecord) -> np.ndarray:
-    """HU of one slice, float64: masked to BitsStored, rescaled, padding set to air."""
-    stored = np.asarray(stored)
-    if stored.shape != (rec.rows, rec.columns):
-        raise InputError(rec.path, f"pixel data has shape {stored.shape}, expected "
-                                   f"{rec.rows}x{rec.columns}")
-    values = stored.astype(np.int64)
-    bits = rec.bits_stored
-    if 0 < bits < 64:
-        # Some scanners leave overlay or garbage bits above BitsStored.
-        values &= (1 << bits) - 1
-        if rec.pixel_representation == 1:
-            values = np.where(values >= 1 << (bits - 1), values - (1 << bits), values)
-    hu = values * rec.slope + rec.intercept
-    if rec.padding is not None:
-        lo, hi = rec.padding
-        if rec.pixel_representation == 0 and lo < 0:
-            lo, hi = lo & ((1 << bits) - 1), hi & ((1 << bits) - 1)
-        hu[(values >= lo) & (values <= hi)] = AIR_HU
-    return hu
-
-
-def _final_dtype(stack: np.ndarray, integral: bool) -> np.ndarray:
-    """int16 when every rescale is integral and the HU fit; else float32."""
-    if stack.dtype == np.int16:
-        return stack
-    if integral and stack.min() >= -32768 and stack.max() <= 32767:
-        # Interpolated values are rounded: a fraction of an HU is far below CT noise.
-        return np.rint(stack).astype(np.int16)
-    return stack.astype(np.float32, copy=False)
 
 
 def _acquisition(rec: ImageRecord) -> dict:
@@ -430,8 +331,10 @@ def _number(text) -> float | None:
 
 
 def _description(rec: ImageRecord) -> str:
+    """What scanner and reconstruction made the series. Never the SeriesDescription:
+    it is free text that can hold names, and de-identification profiles remove it."""
     about = dict(rec.about)
-    parts = [rec.description] if rec.description else []
+    parts = []
     device = " ".join(v for v in (about.get("Manufacturer"), about.get("ManufacturerModelName"))
                       if v)
     if device:

@@ -70,6 +70,8 @@ class ImageRecord:
     series_number: int | None
     description: str
     about: tuple[tuple[str, str], ...] = field(default=())
+    bits_allocated: int = 16
+    rescale_given: bool = True
 
 
 @dataclass
@@ -106,7 +108,12 @@ def series_hash(series_uid: str) -> str:
 
 
 def iter_files(folder: Path):
-    """Every non-hidden file below ``folder``, in a stable order."""
+    """Every non-hidden file below ``folder``, in a stable order.
+
+    Raises OSError when ``folder`` itself cannot be listed (sub-folders that cannot
+    be are left out, as unreadable media are).
+    """
+    os.listdir(folder)
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
@@ -140,6 +147,7 @@ def read_header(path: Path):
     import pydicom
     from pydicom.errors import InvalidDicomError
 
+    _regular_file(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -161,6 +169,23 @@ def read_header(path: Path):
     if "SOPClassUID" not in ds and "Modality" not in ds:
         raise Skip("non-DICOM file", "not a DICOM file")
     return ds, True
+
+
+def _regular_file(path: Path) -> None:
+    """Skip anything that is not a regular file: reading a named pipe or a device
+    would block forever or never end."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise Skip("unreadable file", "broken link (its target does not exist)") from None
+    except OSError as exc:
+        raise Skip("unreadable file", f"cannot be read ({exc.strerror or type(exc).__name__})") from None
+    if not stat.S_ISREG(mode):
+        kind = ("named pipe" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode)
+                else "device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "special file")
+        raise Skip("special file", f"not a regular file ({kind})")
 
 
 def _looks_like_raw_dataset(path: Path) -> bool:
@@ -212,6 +237,7 @@ def image_records(path: Path, ds, forced: bool) -> list[ImageRecord]:
         rows=int(ds.Rows),
         columns=int(ds.Columns),
         bits_stored=int(ds.get("BitsStored", ds.get("BitsAllocated", 16)) or 16),
+        bits_allocated=int(ds.get("BitsAllocated", 16) or 16),
         pixel_representation=int(ds.get("PixelRepresentation", 0) or 0),
         padding=_padding(ds),
         transfer_syntax=_transfer_syntax(ds),
@@ -233,7 +259,7 @@ def image_records(path: Path, ds, forced: bool) -> list[ImageRecord]:
                                   ds.get("ImageOrientationPatient"), ds.get("PixelSpacing"))
     slope, intercept = _rescale(ds)
     return [ImageRecord(frame=None, ipp=ipp, iop=iop, spacing=spacing, slope=slope,
-                        intercept=intercept, **common)]
+                        intercept=intercept, rescale_given=_has_rescale(ds), **common)]
 
 
 def _frames(ds, n_frames: int, common: dict) -> list[ImageRecord]:
@@ -266,9 +292,11 @@ def _frames(ds, n_frames: int, common: dict) -> list[ImageRecord]:
             meas.get("PixelSpacing") if meas is not None else None,
         )
         transform = item("PixelValueTransformationSequence", fg)
-        slope, intercept = _rescale(transform if transform is not None else ds)
+        source = transform if transform is not None else ds
+        slope, intercept = _rescale(source)
         records.append(ImageRecord(frame=k, ipp=ipp, iop=iop, spacing=spacing, slope=slope,
-                                   intercept=intercept, **common))
+                                   intercept=intercept, rescale_given=_has_rescale(source),
+                                   **common))
     if not records:
         raise Skip("localizer image", "enhanced image holding only localizer frames")
     return records
@@ -297,10 +325,25 @@ def _geometry(ipp, iop, spacing):
 
 
 def _rescale(ds) -> tuple[float, float]:
-    """(slope, intercept); a missing rescale means stored values are already HU."""
-    slope = _float(ds.get("RescaleSlope"), 1.0)
-    intercept = _float(ds.get("RescaleIntercept"), 0.0)
-    return (slope if slope != 0 else 1.0), intercept
+    """(slope, intercept) as the file gives them: missing means stored values are
+    HU already (slope 1, intercept 0); present but unreadable or not finite gives
+    NaN, and a slope of 0 stays 0, for the reader to refuse (never silently fixed)."""
+    return _rescale_value(ds.get("RescaleSlope"), 1.0), _rescale_value(ds.get("RescaleIntercept"), 0.0)
+
+
+def _rescale_value(value, default: float) -> float:
+    if value is None or value == "":
+        return default
+    try:
+        if not isinstance(value, (int, float, str)) and hasattr(value, "__len__"):
+            value = value[0]
+        return float(value)
+    except (TypeError, ValueError, IndexError):
+        return float("nan")
+
+
+def _has_rescale(ds) -> bool:
+    return ds.get("RescaleSlope") not in (None, "") or ds.get("RescaleIntercept") not in (None, "")
 
 
 def _padding(ds) -> tuple[int, int] | None:

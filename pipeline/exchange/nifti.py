@@ -28,38 +28,82 @@ def read_nifti(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """Read a NIfTI image as ``(array, affine_lps)``.
 
     The array keeps the file's axis order; ``affine_lps`` maps its indices to LPS mm.
-    Raises :class:`InputError` when the file is missing, not NIfTI, or not 3-D.
+    The header is checked before any voxel is read: the shape and data type it
+    declares must fit in the file and in the memory budget
+    (:mod:`pipeline.exchange.plausible`).
+
+    Raises
+    ------
+    InputError
+        Missing or non-regular file, not NIfTI, not 3-D, truncated, too large, or a
+        singular or non-finite affine.
     """
     import nibabel as nib
 
     path = Path(path)
     if not path.is_file():
-        raise InputError(path, "no such file")
+        raise InputError(path, "no such file" if not os.path.lexists(path) else "not a regular file")
     try:
         img = nib.load(str(path))
-        data = np.asanyarray(img.dataobj)
+        header = img.header
+        shape = tuple(int(n) for n in img.shape)
+        dtype = np.dtype(header.get_data_dtype())
+        offset = int(header.get_data_offset())
     except Exception as exc:  # nibabel raises many types for corrupt files
-        raise InputError(path, f"not a readable NIfTI file ({type(exc).__name__}: {exc})") from None
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    if data.ndim != 3:
-        raise InputError(path, f"expected a 3-D image, found shape {data.shape}")
+        raise InputError(path, f"not a readable NIfTI file ({type(exc).__name__}: {_short(exc)})") from None
+    if len(shape) == 4 and shape[3] == 1:
+        shape = shape[:3]
+    if len(shape) != 3:
+        raise InputError(path, f"expected a 3-D image, found shape {shape}")
+    if min(shape) < 1:
+        raise InputError(path, f"the image is empty (shape {shape})")
+    if dtype.kind not in "biuf" or dtype.fields is not None:
+        raise InputError(path, f"voxels of type {dtype} are not scalar numbers")
     affine = _RAS_FROM_LPS @ np.asarray(img.affine, dtype=float)
     if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
         raise InputError(path, "its affine is singular or not finite")
+    _check_declared_size(path, shape, dtype, offset)
+    try:
+        data = np.asanyarray(img.dataobj)
+    except Exception as exc:
+        raise InputError(path, f"cannot read the voxel data ({type(exc).__name__}: {_short(exc)})") from None
+    if data.ndim == 4:
+        data = data[..., 0]
     return data, affine
 
 
+def _check_declared_size(path: Path, shape, dtype: np.dtype, offset: int) -> None:
+    """Refuse, before reading, a file that cannot hold what its header declares."""
+    from .plausible import check_file_holds, check_gzip_holds, check_memory
+
+    n = int(np.prod(shape, dtype=np.int64))
+    what = f"{'x'.join(str(s) for s in shape)} {dtype.name} voxels"
+    check_memory(n, path, f"the header declares {what}")
+    needed = offset + n * dtype.itemsize
+    if str(path).lower().endswith(".gz"):
+        check_gzip_holds(path, needed, what)
+    else:
+        check_file_holds(path, needed, what)
+
+
+def _short(exc: Exception) -> str:
+    return " ".join(str(exc).split())[:160]
+
+
 def read_ct_nifti(path: str | os.PathLike) -> CTVolume:
-    """Read a NIfTI CT (values already in HU) into a :class:`CTVolume`."""
+    """Read a NIfTI CT (values already in HU) into a :class:`CTVolume`.
+
+    Raises :class:`InputError` for values that cannot be CT HU (NaN, out of range,
+    no air or soft tissue; :func:`pipeline.exchange.plausible.check_hounsfield`).
+    """
+    from .plausible import check_hounsfield
+
     data, affine = read_nifti(path)
+    check_hounsfield(data, path)
     if np.issubdtype(data.dtype, np.integer) and data.min() >= -32768 and data.max() <= 32767:
         hu = data.astype(np.int16, copy=False)
     else:
         hu = data.astype(np.float32, copy=False)
-    lo, hi = float(hu.min()), float(hu.max())
-    if hi - lo < 200 or lo > 0 or hi < 200:
-        raise InputError(path, f"values {lo:.0f}..{hi:.0f} do not look like CT Hounsfield units")
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):

@@ -42,7 +42,10 @@ def load_scan(path: str | os.PathLike, series: str | int | None = None, *,
     """
     path = Path(path)
     if not path.exists():
-        raise InputError(path, "no such file or folder")
+        raise InputError(path, "no such file or folder" if not os.path.lexists(path)
+                         else "broken link (its target does not exist)")
+    if not path.is_file() and not path.is_dir():
+        raise InputError(path, "not a regular file or folder (a named pipe or device cannot be a scan)")
     if path.is_file() and is_nifti(path):
         if series is not None:
             raise InputError(path, "a NIfTI file holds one volume; 'series' applies to DICOM only")
