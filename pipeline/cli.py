@@ -4,19 +4,21 @@
 Conventions: ``--version``; on every command ``-q`` (errors only), ``-v`` (details)
 and ``--json`` (the summary as JSON on standard output; progress always goes to
 standard error, as a live display only on a terminal). Exit status: see
-:data:`EXIT_CODES`. User errors (bad files, impossible options) print one line
-without a traceback.
+:data:`EXIT_CODES`. Options are checked when they are parsed, the output place when
+the job starts, both before any work. Every failure is one line on stderr: a
+user's error names the file or option and why; an internal error names the file
+holding its traceback. SIGINT and SIGTERM stop the job and leave no output behind.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import traceback
 from pathlib import Path
 
-from . import __version__
-from .errors import OsteoprintError
+from . import __version__, interrupts
+from .errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_NOTHING_TO_PRINT, EXIT_USAGE, OptionError
+from .outcome import OneLineParser, run_command
 from .printing import purposes
 from .progress import Progress
 from .segment.threshold import PRESETS
@@ -25,10 +27,14 @@ from .summary import emit_json, job_summary, print_checks, print_lines
 #: Exit status of every command (also in ``osteoprint --help`` and the README).
 EXIT_CODES = {
     0: "success",
-    1: "finished, but something failed: a check-guide check, or a batch scan",
-    2: "bad input or options: one line says which file or option and why; nothing written",
-    70: "internal error (a bug in osteoprint): a traceback follows; please report it",
-    130: "interrupted (Ctrl-C); nothing half-written is left",
+    EXIT_FAILED: "finished, but something failed: a check-guide check, or a batch scan",
+    EXIT_USAGE: "bad input, option or output place: one line says which file or option and why; nothing written",
+    EXIT_NOTHING_TO_PRINT: "the scan was read but the job found nothing to make (no vertebra, no fracture, no "
+                           "screw at the levels asked for); nothing written",
+    EXIT_INTERNAL: "internal error (a bug in osteoprint): one line names the file holding the traceback; "
+                   "please report it; nothing written",
+    130: "interrupted (SIGINT, Ctrl-C); nothing written",
+    143: "terminated (SIGTERM); nothing written",
 }
 
 
@@ -59,18 +65,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 def _model_options(args):
     from .jobs import ModelOptions
 
-    if not 0.0 <= args.decimate < 1.0:
-        raise OsteoprintError(f"--decimate must be in [0, 1), got {args.decimate}")
-    return ModelOptions(
-        series=getattr(args, "series", None),
-        preset=args.preset,
-        hu_low=args.hu_min,
-        hu_high=args.hu_max,
-        levels=tuple(s.strip() for s in args.levels.split(",")) if args.levels else None,
-        purpose=args.purpose,
-        decimate=args.decimate,
-        dicom=args.dicom,
-    )
+    return ModelOptions(series=getattr(args, "series", None), preset=args.preset, hu_low=args.hu_min,
+                        hu_high=args.hu_max, levels=args.levels, purpose=args.purpose, decimate=args.decimate,
+                        dicom=args.dicom)
 
 
 def _progress(args) -> Progress:
@@ -79,6 +76,7 @@ def _progress(args) -> Progress:
 
 def _finish_job(args, progress: Progress, manifest: dict, kind: str | None = None) -> int:
     """Tell the user what the job made: lines on stderr, the JSON summary with --json."""
+    interrupts.ignore()  # the result is in place: a Ctrl-C now would only cut the summary short
     out = Path(args.output)
     print_lines(manifest, out, progress, kind)
     if args.json:
@@ -98,13 +96,15 @@ def _run_job(args, job) -> int:
 def cmd_bone(args) -> int:
     from .jobs import BoneOptions, run_bone
 
-    return _run_job(args, lambda progress: run_bone(args.scan, args.output, BoneOptions(series=args.series, dicom=args.dicom), progress))
+    options = BoneOptions(series=args.series, dicom=args.dicom)
+    return _run_job(args, lambda progress: run_bone(args.scan, args.output, options, progress))
 
 
 def cmd_model(args) -> int:
     from .jobs import run_model
 
-    return _run_job(args, lambda progress: run_model(args.scan, args.output, _model_options(args), progress))
+    options = _model_options(args)
+    return _run_job(args, lambda progress: run_model(args.scan, args.output, options, progress))
 
 
 def _add_scaffold_options(p: argparse.ArgumentParser) -> None:
@@ -136,7 +136,8 @@ def _scaffold_options(args):
 def cmd_scaffold(args) -> int:
     from .jobs.scaffold import run_scaffold
 
-    return _run_job(args, lambda progress: run_scaffold(args.scan, args.output, _scaffold_options(args), progress))
+    options = _scaffold_options(args)
+    return _run_job(args, lambda progress: run_scaffold(args.scan, args.output, options, progress))
 
 
 def _add_guide_options(p: argparse.ArgumentParser) -> None:
@@ -152,24 +153,30 @@ def _add_guide_options(p: argparse.ArgumentParser) -> None:
 
 def _guide_options(args, levels: str | None = None, clearance: float | None = None):
     """Guide options from ``guide`` arguments, or from ``run``'s (whose --levels and
-    --clearance belong to the model and the scaffold)."""
+    --clearance belong to the model and the scaffold; errors name run's flags)."""
     from .jobs.guide import GuideOptions
 
-    levels = args.levels if levels is None and not hasattr(args, "guide_levels") else levels
-    return GuideOptions(
-        series=args.series,
-        levels=tuple(s.strip() for s in levels.split(",")) if levels else None,
-        plan=args.plan, clearance_mm=args.clearance if clearance is None else clearance, sleeve_length_mm=args.sleeve_length,
-        drill_mm=args.drill, process=args.guide_process,
-        material="PA12" if args.guide_process == "powder_bed_fusion" else "surgical-guide resin",
-        dicom=bool(getattr(args, "dicom", False)),
-    )
+    run = hasattr(args, "guide_levels")
+    try:
+        return GuideOptions(
+            series=args.series, levels=levels if run else args.levels,
+            plan=args.plan, clearance_mm=args.clearance if clearance is None else clearance,
+            sleeve_length_mm=args.sleeve_length, drill_mm=args.drill, process=args.guide_process,
+            material="PA12" if args.guide_process == "powder_bed_fusion" else "surgical-guide resin",
+            dicom=bool(getattr(args, "dicom", False)),
+        )
+    except OptionError as exc:
+        if run and exc.option in ("--levels", "--clearance"):
+            raise OptionError({"--levels": "--guide-levels", "--clearance": "--guide-clearance"}[exc.option],
+                              exc.value, exc.problem) from None
+        raise
 
 
 def cmd_guide(args) -> int:
     from .jobs.guide import run_guide
 
-    return _run_job(args, lambda progress: run_guide(args.scan, args.output, _guide_options(args), progress))
+    options = _guide_options(args)
+    return _run_job(args, lambda progress: run_guide(args.scan, args.output, options, progress))
 
 
 def cmd_check_guide(args) -> int:
@@ -181,27 +188,29 @@ def cmd_check_guide(args) -> int:
                                  drill_mm=args.drill, clearance_mm=args.clearance, process=args.guide_process)
     finally:
         progress.close()
+    interrupts.ignore()
     if args.json:
         emit_json({"status": "ok", "command": "check-guide", **report})
     else:
         print_checks(report)
-    return 0 if report["passed"] else 1
+    return 0 if report["passed"] else EXIT_FAILED
 
 
 def cmd_run(args) -> int:
     from .jobs.run import run_all
 
-    def job(progress):
-        guide = _guide_options(args, levels=args.guide_levels, clearance=args.guide_clearance)
-        return run_all(args.scan, args.output, _model_options(args), _scaffold_options(args), guide, progress)
-
-    return _run_job(args, job)
+    model, scaffold = _model_options(args), _scaffold_options(args)
+    guide = _guide_options(args, levels=args.guide_levels, clearance=args.guide_clearance)
+    return _run_job(args, lambda progress: run_all(args.scan, args.output, model, scaffold, guide, progress))
 
 
 def cmd_phantom(args) -> int:
-    from .exchange.phantom_files import write_phantom
+    from .exchange.phantom_files import check_phantom_folder, write_phantom
     from .phantom import make_phantom
 
+    if not 0 <= args.seed < 2**32:
+        raise OptionError("--seed", args.seed, f"must be between 0 and {2**32 - 1}")
+    check_phantom_folder(args.output)
     progress = _progress(args)
     try:
         progress.stage("generating phantom")
@@ -210,6 +219,7 @@ def cmd_phantom(args) -> int:
         paths = write_phantom(phantom, args.output, transfer_syntax=args.transfer_syntax)
     finally:
         progress.close()
+    interrupts.ignore()
     for name, path in paths.items():
         if name != "dicom_files":
             progress.note(f"{name}: {path}")
@@ -229,12 +239,14 @@ def cmd_demo(args) -> int:
 def cmd_batch(args) -> int:
     from .jobs.batch import run_batch
 
+    model = _model_options(args)
     progress = _progress(args)
     try:
-        summary = run_batch(args.scans, args.output, job=args.job, model=_model_options(args), dicom=args.dicom,
+        summary = run_batch(args.scans, args.output, job=args.job, model=model, dicom=args.dicom,
                             workers=args.workers, scheduler=args.scheduler, progress=progress)
     finally:
         progress.close()
+    interrupts.ignore()
     progress.note(f"{summary['succeeded']} of {len(summary['cases'])} scans done, {summary['failed']} failed; "
                   f"see {Path(args.output) / 'batch.json'}")
     if args.json:
@@ -243,7 +255,7 @@ def cmd_batch(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="osteoprint",
         description="Plan 3D prints of patient-specific spinal implants from CT. "
         "All STL files are binary, in millimetres, in DICOM patient coordinates (LPS, stated as "
@@ -362,24 +374,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run one command; return its exit status (:data:`EXIT_CODES`)."""
     try:
-        return int(args.func(args) or 0)
-    except OsteoprintError as exc:
-        print(f"osteoprint: error: {exc}", file=sys.stderr)
-        if getattr(args, "json", False):
-            emit_json({"status": "error", "command": args.command, "error": str(exc), "exit_code": 2})
-        return 2
-    except KeyboardInterrupt:
-        print("osteoprint: interrupted; no output was written", file=sys.stderr)
-        return 130
-    except Exception:
-        traceback.print_exc()
-        print("osteoprint: internal error (a bug): please report it with the traceback above", file=sys.stderr)
-        if getattr(args, "json", False):
-            emit_json({"status": "error", "command": args.command, "error": "internal error", "exit_code": 70})
-        return 70
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors (one line)
+        if exc.code == 0:
+            raise
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    import threading
+
+    handlers = interrupts.install() if threading.current_thread() is threading.main_thread() else {}
+    try:
+        return run_command(args)
+    finally:
+        interrupts.restore(handlers)
 
 
 if __name__ == "__main__":

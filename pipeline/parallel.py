@@ -48,7 +48,11 @@ def map_processes(fn: Callable[[T], R], items: Iterable[T], *, on_result: Callab
                 on_result(results[-1])
         return results
     results = []
-    with multiprocessing.get_context("fork").Pool(n) as pool:
+    from .interrupts import reset_in_worker
+
+    # Workers leave SIGINT and SIGTERM to this process, which stops the pool and
+    # removes the job's staging folder; a worker killed by the pool dies quietly.
+    with multiprocessing.get_context("fork").Pool(n, initializer=reset_in_worker) as pool:
         for result in pool.imap(fn, items):
             results.append(result)
             if on_result is not None:

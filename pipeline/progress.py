@@ -12,6 +12,8 @@ from __future__ import annotations
 import sys
 import time
 
+from .errors import one_line
+
 
 class Progress:
     """Stage and note reporter for the command line.
@@ -39,13 +41,14 @@ class Progress:
     def stage(self, name: str) -> None:
         if self.verbosity < 1:
             return
+        name = one_line(name)  # a file name with a newline cannot split a line
         if self.live:
             if self._status is None:
                 self._status = self.console.status(name)
                 self._status.start()
             else:
                 self._status.update(name)
-            self.console.log(name)
+            self.console.log(name, markup=False, highlight=False)
         else:
             print(f"[{time.perf_counter() - self.t0:6.1f} s] {name}", file=sys.stderr, flush=True)
 
@@ -58,6 +61,7 @@ class Progress:
             self._line(message)
 
     def _line(self, message: str) -> None:
+        message = one_line(message)
         if self.live:
             self.console.log(f"  {message}", markup=False, highlight=False)
         else:

@@ -70,14 +70,18 @@ def test_dicom_of_a_nifti_scan_is_refused_before_the_work(blobs, tmp_path, capsy
     assert not (tmp_path / "out").exists()
 
 
-def test_a_bug_exits_70_with_its_traceback(monkeypatch, tmp_path, capsys):
+def test_a_bug_exits_70_in_one_line_naming_its_logged_traceback(monkeypatch, tmp_path, capsys):
     import pipeline.jobs
 
     def broken(*args, **kwargs):
         raise RuntimeError("simulated bug")
 
+    monkeypatch.setenv("OSTEOPRINT_LOG_DIR", str(tmp_path / "logs"))
     monkeypatch.setattr(pipeline.jobs, "run_model", broken)
     code = main(["model", str(tmp_path), "-o", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 70
-    assert "Traceback" in err and "simulated bug" in err and "internal error" in err
+    (log,) = list((tmp_path / "logs").iterdir())
+    assert err.splitlines() == [f"osteoprint: internal error (a bug): RuntimeError: simulated bug; no output was "
+                                f"written; please report it (full traceback in {log})"]
+    assert "Traceback (most recent call last)" in log.read_text() and "simulated bug" in log.read_text()

@@ -179,7 +179,7 @@ def test_check_job_fails_a_guide_with_a_moved_sleeve(job, l3_perturbed_guide, tm
 
 def test_bad_options_and_files_fail_early_in_one_line(job, tmp_path):
     out, _ = job
-    with pytest.raises(OsteoprintError, match="unknown printing process"):
+    with pytest.raises(OsteoprintError, match="--guide-process glue: choose one of"):
         run_guide(SAMPLE, tmp_path / "x", GuideOptions(process="glue"))
     far = read_stl(out / "guides" / "L3-guide.stl")
     far.apply_translation([0.0, 0.0, 100.0])

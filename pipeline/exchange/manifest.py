@@ -89,6 +89,18 @@ def write_manifest(path: str | os.PathLike, manifest: dict) -> None:
     write_bytes_atomic(path, manifest_bytes(manifest))
 
 
+def is_result_folder(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds a result of osteoprint's (a manifest it wrote)."""
+    path = Path(folder) / "manifest.json"
+    try:
+        if not path.is_file() or path.stat().st_size > 64 * 1024 * 1024:
+            return False
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and isinstance(data.get("tool"), dict) and data["tool"].get("name") == "osteoprint"
+
+
 def read_manifest(path: str | os.PathLike) -> dict:
     """Read and validate a manifest written by osteoprint."""
     path = Path(path)

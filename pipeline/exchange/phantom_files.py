@@ -19,11 +19,27 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import staged_output, write_bytes_atomic
+from .atomic import check_output_folder, staged_output, write_bytes_atomic
 from .dicom_write import write_series
 from .nifti import write_nifti
 
 SERIES_DESCRIPTION = "osteoprint lumbar phantom"
+#: What a phantom folder consists of; anything else in it is carried over.
+PHANTOM_ENTRIES = frozenset({"dicom", "truth"})
+
+
+def is_phantom_folder(folder) -> bool:
+    """Whether ``folder`` holds a phantom written by :func:`write_phantom`."""
+    try:
+        data = json.loads((Path(folder) / "truth" / "truth.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and isinstance(data.get("files"), dict) and "dicom" in data["files"]
+
+
+def check_phantom_folder(out_dir) -> Path:
+    """Where a phantom will go, checked before it is generated (OptionError if unusable)."""
+    return check_output_folder(out_dir, option="OUT_DIR", is_result=is_phantom_folder)
 
 
 def write_phantom(phantom, out_dir: str | os.PathLike, *, transfer_syntax: str = "rle",
@@ -34,7 +50,7 @@ def write_phantom(phantom, out_dir: str | os.PathLike, *, transfer_syntax: str =
     ----------
     phantom : Phantom
     out_dir : path
-        Created if needed; existing files of the same names are replaced.
+        Created if needed; an earlier phantom there is replaced whole, or not at all.
     transfer_syntax : str
         Any syntax :func:`~.dicom_write.write_series` knows ("rle",
         "jpegls_lossless", "j2k_lossless", "explicit_le", ...); all are lossless.
@@ -52,7 +68,7 @@ def write_phantom(phantom, out_dir: str | os.PathLike, *, transfer_syntax: str =
     truth = dict(phantom.truth)
     truth["files"] = {"dicom": "dicom/", "labels": "truth/labels.nii.gz",
                       "defect": "truth/defect.nii.gz", "transfer_syntax": transfer_syntax}
-    with staged_output(out_dir) as stage:
+    with staged_output(out_dir, is_result=is_phantom_folder, entries=PHANTOM_ENTRIES) as stage:
         files = write_series(
             vol.hu, vol.affine, stage.path("dicom/.keep").parent,
             transfer_syntax=transfer_syntax, file_names=file_names,

@@ -167,7 +167,10 @@ def run_batch(scans: list[str], out_dir: str | os.PathLike, *, job: str = "model
     if workers is not None and workers < 1:
         raise OsteoprintError(f"--workers must be at least 1, got {workers}")
     progress = progress or Quiet()
-    out_dir = Path(out_dir).resolve()
+    from ..exchange.atomic import check_output_folder
+
+    # A new or empty folder, or an earlier batch's: checked before any case runs.
+    out_dir = check_output_folder(out_dir, is_result=lambda folder: (folder / BATCH_FILE).is_file())
     out_dir.mkdir(parents=True, exist_ok=True)
     cases = [BatchCase(name, os.path.abspath(scan), str(out_dir / name), job, model, dicom)
              for name, scan in zip(case_names([str(s) for s in scans]), scans)]
@@ -213,12 +216,18 @@ def _run_local(cases: list[BatchCase], n_workers: int, finished, progress) -> No
     # Fresh interpreters (spawn): a forked copy of a process with threads can hang.
     with ProcessPoolExecutor(n_workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {pool.submit(run_case, case): case for case in cases}
-        for future in as_completed(futures):
-            case = futures[future]
-            try:
-                finished(future.result())
-            except Exception as exc:  # the worker process died (killed, out of memory)
-                finished(_lost(case, exc))
+        try:
+            for future in as_completed(futures):
+                case = futures[future]
+                try:
+                    finished(future.result())
+                except Exception as exc:  # the worker process died (killed, out of memory)
+                    finished(_lost(case, exc))
+        except BaseException:
+            # Interrupted: cases not started never start; each running case's job
+            # is all-or-nothing on its own.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
 
 
 def _run_dask(cases: list[BatchCase], address: str, finished, progress, timeout_s: float) -> int:

@@ -13,10 +13,9 @@ import os
 from dataclasses import dataclass
 
 from ..bone_quality import BoneQuality, measure_bone_quality
-from ..exchange.atomic import staged_output
 from ..exchange.bone_files import bone_json_bytes
-from ..exchange.manifest import manifest_bytes
-from .common import Quiet, read_scan, segmentation_entry, start_manifest, write_label_map
+from .common import (Quiet, check_output, finish_result, read_scan, require_vertebrae, segmentation_entry,
+                     staged_result, start_manifest, write_label_map)
 
 BONE_FILE = "bone.json"
 
@@ -61,29 +60,29 @@ def run_bone(scan: str | os.PathLike, out_dir: str | os.PathLike, options: BoneO
     """Trabecular density per vertebra and the osteoporosis screening flag of a scan.
 
     Writes ``bone.json`` and the ``bone_quality`` block of ``manifest.json`` (created,
-    with the label map, when absent), and rewrites the folder's ``labels.png``,
-    ``report.html`` and ``prints.3mf``; returns the manifest. Nothing is written if a
-    step fails. ``volume`` and ``segmentation`` spare reading and segmenting again.
+    with the label map, when absent), and the folder's ``labels.png``,
+    ``report.html`` and ``prints.3mf``; returns the manifest. The folder's result is
+    replaced whole, or not at all; a scan without a vertebra is a failure
+    (:class:`~pipeline.errors.NothingToPrint`). ``volume`` and ``segmentation``
+    spare reading and segmenting again.
     """
-    from .deliver import remove_stale_outputs, stage_folder_outputs, study_for
+    from .deliver import study_for
     from .model import segment
 
     progress = progress or Quiet()
+    check_output(out_dir, scan)
     volume = volume if volume is not None else read_scan(scan, options.series, progress)
     study = study_for(scan, volume, options.dicom, progress)
     seg = segmentation if segmentation is not None else segment(volume, progress=progress)
+    require_vertebrae(seg, scan)
     bone = measure(volume, seg, progress)
-    manifest = start_manifest(volume, out_dir)
-    write_labels = "segmentation" not in manifest
-    if write_labels:
-        manifest["segmentation"] = segmentation_entry(seg)
     progress.stage("writing the bone-quality record")
-    with staged_output(out_dir) as stage:
-        if write_labels:
+    with staged_result(out_dir, scan) as stage:
+        manifest = start_manifest(volume, stage, progress)
+        if "segmentation" not in manifest:
+            manifest["segmentation"] = segmentation_entry(seg)
             write_label_map(stage.path("segmentation.nii.gz"), seg, volume)
         manifest = stage_bone(stage, manifest, bone, volume.info.series_hash)
-        manifest = stage_folder_outputs(stage, manifest, volume=volume, segmentation=seg, study=study,
-                                        progress=progress)
-        stage.path("manifest.json").write_bytes(manifest_bytes(manifest))
-    remove_stale_outputs(out_dir, manifest)
+        manifest = finish_result(stage, manifest, prints_required=False, progress=progress, deliver={
+            "volume": volume, "segmentation": seg, "study": study})
     return manifest

@@ -1,14 +1,23 @@
-"""What every job shares: reading the scan with progress, and the manifest to extend."""
+"""What every job shares: reading the scan with progress, the result folder it
+replaces whole, and the manifest it extends."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from contextlib import contextmanager
 
-from ..exchange.manifest import new_manifest, read_manifest
+from ..errors import InputError, NothingToPrint, OptionError
+from ..exchange.atomic import MANIFEST, Staging, check_output_folder, staged_output
+from ..exchange.manifest import is_result_folder, manifest_bytes, new_manifest, read_manifest
 from ..progress import detail
 from ..segment import VertebraSegmentation
-from ..volume import CTVolume
+from ..volume import CTVolume, obliquity_deg
+
+#: Largest angle between the scan's axes and the patient's that segmentation and
+#: level naming are trusted with (they work on axial, sagittal or coronal slices;
+#: the phantom rotated 30 deg in-plane still segments and names correctly, at 40
+#: deg a level's centre moves by 7 mm).
+MAX_OBLIQUITY_DEG = 20.0
 
 
 class Quiet:
@@ -25,17 +34,53 @@ class Quiet:
 
 
 def read_scan(scan: str | os.PathLike, series: str | None = None, progress=None) -> CTVolume:
-    """Read a DICOM folder/file or NIfTI CT and report skipped files to ``progress``."""
+    """Read a DICOM folder/file or NIfTI CT and report skipped files to ``progress``.
+
+    Raises :class:`InputError` as the reader does, and for a scan whose axes are
+    more than :data:`MAX_OBLIQUITY_DEG` from the patient's.
+    """
     from ..exchange.scan import load_scan
 
     progress = progress or Quiet()
     progress.stage("reading scan")
     volume, report = load_scan(scan, series=series)
+    angle = obliquity_deg(volume.affine)
+    if angle > MAX_OBLIQUITY_DEG:
+        raise InputError(scan, f"the image axes are oblique, {angle:.0f} deg from the patient's axes; vertebrae "
+                               f"are segmented in axial, sagittal or coronal scans (at most {MAX_OBLIQUITY_DEG:.0f} "
+                               "deg off): reformat the series to axial slices")
     for path, reason in report.skipped:
         detail(progress, f"skipped {path}: {reason}")
     for message in volume.info.warnings:
         progress.note(f"warning: {message}")
     return volume
+
+
+def check_output(out_dir, scan=None):
+    """The result folder, checked before any work (see :func:`check_output_folder`)."""
+    return check_output_folder(out_dir, scan=scan, is_result=is_result_folder)
+
+
+@contextmanager
+def staged_result(out_dir, scan=None):
+    """A :class:`Staging` for a job's result folder, committed whole on success."""
+    with staged_output(out_dir, scan=scan, is_result=is_result_folder) as stage:
+        yield stage
+
+
+def require_vertebrae(seg: VertebraSegmentation, scan) -> None:
+    """A scan without a vertebra makes no print: refuse it before anything is written."""
+    if not seg.levels:
+        raise NothingToPrint(scan, "no vertebra found (no bone region is thick enough to be a vertebral "
+                                   "body): nothing to print")
+
+
+def require_levels(seg: VertebraSegmentation, levels, option: str) -> None:
+    """Levels asked for with ``option`` must be in the segmentation (else OptionError)."""
+    names = list(seg.levels.values())
+    missing = [lv for lv in levels or () if lv not in names]
+    if missing:
+        raise OptionError(option, ",".join(levels), f"{', '.join(missing)} not in this scan (found {', '.join(names)})")
 
 
 def segmentation_entry(seg: VertebraSegmentation) -> dict:
@@ -49,23 +94,69 @@ def segmentation_entry(seg: VertebraSegmentation) -> dict:
     }
 
 
-def start_manifest(volume: CTVolume, out_dir) -> dict:
-    """The manifest to extend: the existing one if it describes the same scan.
+def start_manifest(volume: CTVolume, stage: Staging, progress=None) -> dict:
+    """The manifest to extend: the previous result's if it describes the same scan.
 
     Prints made from another scan are dropped: a folder's manifest always describes
-    one scan.
+    one scan. A previous manifest that cannot be read is replaced, with a note.
     """
-    path = Path(out_dir) / "manifest.json"
     fresh = new_manifest(volume)
-    if path.is_file():
-        old = read_manifest(path)
-        if old["input"]["series_hash"] == fresh["input"]["series_hash"]:
-            fresh["prints"] = old["prints"]
-            fresh["parameters"] = old.get("parameters", {})
-            fresh["warnings"] = old.get("warnings", [])
-            if "segmentation" in old:
-                fresh["segmentation"] = old["segmentation"]
+    if stage.previous is None or not (stage.previous / MANIFEST).is_file():
+        return fresh
+    try:
+        old = read_manifest(stage.previous / MANIFEST)
+    except InputError as exc:
+        (progress or Quiet()).note(f"warning: the previous result is replaced: {exc}")
+        return fresh
+    if old["input"]["series_hash"] == fresh["input"]["series_hash"]:
+        fresh["prints"] = old["prints"]
+        fresh["parameters"] = old.get("parameters", {})
+        fresh["warnings"] = old.get("warnings", [])
+        if "segmentation" in old:
+            fresh["segmentation"] = old["segmentation"]
     return fresh
+
+
+def finish_result(stage: Staging, manifest: dict, *, prints_required: bool = True, deliver: dict | None = None,
+                  progress=None) -> dict:
+    """Take over the previous files the manifest still names, add the folder's
+    outputs, and write the manifest.
+
+    A record whose file is neither new nor in the previous result is dropped; a
+    result without any print is a failure (:class:`NothingToPrint`) unless the job
+    makes none (``bone``: a measurement). ``deliver``, when given, holds the
+    arguments of :func:`~pipeline.jobs.deliver.stage_folder_outputs` (``volume``,
+    ``segmentation``, ``meshes``, ``study``): the label picture, ``prints.3mf``,
+    ``report.html`` and DICOM prints, made for the whole folder as it will be.
+    """
+    out = dict(manifest)
+    out["prints"] = [_kept_print(stage, p) for p in manifest["prints"] if stage.keep(p["file"])]
+    if "segmentation" in out and not stage.keep(out["segmentation"]["file"]):
+        del out["segmentation"]
+    guide = out.get("parameters", {}).get("guide")
+    if guide and not stage.keep(guide.get("plan_file", "plan.json")):
+        out["parameters"] = {k: v for k, v in out["parameters"].items() if k != "guide"}
+    bone = out.get("bone_quality")
+    if bone and not stage.keep(bone.get("file", "bone.json")):
+        del out["bone_quality"]
+    if prints_required and not out["prints"]:
+        raise NothingToPrint(None, "the job made no print")
+    if deliver is not None:
+        from .deliver import LABELS_PICTURE, stage_folder_outputs
+
+        if out.get("segmentation"):
+            stage.keep(LABELS_PICTURE)  # shown again when this job draws no new one
+        out = stage_folder_outputs(stage, out, progress=progress, **deliver)
+    stage.path(MANIFEST).write_bytes(manifest_bytes(out))
+    return out
+
+
+def _kept_print(stage: Staging, record: dict) -> dict:
+    """A print record whose DICOM instance, if it had one, is kept too (or forgotten)."""
+    dicom = record.get("dicom")
+    if dicom and not stage.keep(dicom.get("file", "")):
+        return {k: v for k, v in record.items() if k != "dicom"}
+    return record
 
 
 def write_label_map(path, seg: VertebraSegmentation, volume: CTVolume) -> None:

@@ -13,13 +13,12 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, OsteoprintError
-from ..exchange.atomic import staged_output, write_bytes_atomic
-from ..exchange.manifest import manifest_bytes, merge_prints
+from ..errors import InputError, NothingToPrint, OptionError
+from ..exchange.atomic import check_output_file, write_bytes_atomic
+from ..exchange.manifest import merge_prints
 from ..exchange.plan_files import plan_json, read_plan
 from ..exchange.stl import read_stl, write_stl
 from ..guide import GuideDesign, Plan, analyse_segmentation, build_guide, check_guide, check_plan, plan_screws
@@ -28,8 +27,9 @@ from ..guide.guide_checks import guide_bone
 from ..printing import PROCESSES
 from ..prints import print_record
 from ..segment import segment_vertebrae
-from .common import Quiet, drop_kind, read_scan, segmentation_entry, start_manifest, write_label_map
-from .deliver import remove_stale_outputs, stage_folder_outputs, study_for
+from . import options as check
+from .common import (Quiet, check_output, drop_kind, finish_result, read_scan, require_levels, require_vertebrae,
+                     segmentation_entry, staged_result, start_manifest, write_label_map)
 
 #: Material class of a guide's material for the process minima (resins and PA12 alike).
 GUIDE_MATERIAL_CLASS = "polymer"
@@ -71,21 +71,19 @@ class GuideOptions:
     material: str = "surgical-guide resin"
     dicom: bool = False
 
+    def __post_init__(self):
+        """Refuse impossible options before the long steps (one line each)."""
+        object.__setattr__(self, "levels", check.levels("--levels", self.levels))
+        if self.plan is not None and not str(self.plan).strip():
+            raise OptionError("--plan", repr(self.plan), "no plan file given")
+        check.choice("--guide-process", self.process, PROCESSES)
+        check.number("--clearance", self.clearance_mm, 0.0, 1.0, unit="mm")
+        check.number("--sleeve-length", self.sleeve_length_mm, 5.0, 40.0, unit="mm")
+        check.number("--drill", self.drill_mm, 0.5, 6.0, unit="mm")
+
     def design(self) -> GuideDesign:
         return GuideDesign(clearance_mm=self.clearance_mm, sleeve_length_mm=self.sleeve_length_mm,
                            drill_diameter_mm=self.drill_mm)
-
-
-def _validate(options: GuideOptions) -> None:
-    """Refuse impossible options before the long steps (one line each)."""
-    if options.process not in PROCESSES:
-        raise OsteoprintError(f"unknown printing process {options.process!r} (known: {', '.join(PROCESSES)})")
-    if not 0.0 <= options.clearance_mm <= 1.0:
-        raise OsteoprintError(f"clearance {options.clearance_mm} mm is outside 0-1 mm")
-    if not 5.0 <= options.sleeve_length_mm <= 40.0:
-        raise OsteoprintError(f"sleeve length {options.sleeve_length_mm} mm is outside 5-40 mm")
-    if not 0.5 <= options.drill_mm <= 6.0:
-        raise OsteoprintError(f"drill diameter {options.drill_mm} mm is outside 0.5-6 mm")
 
 
 def _same_scan(plan: Plan, volume, plan_path) -> None:
@@ -112,47 +110,74 @@ def _screw_summary(plan: Plan, plan_report: dict, screw_ids: list) -> list:
     return rows
 
 
+@dataclass(frozen=True)
+class GuideSet:
+    """Screws planned (or taken) and checked, and a checked drill guide per level."""
+
+    plan: Plan
+    plan_report: dict
+    levels: tuple
+    built: tuple  # (level, screws, Guide, guide report) per guided level
+    user_plan: bool
+
+
 def run_guide(scan: str | os.PathLike, out_dir: str | os.PathLike, options: GuideOptions = GuideOptions(),
-              progress=None, *, volume=None, segmentation=None, bone_quality=None, deliver: bool = True,
-              made: dict | None = None) -> dict:
+              progress=None, *, volume=None, segmentation=None, bone_quality=None) -> dict:
     """Plan (or take) pedicle screws, build and check a drill guide per vertebra, write them.
 
     Writes ``plan.json``, ``guides/<LEVEL>-guide.stl`` and ``guide`` records (every
     plan and guide check, the plan's summary) in ``manifest.json``; returns the
-    manifest. Nothing is written if any step fails; guides of an earlier run that
-    this run did not make are removed (``plan.json`` describes this run's screws).
-    A failing check does not stop the job: it is recorded (``checks_passed``).
-    Screws in vertebrae whose trabecular density is in the likely-osteoporosis band
-    carry augmentation advice (:mod:`pipeline.guide.augmentation`); ``bone.json`` is
-    written beside the plan. The folder's ``labels.png``, ``prints.3mf``,
-    ``report.html`` (and DICOM prints with ``options.dicom``) are rewritten.
+    manifest. The folder's result is replaced whole or not at all; guides of an
+    earlier run that this run did not make are not kept (``plan.json`` describes
+    this run's screws). A failing check does not stop the job: it is recorded
+    (``checks_passed``). Screws in vertebrae whose trabecular density is in the
+    likely-osteoporosis band carry augmentation advice
+    (:mod:`pipeline.guide.augmentation`); ``bone.json`` is written beside the plan.
     ``volume``, ``segmentation`` and ``bone_quality`` spare reading, segmenting and
-    measuring again (``osteoprint run``); ``deliver=False`` leaves out the picture,
-    3MF, report and DICOM and adds the guides' meshes to ``made`` (print file ->
-    mesh) instead.
+    measuring again (``osteoprint run``).
     """
     from .bone import measure, stage_bone
+    from .deliver import study_for
     from .model import segment
 
     progress = progress or Quiet()
-    _validate(options)
-    design = options.design()
+    check_output(out_dir, scan)
     user_plan = read_plan(options.plan) if options.plan else None
     volume = volume if volume is not None else read_scan(scan, options.series, progress)
     if user_plan is not None:
         _same_scan(user_plan, volume, options.plan)
-    study = study_for(scan, volume, options.dicom and deliver, progress)
+    study = study_for(scan, volume, options.dicom, progress)
     seg = segmentation if segmentation is not None else segment(volume, progress=progress)
+    require_vertebrae(seg, scan)
+    bone = bone_quality if bone_quality is not None else measure(volume, seg, progress)
+    guides = design_guides(seg, volume, options, user_plan, progress, bone=bone)
+    progress.stage("writing guides")
+    with staged_result(out_dir, scan) as stage:
+        meshes: dict = {}
+        manifest = add_guides(stage, start_manifest(volume, stage, progress), volume, seg, guides, options, made=meshes)
+        manifest = stage_bone(stage, manifest, bone, volume.info.series_hash)
+        manifest = finish_result(stage, manifest, progress=progress, deliver={
+            "volume": volume, "segmentation": seg, "meshes": meshes, "study": study})
+    return manifest
+
+
+def design_guides(seg, volume, options: GuideOptions, user_plan: Plan | None = None, progress=None,
+                  option: str = "--levels", *, bone=None) -> GuideSet:
+    """Plan (or take) the screws at ``options.levels``, check them, build and check
+    a guide per level (no files). ``option`` names the levels' flag in messages;
+    with ``bone`` (:class:`~pipeline.bone_quality.BoneQuality`) screws in weak
+    vertebrae carry augmentation advice."""
+    progress = progress or Quiet()
+    design = options.design()
     names = list(seg.levels.values())
     if user_plan is not None:
         levels = [lv for lv in user_plan.levels() if not options.levels or lv in options.levels]
     else:
         levels = list(options.levels) if options.levels else [n for n in names if n != "S1"]
-    missing = [lv for lv in levels if lv not in names]
-    if missing:
-        raise OsteoprintError(f"levels {', '.join(missing)} are not in the segmentation (found {', '.join(names)})")
+    require_levels(seg, levels, option)
     if not levels:
-        raise OsteoprintError("no level to plan: the plan has no screw at the requested levels")
+        raise NothingToPrint(options.plan, "no level to plan: no screw of the plan is at the requested levels"
+                             if user_plan is not None else "no vertebra to plan screws in")
     progress.stage(f"finding pedicles: {', '.join(levels)}")
     anatomies = analyse_segmentation(seg, levels)
     for an in anatomies.values():
@@ -167,12 +192,12 @@ def run_guide(scan: str | os.PathLike, out_dir: str | os.PathLike, options: Guid
         for info in plan.planning.values():
             for w in info.get("warnings", []):
                 progress.note(f"warning: {w}")
-    bone = bone_quality if bone_quality is not None else measure(volume, seg, progress)
-    plan = with_bone_advice(plan, bone, anatomies)
-    for s in plan.screws:
-        advice = plan.planning[s.id]["bone_quality"].get("advice")
-        if advice:
-            progress.note(f"{s.id}: {advice}")
+    if bone is not None:
+        plan = with_bone_advice(plan, bone, anatomies)
+        for s in plan.screws:
+            advice = plan.planning[s.id]["bone_quality"].get("advice")
+            if advice:
+                progress.note(f"{s.id}: {advice}")
     progress.stage("checking the plan")
     surfaces = {}
     plan_report = check_plan(plan, seg, anatomies=anatomies, surfaces=surfaces)
@@ -194,38 +219,34 @@ def run_guide(scan: str | os.PathLike, out_dir: str | os.PathLike, options: Guid
         for name in report["failed"]:
             progress.note(f"guide check failed: {level}: {name}")
         built.append((level, screws, guide, report))
-    manifest = start_manifest(volume, out_dir)
-    write_labels = "segmentation" not in manifest
-    if write_labels:
+    if not built:
+        raise NothingToPrint(options.plan, "no drill guide made: no screw at the requested levels")
+    return GuideSet(plan, plan_report, tuple(levels), tuple(built), user_plan is not None)
+
+
+def add_guides(stage, manifest: dict, volume, seg, guides: GuideSet, options: GuideOptions,
+               made: dict | None = None) -> dict:
+    """Write ``plan.json`` and the guides into ``stage``; return the manifest with
+    their records (replacing earlier guides) and the segmentation, if it had none.
+    The meshes made are added to ``made`` (print file -> mesh) when given."""
+    if "segmentation" not in manifest:
         manifest["segmentation"] = segmentation_entry(seg)
-    records, meshes = [], {}
-    plan_text = plan_json(plan).encode()
-    progress.stage("writing guides")
-    with staged_output(out_dir) as stage:
-        if write_labels:
-            write_label_map(stage.path("segmentation.nii.gz"), seg, volume)
-        stage.path("plan.json").write_bytes(plan_text)
-        for level, screws, guide, report in built:
-            rel = f"guides/{level}-guide.stl"
-            sha = write_stl(stage.path(rel), guide.mesh, f"{level} drill guide")
-            meshes[rel] = guide.mesh
-            records.append(_record(guide, report, plan, plan_report, screws, rel, sha, options))
-        manifest = merge_prints(drop_kind(manifest, "guide"), records)
-        manifest["parameters"]["guide"] = {
-            "levels": levels, "plan": "user" if user_plan is not None else "osteoprint",
-            "plan_file": "plan.json", "plan_sha256": hashlib.sha256(plan_text).hexdigest(),
-            "process": options.process, "material": options.material, "design": design.as_dict(),
-        }
-        manifest = stage_bone(stage, manifest, bone, volume.info.series_hash)
-        if deliver:
-            manifest = stage_folder_outputs(stage, manifest, volume=volume, segmentation=seg, meshes=meshes,
-                                            study=study, progress=progress)
-        stage.path("manifest.json").write_bytes(manifest_bytes(manifest))
-    _remove_stale(Path(out_dir) / "guides", {Path(r["file"]).name for r in records})
-    if deliver:
-        remove_stale_outputs(out_dir, manifest)
-    if made is not None:
-        made.update(meshes)
+        write_label_map(stage.path("segmentation.nii.gz"), seg, volume)
+    plan_text = plan_json(guides.plan).encode()
+    stage.path("plan.json").write_bytes(plan_text)
+    records = []
+    for level, screws, guide, report in guides.built:
+        rel = f"guides/{level}-guide.stl"
+        sha = write_stl(stage.path(rel), guide.mesh, f"{level} drill guide")
+        if made is not None:
+            made[rel] = guide.mesh
+        records.append(_record(guide, report, guides.plan, guides.plan_report, screws, rel, sha, options))
+    manifest = merge_prints(drop_kind(manifest, "guide"), records)
+    manifest["parameters"]["guide"] = {
+        "levels": list(guides.levels), "plan": "user" if guides.user_plan else "osteoprint",
+        "plan_file": "plan.json", "plan_sha256": hashlib.sha256(plan_text).hexdigest(),
+        "process": options.process, "material": options.material, "design": options.design().as_dict(),
+    }
     return manifest
 
 
@@ -254,14 +275,6 @@ def _record(guide, report: dict, plan: Plan, plan_report: dict, screws: list, re
             "contact_pads_lps": [[round(float(v), 3) for v in p] for p in guide.pads],
         },
     )
-
-
-def _remove_stale(folder: Path, written: set[str]) -> None:
-    """Remove guide STLs of an earlier run that this run did not produce."""
-    if folder.is_dir():
-        for f in folder.glob("*-guide.stl"):
-            if f.name not in written:
-                f.unlink()
 
 
 def _served_screws(plan: Plan, mesh, reach_mm: float = 10.0) -> list:
@@ -294,8 +307,9 @@ def run_check_guide(scan: str | os.PathLike, plan_path: str | os.PathLike, guide
         Written atomically to ``report_path`` when given.
     """
     progress = progress or Quiet()
-    if process not in PROCESSES:
-        raise OsteoprintError(f"unknown printing process {process!r} (known: {', '.join(PROCESSES)})")
+    GuideOptions(drill_mm=drill_mm, clearance_mm=clearance_mm, process=process)  # the same option checks
+    if report_path is not None:
+        check_output_file(report_path, not_same_as=(scan, plan_path, guide_path))
     plan = read_plan(plan_path)
     mesh = read_stl(guide_path)
     screws = _served_screws(plan, mesh)
@@ -305,6 +319,7 @@ def run_check_guide(scan: str | os.PathLike, plan_path: str | os.PathLike, guide
     _same_scan(plan, volume, plan_path)
     progress.stage("segmenting vertebrae")
     seg = segment_vertebrae(volume)
+    require_vertebrae(seg, scan)
     levels = list(dict.fromkeys(s.level for s in screws))
     missing = [lv for lv in levels if lv not in seg.levels.values()]
     if missing:
@@ -327,9 +342,10 @@ def run_check_guide(scan: str | os.PathLike, plan_path: str | os.PathLike, guide
     report = {
         "passed": bool(plan_report["passed"] and guide_report["passed"]),
         "scan": {"series_hash": volume.info.series_hash},
-        "plan": {"file": Path(plan_path).name, "sha256": _sha256(plan_path),
+        # Files by content only: their names are the user's free text.
+        "plan": {"sha256": _sha256(plan_path),
                  "screws": _screw_summary(sub, plan_report, [s.id for s in screws])},
-        "guide": {"file": Path(guide_path).name, "sha256": _sha256(guide_path), "levels": levels},
+        "guide": {"sha256": _sha256(guide_path), "levels": levels},
         "failed": failed,
         "plan_checks": plan_checks,
         "guide_checks": guide_report["checks"],

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
-from ..exchange.atomic import staged_output
-from ..exchange.manifest import manifest_bytes, merge_prints
+from ..exchange.manifest import merge_prints
 from ..exchange.stl import stl_bytes
 from ..models import VertebraModel, vertebra_models
 from ..prints import print_record
 from ..progress import detail
 from ..segment import VertebraSegmentation, segment_vertebrae
-from .common import Quiet, drop_kind, read_scan, segmentation_entry, start_manifest, write_label_map
-from .deliver import remove_stale_outputs, stage_folder_outputs, study_for
+from . import options as check
+from .common import (Quiet, check_output, drop_kind, finish_result, read_scan, require_levels, require_vertebrae,
+                     segmentation_entry, staged_result, start_manifest, write_label_map)
 
 
 @dataclass(frozen=True)
@@ -29,6 +28,14 @@ class ModelOptions:
     purpose: str = "planning"
     decimate: float = 0.5
     dicom: bool = False
+
+    def __post_init__(self):
+        from ..printing import purposes
+
+        check.hu_thresholds(self.preset, self.hu_low, self.hu_high)
+        object.__setattr__(self, "levels", check.levels("--levels", self.levels))
+        check.choice("--purpose", self.purpose, purposes("anatomical_model"))
+        check.number("--decimate", self.decimate, 0.0, 1.0, hi_open=True)
 
 
 def model_records(models: list[VertebraModel], purpose: str, stl_data: dict[str, bytes]) -> list[dict]:
@@ -70,36 +77,61 @@ def run_model(
     volume=None,
     segmentation: VertebraSegmentation | None = None,
     bone_quality=None,
-    deliver: bool = True,
-    made: dict | None = None,
 ) -> dict:
     """Scan to one STL per vertebra, a label map and the manifest in ``out_dir``.
 
     Writes ``vertebrae/<LEVEL>.stl``, ``segmentation.nii.gz``, ``bone.json``,
     ``labels.png``, ``prints.3mf``, ``report.html``, with ``options.dicom``
-    ``dicom/vertebrae/<LEVEL>.dcm``, and ``manifest.json``; returns the manifest.
-    Nothing is written if any step fails. ``volume``, ``segmentation`` and
-    ``bone_quality``, when given (``osteoprint run``), spare reading, segmenting and
-    measuring the scan again; ``deliver=False`` leaves out the picture, 3MF, report
-    and DICOM (``run`` writes them once, at its end, from the meshes this job adds
-    to ``made``: print file -> mesh).
+    ``dicom/vertebrae/<LEVEL>.dcm``, and ``manifest.json``, replacing the folder's
+    previous result whole (its scaffolds and guides of the same scan are kept);
+    returns the manifest. Nothing is written if any step fails, and a scan without
+    a vertebra is a failure (:class:`~pipeline.errors.NothingToPrint`). ``volume``,
+    ``segmentation`` and ``bone_quality``, when given, spare reading, segmenting
+    and measuring again.
     """
     from .bone import measure, stage_bone
+    from .deliver import study_for
 
     progress = progress or Quiet()
+    check_output(out_dir, scan)
     volume = volume if volume is not None else read_scan(scan, options.series, progress)
-    study = study_for(scan, volume, options.dicom and deliver, progress)
+    study = study_for(scan, volume, options.dicom, progress)
     seg = segmentation if segmentation is not None else segment(volume, options, progress)
+    require_vertebrae(seg, scan)
+    require_levels(seg, options.levels, "--levels")
     bone = bone_quality if bone_quality is not None else measure(volume, seg, progress)
+    models = mesh_models(seg, options, progress)
+    progress.stage("writing prints")
+    with staged_result(out_dir, scan) as stage:
+        manifest = add_models(stage, start_manifest(volume, stage, progress), volume, seg, models, options)
+        manifest = stage_bone(stage, manifest, bone, volume.info.series_hash)
+        meshes = {f"vertebrae/{m.level}.stl": m.mesh for m in models}
+        manifest = finish_result(stage, manifest, progress=progress, deliver={
+            "volume": volume, "segmentation": seg, "meshes": meshes, "study": study})
+    return manifest
+
+
+def mesh_models(seg: VertebraSegmentation, options: ModelOptions, progress=None) -> list[VertebraModel]:
+    """The vertebra models ``options.levels`` asks for (all by default).
+
+    Raises :class:`OptionError` when a requested level is not in the segmentation.
+    """
+    progress = progress or Quiet()
+    require_levels(seg, options.levels, "--levels")
     progress.stage("meshing vertebrae")
-    models = vertebra_models(
+    return vertebra_models(
         seg,
         levels=list(options.levels) if options.levels else None,
         decimate=options.decimate,
         on_level=lambda level: detail(progress, f"meshed {level}"),
     )
+
+
+def add_models(stage, manifest: dict, volume, seg: VertebraSegmentation, models: list[VertebraModel],
+               options: ModelOptions) -> dict:
+    """Write the models' STLs and the label map into ``stage``; return the manifest
+    with the model records (replacing earlier ones) and the segmentation."""
     stl_data = {f"vertebrae/{m.level}.stl": stl_bytes(m.mesh, f"{m.level} vertebra model") for m in models}
-    manifest = start_manifest(volume, out_dir)
     manifest = merge_prints(drop_kind(manifest, "anatomical_model"), model_records(models, options.purpose, stl_data))
     manifest["segmentation"] = segmentation_entry(seg)
     manifest["parameters"]["model"] = {
@@ -109,22 +141,9 @@ def run_model(
         "mesh": "Gaussian 0.6 voxel + marching cubes (scikit-image) + 10 Taubin passes (lambda 0.5, mu -0.53)",
     }
     manifest["warnings"] = sorted(set(manifest["warnings"]) | set(seg.warnings))
-    progress.stage("writing prints")
-    with staged_output(out_dir) as stage:
-        for rel, data in stl_data.items():
-            stage.path(rel).write_bytes(data)
-        write_label_map(stage.path("segmentation.nii.gz"), seg, volume)
-        manifest = stage_bone(stage, manifest, bone, volume.info.series_hash)
-        meshes = {f"vertebrae/{m.level}.stl": m.mesh for m in models}
-        if deliver:
-            manifest = stage_folder_outputs(stage, manifest, volume=volume, segmentation=seg, study=study,
-                                            meshes=meshes, progress=progress)
-        stage.path("manifest.json").write_bytes(manifest_bytes(manifest))
-    _remove_stale(Path(out_dir) / "vertebrae", set(stl_data))
-    if deliver:
-        remove_stale_outputs(out_dir, manifest)
-    if made is not None:
-        made.update(meshes)
+    for rel, data in stl_data.items():
+        stage.path(rel).write_bytes(data)
+    write_label_map(stage.path("segmentation.nii.gz"), seg, volume)
     return manifest
 
 
@@ -136,13 +155,3 @@ def segment(volume, options: ModelOptions = ModelOptions(), progress=None) -> Ve
     for message in seg.warnings:
         progress.note(f"warning: {message}")
     return seg
-
-
-def _remove_stale(folder: Path, written: set[str]) -> None:
-    """Remove vertebra STLs from an earlier run that this run did not produce."""
-    if not folder.is_dir():
-        return
-    keep = {Path(p).name for p in written}
-    for f in folder.glob("*.stl"):
-        if f.name not in keep:
-            f.unlink()

@@ -1,20 +1,21 @@
 """``osteoprint run``: every print for a scan in one go — models, scaffolds, a guide.
 
-The scan is read, segmented and its bone density measured once, and handed to each job.
+The scan is read, segmented and its bone density measured once, everything is
+built into one staging folder
+and committed in one step: the models, scaffolds and guide land together, or
+nothing does.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
-from ..errors import OsteoprintError
-from ..exchange.atomic import staged_output
-from ..exchange.manifest import manifest_bytes
-from .bone import measure
-from .common import Quiet, read_scan
-from .deliver import remove_stale_outputs, stage_folder_outputs, study_for
-from .model import ModelOptions, run_model, segment
-from .scaffold import ScaffoldOptions, run_scaffold
+from ..errors import NothingToPrint
+from .common import (Quiet, check_output, finish_result, read_scan, require_levels, require_vertebrae, staged_result,
+                     start_manifest)
+from .model import ModelOptions, add_models, mesh_models, segment
+from .scaffold import ScaffoldOptions, add_scaffolds, defect_regions
 
 
 def guide_levels_for(segmentation, fractured: list[str]) -> tuple[str, ...]:
@@ -46,40 +47,66 @@ def run_all(
 
     Returns the final manifest. A scan without a fracture gets no scaffold and a
     scan without named lumbar or thoracic levels no guide; both are said in the
-    manifest's warnings, not treated as errors. The label picture, ``prints.3mf``,
-    ``report.html`` and (with ``model.dicom``) the DICOM prints are written once, at
-    the end, for all prints.
+    manifest's warnings, not treated as errors. Any other failure (a scan without
+    a vertebra, a scaffold or guide that cannot be built, a level asked for that is
+    not in the scan) fails the whole job, and nothing is written. The label
+    picture, ``prints.3mf``, ``report.html`` and (with ``model.dicom``) the DICOM
+    prints are made once, for all prints.
     """
-    from .guide import GuideOptions, run_guide
+    from ..defect import find_compression_fractures
+    from ..exchange.plan_files import read_plan
+    from .bone import measure, stage_bone
+    from .deliver import study_for
+    from .guide import GuideOptions, _same_scan, add_guides, design_guides
 
     progress = progress or Quiet()
+    guide = guide or GuideOptions()
+    check_output(out_dir, scan)
+    user_plan = read_plan(guide.plan) if guide.plan else None
     volume = read_scan(scan, model.series, progress)
+    if user_plan is not None:
+        _same_scan(user_plan, volume, guide.plan)
     study = study_for(scan, volume, model.dicom, progress)
     seg = segment(volume, model, progress)
-    bone = measure(volume, seg, progress)
-    made: dict = {}
-    shared = {"volume": volume, "segmentation": seg, "bone_quality": bone, "deliver": False, "made": made}
-    manifest = run_model(scan, out_dir, model, progress, **shared)
+    require_vertebrae(seg, scan)
+    require_levels(seg, model.levels, "--levels")  # before the long steps
+    require_levels(seg, guide.levels, "--guide-levels")
     notes = []
-    fractured = []
+    bone = measure(volume, seg, progress)
+    fractures = None
+    if scaffold.defect == "auto" and not scaffold.level:
+        progress.stage("finding compression fractures")
+        fractures = find_compression_fractures(seg, volume)
+    progress.stage("finding defect regions")
     try:
-        manifest = run_scaffold(scan, out_dir, scaffold, progress, **shared)
-        fractured = [p["defect"].get("level") for p in manifest["prints"] if p["kind"] == "scaffold" and isinstance(p.get("defect"), dict)]
-    except OsteoprintError as exc:
-        notes.append(f"no scaffold: {exc}")
-        progress.note(f"no scaffold: {exc}")
-    guide = guide or GuideOptions()
+        regions = defect_regions(volume, seg, scaffold, fractures)
+    except NothingToPrint as exc:
+        if scaffold.defect != "auto" or scaffold.level:
+            raise
+        regions = []
+        notes.append(f"no scaffold: {exc.problem}")
+        progress.note(f"no scaffold: {exc.problem}")
+    fractured = [r.info.get("level") for r in regions if r.info.get("source") == "compression fracture"]
     levels = guide.levels or guide_levels_for(seg, [f for f in fractured if f])
-    if levels:
-        from dataclasses import replace
-
-        manifest = run_guide(scan, out_dir, replace(guide, levels=tuple(levels)), progress, **shared)
+    guides = None
+    if levels or user_plan is not None:
+        guides = design_guides(seg, volume, replace(guide, levels=tuple(levels) or None), user_plan, progress,
+                               option="--guide-levels", bone=bone)
     else:
         notes.append("no guide: no named thoracic or lumbar level to plan screws in")
-    manifest["warnings"] = sorted(set(manifest["warnings"]) | set(notes))
-    with staged_output(out_dir) as stage:
-        manifest = stage_folder_outputs(stage, manifest, volume=volume, segmentation=seg, study=study,
-                                        meshes=made, progress=progress)
-        stage.path("manifest.json").write_bytes(manifest_bytes(manifest))
-    remove_stale_outputs(out_dir, manifest)
+    models = mesh_models(seg, model, progress)
+    progress.stage("writing prints")
+    with staged_result(out_dir, scan) as stage:
+        manifest = start_manifest(volume, stage, progress)
+        manifest = add_models(stage, manifest, volume, seg, models, model)
+        meshes = {f"vertebrae/{m.level}.stl": m.mesh for m in models}
+        if regions:
+            manifest = add_scaffolds(stage, manifest, volume, seg, regions, scaffold, progress, bone=bone,
+                                     made=meshes)
+        if guides is not None:
+            manifest = add_guides(stage, manifest, volume, seg, guides, guide, made=meshes)
+        manifest = stage_bone(stage, manifest, bone, volume.info.series_hash)
+        manifest["warnings"] = sorted(set(manifest["warnings"]) | set(notes))
+        manifest = finish_result(stage, manifest, progress=progress, deliver={
+            "volume": volume, "segmentation": seg, "meshes": meshes, "study": study})
     return manifest

@@ -9,17 +9,17 @@ from pathlib import Path
 import numpy as np
 
 from ..bone_quality import scaffold_beside_bone
-from ..errors import InputError, OsteoprintError
-from ..exchange.atomic import staged_output
-from ..exchange.manifest import manifest_bytes, merge_prints
+from ..errors import InputError, NothingToPrint, OptionError
+from ..exchange.manifest import merge_prints
 from ..exchange.nifti import is_nifti, read_nifti
 from ..exchange.stl import write_stl
 from ..mesh import check_mesh
 from ..prints import print_record
-from ..scaffold import Region, build_scaffold, get_material, parse_grading
+from ..scaffold import Region, build_scaffold, get_lattice, get_material, parse_grading, parse_primitive
 from ..segment import VertebraSegmentation
-from .common import Quiet, read_scan, segmentation_entry, start_manifest, write_label_map
-from .deliver import remove_stale_outputs, stage_folder_outputs, study_for
+from . import options as check
+from .common import (Quiet, check_output, finish_result, read_scan, require_vertebrae, segmentation_entry,
+                     staged_result, start_manifest, write_label_map)
 
 #: Self-intersection test above this many triangles is skipped: one marching-cubes
 #: surface of one scalar field cannot cross itself, and the test would cost minutes.
@@ -44,6 +44,29 @@ class ScaffoldOptions:
     voxel_mm: float | None = None
     dicom: bool = False
 
+    def __post_init__(self):
+        spec = self.defect
+        if not isinstance(spec, str) or not spec.strip():
+            raise OptionError("--defect", spec, "give auto, a mask file or a primitive")
+        if spec != "auto":
+            if is_nifti(spec):
+                if not os.path.isfile(spec):
+                    raise OptionError("--defect", spec, "no such mask file")
+            else:
+                check.parsed("--defect", spec, parse_primitive)
+        object.__setattr__(self, "level", check.level("--level", self.level))
+        check.parsed("--lattice", self.lattice, get_lattice)
+        check.number("--cell", self.cell_mm, 0.2, 20.0, unit="mm")
+        check.number("--porosity", self.porosity, 0.0, 1.0, lo_open=True, hi_open=True)
+        if self.grading is not None:
+            check.parsed("--grade", self.grading, parse_grading)
+        check.parsed("--material", self.material, get_material)
+        check.number("--rim", self.rim_mm, 0.0, 10.0, unit="mm")
+        check.number("--clearance", self.clearance_mm, 0.0, 10.0, unit="mm")
+        check.choice("--bone", self.bone, ("none", "subtract", "intersect"))
+        if self.voxel_mm is not None:
+            check.number("--voxel", self.voxel_mm, 0.01, 2.0, unit="mm")
+
 
 @dataclass(frozen=True)
 class DefectRegion:
@@ -66,7 +89,7 @@ def defect_regions(volume, seg: VertebraSegmentation | None, options: ScaffoldOp
     bone = None
     if options.bone != "none":
         if seg is None:
-            raise OsteoprintError("--bone needs the segmentation")  # pragma: no cover - jobs segment first
+            raise OptionError("--bone", options.bone, "needs the segmentation")  # pragma: no cover - jobs segment first
         bone = seg.labels > 0
     if spec == "auto":
         return _fracture_regions(volume, seg, options, fractures)
@@ -94,7 +117,7 @@ def _fracture_regions(volume, seg: VertebraSegmentation, options: ScaffoldOption
     if options.level:
         mask = defect_region(seg, options.level, volume)
         if not mask.any():
-            raise OsteoprintError(f"{options.level}: no collapse to fill ({mask.reason})")
+            raise NothingToPrint(None, f"{options.level}: no collapse to fill ({mask.reason})")
         found = [(options.level, np.asarray(mask, dtype=bool), {"level": options.level, "defect_volume_mm3": round(float(mask.volume_mm3), 1)})]
     else:
         if fractures is None:
@@ -102,8 +125,8 @@ def _fracture_regions(volume, seg: VertebraSegmentation, options: ScaffoldOption
         found = [(f.level, f.defect_mask, f.as_dict()) for f in fractures]
         found = [item for item in found if item[1].any()]
         if not found:
-            raise OsteoprintError(
-                "no compression fracture found (no vertebral body has lost 20 % or more of its height); "
+            raise NothingToPrint(
+                None, "no compression fracture found (no vertebral body has lost 20 % or more of its height); "
                 "give --defect MASK.nii.gz or a primitive to fill a region of your choice"
             )
     out = []
@@ -142,7 +165,6 @@ def scaffold_record(scaffold, measured: dict, quality, *, file: str, label: str,
     )
 
 
-
 def run_scaffold(
     scan: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -152,30 +174,28 @@ def run_scaffold(
     volume=None,
     segmentation: VertebraSegmentation | None = None,
     bone_quality=None,
-    deliver: bool = True,
-    made: dict | None = None,
 ) -> dict:
     """Fill the defect regions of a scan with scaffolds; write STLs and extend the manifest.
 
     Writes ``scaffolds/<name>.stl`` and ``bone.json`` and adds ``scaffold`` records
     (each with its stiffness beside the patient's trabecular bone) to
-    ``manifest.json`` (creating it, with the segmentation, if absent), and rewrites
-    the folder's ``labels.png``, ``prints.3mf``, ``report.html`` (and DICOM prints
-    with ``options.dicom``). ``volume``, ``segmentation`` and ``bone_quality`` spare
-    reading, segmenting and measuring again (``osteoprint run``); ``deliver=False``
-    leaves out the picture, 3MF, report and DICOM and adds the scaffolds' meshes to
-    ``made`` (print file -> mesh) instead.
+    ``manifest.json`` (creating it, with the segmentation, if absent); the folder's
+    result is replaced whole, or not at all. ``volume``, ``segmentation`` and
+    ``bone_quality`` spare reading, segmenting and measuring again. The folder's
+    ``labels.png``, ``prints.3mf``, ``report.html`` (and DICOM prints with
+    ``options.dicom``) are made again for all its prints.
     """
     from .bone import measure, stage_bone
+    from .deliver import study_for
     from .model import segment
 
     progress = progress or Quiet()
-    get_material(options.material)  # an unknown material fails before the long steps
-    grading = parse_grading(options.grading) if options.grading else None
+    check_output(out_dir, scan)
     volume = volume if volume is not None else read_scan(scan, options.series, progress)
-    study = study_for(scan, volume, options.dicom and deliver, progress)
+    study = study_for(scan, volume, options.dicom, progress)
     # Always segmented: the patient's bone density is read per vertebra.
     seg = segmentation if segmentation is not None else segment(volume, progress=progress)
+    require_vertebrae(seg, scan)
     fractures = None
     if options.defect == "auto" and not options.level:
         from ..defect import find_compression_fractures
@@ -185,59 +205,70 @@ def run_scaffold(
     bone = bone_quality if bone_quality is not None else measure(volume, seg, progress, fractures)
     progress.stage("finding defect regions")
     regions = defect_regions(volume, seg, options, fractures)
-    manifest = start_manifest(volume, out_dir)
-    write_labels = "segmentation" not in manifest
-    if write_labels:
+    with staged_result(out_dir, scan) as stage:
+        manifest = start_manifest(volume, stage, progress)
+        meshes: dict = {}
+        manifest = add_scaffolds(stage, manifest, volume, seg, regions, options, progress, bone=bone, made=meshes)
+        manifest = stage_bone(stage, manifest, bone, volume.info.series_hash)
+        manifest = finish_result(stage, manifest, progress=progress, deliver={
+            "volume": volume, "segmentation": seg, "meshes": meshes, "study": study})
+    return manifest
+
+
+def add_scaffolds(stage, manifest: dict, volume, seg: VertebraSegmentation | None, regions: list[DefectRegion],
+                  options: ScaffoldOptions, progress=None, *, bone=None, made: dict | None = None) -> dict:
+    """Build, measure and write a scaffold per region into ``stage``; return the
+    manifest with their records (and the segmentation, if it had none). With
+    ``bone`` (:class:`~pipeline.bone_quality.BoneQuality`), each record compares the
+    scaffold's stiffness with the patient's trabecular bone. The meshes made are
+    added to ``made`` (print file -> mesh) when given."""
+    progress = progress or Quiet()
+    grading = parse_grading(options.grading) if options.grading else None
+    if seg is not None and "segmentation" not in manifest:
         manifest["segmentation"] = segmentation_entry(seg)
-    records, meshes = [], {}
-    with staged_output(out_dir) as stage:
-        if write_labels:
-            write_label_map(stage.path("segmentation.nii.gz"), seg, volume)
-        for item in regions:
-            progress.stage(f"building {options.lattice} scaffold: {item.label}")
-            scaffold = build_scaffold(
-                item.region, options.lattice, cell_mm=options.cell_mm, porosity=options.porosity,
-                grading=grading, rim_mm=options.rim_mm, voxel_mm=options.voxel_mm,
-            )
-            for w in scaffold.warnings:
-                progress.note(f"warning: {w}")
-            progress.stage(f"measuring {item.label}")
-            measured = scaffold.measure(material=options.material)
-            quality = check_mesh(scaffold.mesh, self_intersection_test=len(scaffold.mesh.faces) <= SELF_INTERSECTION_TEST_MAX)
-            rel = f"scaffolds/{item.name}-{scaffold.design.lattice.name}.stl"
-            sha = write_stl(stage.path(rel), scaffold.mesh, f"{item.label}, {scaffold.design.lattice.name}")
-            meshes[rel] = scaffold.mesh
+        write_label_map(stage.path("segmentation.nii.gz"), seg, volume)
+    records = []
+    for item in regions:
+        progress.stage(f"building {options.lattice} scaffold: {item.label}")
+        scaffold = build_scaffold(
+            item.region, options.lattice, cell_mm=options.cell_mm, porosity=options.porosity,
+            grading=grading, rim_mm=options.rim_mm, voxel_mm=options.voxel_mm,
+        )
+        for w in scaffold.warnings:
+            progress.note(f"warning: {w}")
+        progress.stage(f"measuring {item.label}")
+        measured = scaffold.measure(material=options.material)
+        quality = check_mesh(scaffold.mesh, self_intersection_test=len(scaffold.mesh.faces) <= SELF_INTERSECTION_TEST_MAX)
+        rel = f"scaffolds/{item.name}-{scaffold.design.lattice.name}.stl"
+        sha = write_stl(stage.path(rel), scaffold.mesh, f"{item.label}, {scaffold.design.lattice.name}")
+        if made is not None:
+            made[rel] = scaffold.mesh
+        against = None
+        if bone is not None and seg is not None:
             centre = (measured.get("measurement") or {}).get("feature_block_center_lps_mm")
             if centre is None:
                 centre = np.mean(np.asarray(item.region.bounds(), float), axis=0)
             against = scaffold_beside_bone(bone, seg, item.info.get("level"), centre,
                                            measured["apparent_modulus_gpa"])
             progress.note(f"{rel}: {against['statement']}")
-            records.append(
-                scaffold_record(scaffold, measured, quality, file=rel, label=item.label,
-                                material=options.material, info=_json_ready(item.info), sha256=sha,
-                                patient_bone=against)
-            )
-            progress.note(
-                f"{rel}: porosity {measured['porosity']:.3f} (target {scaffold.porosity_target:.3f}), "
-                f"{len(scaffold.mesh.faces)} triangles"
-            )
-        manifest = merge_prints(manifest, records)
-        manifest["parameters"]["scaffold"] = {
-            "defect": options.defect, "level": options.level, "lattice": options.lattice,
-            "cell_mm": options.cell_mm, "porosity": options.porosity, "grading": options.grading,
-            "material": options.material, "rim_mm": options.rim_mm, "clearance_mm": options.clearance_mm,
-            "bone": options.bone, "voxel_mm": options.voxel_mm,
-        }
-        manifest = stage_bone(stage, manifest, bone, volume.info.series_hash)
-        if deliver:
-            manifest = stage_folder_outputs(stage, manifest, volume=volume, segmentation=seg, meshes=meshes,
-                                            study=study, progress=progress)
-        stage.path("manifest.json").write_bytes(manifest_bytes(manifest))
-    if deliver:
-        remove_stale_outputs(out_dir, manifest)
-    if made is not None:
-        made.update(meshes)
+        records.append(
+            scaffold_record(scaffold, measured, quality, file=rel, label=item.label,
+                            material=options.material, info=_json_ready(item.info), sha256=sha,
+                            patient_bone=against)
+        )
+        progress.note(
+            f"{rel}: porosity {measured['porosity']:.3f} (target {scaffold.porosity_target:.3f}), "
+            f"{len(scaffold.mesh.faces)} triangles"
+        )
+    manifest = merge_prints(manifest, records)
+    manifest["parameters"]["scaffold"] = {
+        # A mask's path is the user's free text (folder names can hold a patient's
+        # name): the manifest says "mask file"; the defect record counts its voxels.
+        "defect": "mask file" if is_nifti(options.defect) else options.defect, "level": options.level, "lattice": options.lattice,
+        "cell_mm": options.cell_mm, "porosity": options.porosity, "grading": options.grading,
+        "material": options.material, "rim_mm": options.rim_mm, "clearance_mm": options.clearance_mm,
+        "bone": options.bone, "voxel_mm": options.voxel_mm,
+    }
     return manifest
 
 
