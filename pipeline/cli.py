@@ -55,8 +55,8 @@ def _add_scan(p: argparse.ArgumentParser, output_help: str | None) -> None:
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="bone", choices=sorted(PRESETS), help="bone threshold preset: " + "; ".join(f"{k} {v[0]:.0f}..{v[1]:.0f} HU ({v[2]})" for k, v in PRESETS.items()) + " (default: bone)")
-    p.add_argument("--hu-min", type=float, help="lower HU threshold, overrides the preset's")
-    p.add_argument("--hu-max", type=float, help="upper HU threshold, overrides the preset's")
+    p.add_argument("--hu-min", type=float, help="lower HU threshold, overrides the preset's (at least 100: below it soft tissue counts as bone)")
+    p.add_argument("--hu-max", type=float, help="upper HU threshold, overrides the preset's (above the lower one, at most 40000)")
     p.add_argument("--levels", help="comma-separated levels to mesh, e.g. L1,L2 (default: all found)")
     p.add_argument("--purpose", default="planning", choices=purposes("anatomical_model"), help="intended use of the models, drives the printing-process recommendation (default: planning)")
     p.add_argument("--decimate", type=float, default=0.5, help="fraction of triangles to remove when the surface stays within 0.1 mm and watertight; 0 keeps all (default: 0.5)")
@@ -113,14 +113,14 @@ def _add_scaffold_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--defect", default="auto", help="what to fill: 'auto' (compression fractures found by body-height loss, Genant grade >= 1), a NIfTI mask aligned to the scan (MASK.nii.gz), or a primitive in LPS mm: sphere:X,Y,Z,R | box:X0,Y0,Z0,X1,Y1,Z1 | cylinder:X0,Y0,Z0,X1,Y1,Z1,R (default: auto)")
     p.add_argument("--level", help="with --defect auto: fill this level's collapse (e.g. L1) even if it is graded below fracture")
     p.add_argument("--lattice", default="gyroid", help="lattice: " + ", ".join(lattice_names()) + "; a bare TPMS name (gyroid, schwarz-p, diamond) is its skeletal network (default: gyroid, whose 0.6 mm struts at 2 mm cells and 70 %% porosity suit titanium powder bed fusion)")
-    p.add_argument("--cell", type=float, default=2.0, help="unit cell size, mm (default: 2.0; gyroid titanium implants use 1-2.5 mm)")
-    p.add_argument("--porosity", type=float, default=0.7, help="target porosity, fraction of the region (default: 0.7; 0.6-0.8 is the usual band)")
+    p.add_argument("--cell", type=float, default=2.0, help="unit cell size, mm, 0.2-20 (default: 2.0; gyroid titanium implants use 1-2.5 mm)")
+    p.add_argument("--porosity", type=float, default=0.7, help="target porosity, fraction of the region, strictly between 0 and 1 (default: 0.7; 0.6-0.8 is the usual band)")
     p.add_argument("--grade", help="porosity grading instead of --porosity: 'boundary:P_EDGE,P_CORE[,DEPTH_MM]' (denser where it meets bone) or 'linear:AXIS,P0,P1' with AXIS one of L,P,S")
     p.add_argument("--material", default="ti6al4v", choices=sorted(MATERIALS), help="scaffold material: drives the stiffness estimate and the printing-process recommendation (default: ti6al4v)")
-    p.add_argument("--rim", type=float, default=0.0, help="solid rim thickness along the region boundary, mm; vented so it never seals the pores (default: none)")
-    p.add_argument("--clearance", type=float, default=0.0, help="gap left between scaffold and surrounding bone, mm (default: 0)")
+    p.add_argument("--rim", type=float, default=0.0, help="solid rim thickness along the region boundary, mm, 0-10; vented so it never seals the pores (default: none)")
+    p.add_argument("--clearance", type=float, default=0.0, help="gap left between scaffold and surrounding bone, mm, 0-10 (default: 0)")
     p.add_argument("--bone", default="none", choices=["none", "subtract", "intersect"], help="combine a mask or primitive with the segmented vertebrae: subtract bone (fill only the void) or intersect (replace bone) (default: none)")
-    p.add_argument("--voxel", type=float, help="sampling voxel for the lattice, mm (default: automatic, >= 4 voxels across the thinnest wall)")
+    p.add_argument("--voxel", type=float, help="sampling voxel for the lattice, mm, 0.01-2 (default: automatic, >= 4 voxels across the thinnest wall)")
 
 
 def _scaffold_options(args):

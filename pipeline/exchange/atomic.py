@@ -55,6 +55,8 @@ class Staging:
 
     def path(self, relative: str | os.PathLike) -> Path:
         """Where to write the file that will end up at ``destination/relative``."""
+        if not _inside(relative):
+            raise ValueError(f"{relative!r} is not a path inside the result folder")
         p = self.tmp / relative
         p.parent.mkdir(parents=True, exist_ok=True)
         if os.path.lexists(p):
@@ -73,8 +75,11 @@ class Staging:
     def keep(self, relative: str | os.PathLike) -> bool:
         """Take ``relative`` over from the previous result unless already staged.
 
-        Returns whether the new result holds the file.
+        Returns whether the new result holds the file. A path that would leave the
+        folder (a tampered manifest naming ``../x``) is never followed.
         """
+        if not _inside(relative):
+            return False
         if self.has(relative):
             return True
         if self.previous is None or not (self.previous / relative).is_file():
@@ -305,6 +310,12 @@ def remove_stale(folder: Path) -> None:
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
+
+
+def _inside(relative) -> bool:
+    """Whether ``relative`` names a place inside a folder (not absolute, no '..')."""
+    p = Path(relative)
+    return bool(p.parts) and not p.is_absolute() and ".." not in p.parts
 
 
 def _alive(pid: int) -> bool:

@@ -18,6 +18,9 @@ from ..volume import CTVolume, obliquity_deg
 #: the phantom rotated 30 deg in-plane still segments and names correctly, at 40
 #: deg a level's centre moves by 7 mm).
 MAX_OBLIQUITY_DEG = 20.0
+#: Voxel sizes a CT of the spine can have, mm: a vertebral body 25-50 mm across
+#: needs voxels well under 10 mm; below 0.05 mm is micro-CT of a specimen.
+VOXEL_MM = (0.05, 10.0)
 
 
 class Quiet:
@@ -36,23 +39,29 @@ class Quiet:
 def read_scan(scan: str | os.PathLike, series: str | None = None, progress=None) -> CTVolume:
     """Read a DICOM folder/file or NIfTI CT and report skipped files to ``progress``.
 
-    Raises :class:`InputError` as the reader does, and for a scan whose axes are
-    more than :data:`MAX_OBLIQUITY_DEG` from the patient's.
+    Raises :class:`InputError` as the reader does, and for a scan whose voxel sizes
+    are outside :data:`VOXEL_MM` or whose axes are more than
+    :data:`MAX_OBLIQUITY_DEG` from the patient's.
     """
     from ..exchange.scan import load_scan
 
     progress = progress or Quiet()
     progress.stage("reading scan")
     volume, report = load_scan(scan, series=series)
+    for path, reason in report.skipped:
+        detail(progress, f"skipped {path}: {reason}")
+    for message in volume.info.warnings:
+        progress.note(f"warning: {message}")
+    sizes = volume.spacing
+    if min(sizes) < VOXEL_MM[0] or max(sizes) > VOXEL_MM[1]:
+        shown = " x ".join(f"{s:.3g}" for s in sizes)
+        raise InputError(scan, f"voxels of {shown} mm are not those of a CT of the spine "
+                               f"({VOXEL_MM[0]:g} to {VOXEL_MM[1]:g} mm along every axis)")
     angle = obliquity_deg(volume.affine)
     if angle > MAX_OBLIQUITY_DEG:
         raise InputError(scan, f"the image axes are oblique, {angle:.0f} deg from the patient's axes; vertebrae "
                                f"are segmented in axial, sagittal or coronal scans (at most {MAX_OBLIQUITY_DEG:.0f} "
                                "deg off): reformat the series to axial slices")
-    for path, reason in report.skipped:
-        detail(progress, f"skipped {path}: {reason}")
-    for message in volume.info.warnings:
-        progress.note(f"warning: {message}")
     return volume
 
 
