@@ -54,7 +54,7 @@ def handled(case, code: int, err: str) -> bool:
 
 
 def main() -> int:
-    from tests.hostile.cases import CASES
+    from tests.hostile.corpus import CASES
     from tests.hostile.resources import run_in_child
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -314,7 +314,7 @@ def _drop_duplicates(records, positions, folder):
 
 
 def _acquisition(rec: ImageRecord) -> dict:
-    """kVp and contrast facts for :class:`ScanInfo` (see :func:`.dicom_scan._contrast`)."""
+    """kVp and contrast facts for :class:`ScanInfo` (see :func:`.dicom_tags._contrast`)."""
     about = dict(rec.about)
     kvp = _number(about.get("KVP"))
     return {"kvp": kvp if kvp and kvp > 0 else None,

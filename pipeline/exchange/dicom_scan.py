@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from .dicom_geometry import GeometryError, image_plane
+from .dicom_tags import (about, float_value, has_rescale, int_value, padding, rescale, transfer_syntax,
+                         words)
 
 ENHANCED_CT_IMAGES = ("1.2.840.10008.5.1.4.1.1.2.1", "1.2.840.10008.5.1.4.1.1.2.2")
 _MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"
@@ -25,11 +27,6 @@ _SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
 _NON_IMAGE_MODALITIES = {"SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "RTRECORD", "SR", "PR", "KO",
                          "REG", "FID", "RWV", "DOC", "PLAN", "AU", "ECG"}
 _LOCALIZER_WORDS = {"LOCALIZER", "SCOUT", "TOPOGRAM", "SURVIEW", "SCANOGRAM"}
-_FALLBACK_SYNTAX = {  # (implicit VR, little endian) of a file without file meta
-    (True, True): "1.2.840.10008.1.2",
-    (False, True): "1.2.840.10008.1.2.1",
-    (False, False): "1.2.840.10008.1.2.2",
-}
 
 
 class Skip(Exception):
@@ -225,7 +222,7 @@ def image_records(path: Path, ds, forced: bool) -> list[ImageRecord]:
         raise Skip("non-image object", f"not an image ({_sop_name(sop_class)})")
     if sop_class.startswith(_SECONDARY_CAPTURE_PREFIX):
         raise Skip("secondary capture", f"secondary capture ({_sop_name(sop_class)})")
-    image_type = _words(ds.get("ImageType"))
+    image_type = words(ds.get("ImageType"))
     if image_type & _LOCALIZER_WORDS:
         raise Skip("localizer image", "localizer (scout) image")
     if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
@@ -239,17 +236,17 @@ def image_records(path: Path, ds, forced: bool) -> list[ImageRecord]:
         bits_stored=int(ds.get("BitsStored", ds.get("BitsAllocated", 16)) or 16),
         bits_allocated=int(ds.get("BitsAllocated", 16) or 16),
         pixel_representation=int(ds.get("PixelRepresentation", 0) or 0),
-        padding=_padding(ds),
-        transfer_syntax=_transfer_syntax(ds),
+        padding=padding(ds),
+        transfer_syntax=transfer_syntax(ds),
         forced=forced,
-        tilt_deg=_float(ds.get("GantryDetectorTilt"), 0.0),
+        tilt_deg=float_value(ds.get("GantryDetectorTilt"), 0.0),
         modality=modality or "?",
         original=not ({"DERIVED", "SECONDARY"} & image_type),
-        series_number=_int(ds.get("SeriesNumber")),
+        series_number=int_value(ds.get("SeriesNumber")),
         description=str(ds.get("SeriesDescription", "") or ""),
-        about=_about(ds),
+        about=about(ds),
     )
-    n_frames = _int(ds.get("NumberOfFrames")) or 1
+    n_frames = int_value(ds.get("NumberOfFrames")) or 1
     if "PerFrameFunctionalGroupsSequence" in ds or sop_class in ENHANCED_CT_IMAGES:
         return _frames(ds, n_frames, common)
     if n_frames > 1:
@@ -257,9 +254,9 @@ def image_records(path: Path, ds, forced: bool) -> list[ImageRecord]:
                                         f"({_sop_name(sop_class)})")
     ipp, iop, spacing = _geometry(ds.get("ImagePositionPatient"),
                                   ds.get("ImageOrientationPatient"), ds.get("PixelSpacing"))
-    slope, intercept = _rescale(ds)
+    slope, intercept = rescale(ds)
     return [ImageRecord(frame=None, ipp=ipp, iop=iop, spacing=spacing, slope=slope,
-                        intercept=intercept, rescale_given=_has_rescale(ds), **common)]
+                        intercept=intercept, rescale_given=has_rescale(ds), **common)]
 
 
 def _frames(ds, n_frames: int, common: dict) -> list[ImageRecord]:
@@ -281,7 +278,7 @@ def _frames(ds, n_frames: int, common: dict) -> list[ImageRecord]:
     records = []
     for k, fg in enumerate(per_frame):
         frame_type = item("CTImageFrameTypeSequence", fg)
-        if frame_type is not None and _words(frame_type.get("FrameType")) & _LOCALIZER_WORDS:
+        if frame_type is not None and words(frame_type.get("FrameType")) & _LOCALIZER_WORDS:
             continue
         pos, ori, meas = (item(g, fg) for g in ("PlanePositionSequence",
                                                 "PlaneOrientationSequence",
@@ -293,9 +290,9 @@ def _frames(ds, n_frames: int, common: dict) -> list[ImageRecord]:
         )
         transform = item("PixelValueTransformationSequence", fg)
         source = transform if transform is not None else ds
-        slope, intercept = _rescale(source)
+        slope, intercept = rescale(source)
         records.append(ImageRecord(frame=k, ipp=ipp, iop=iop, spacing=spacing, slope=slope,
-                                   intercept=intercept, rescale_given=_has_rescale(source),
+                                   intercept=intercept, rescale_given=has_rescale(source),
                                    **common))
     if not records:
         raise Skip("localizer image", "enhanced image holding only localizer frames")
@@ -322,121 +319,6 @@ def _geometry(ipp, iop, spacing):
         return image_plane(ipp, iop, spacing)
     except GeometryError as exc:
         raise Skip("image without geometry", str(exc)) from None
-
-
-def _rescale(ds) -> tuple[float, float]:
-    """(slope, intercept) as the file gives them: missing means stored values are
-    HU already (slope 1, intercept 0); present but unreadable or not finite gives
-    NaN, and a slope of 0 stays 0, for the reader to refuse (never silently fixed)."""
-    return _rescale_value(ds.get("RescaleSlope"), 1.0), _rescale_value(ds.get("RescaleIntercept"), 0.0)
-
-
-def _rescale_value(value, default: float) -> float:
-    if value is None or value == "":
-        return default
-    try:
-        if not isinstance(value, (int, float, str)) and hasattr(value, "__len__"):
-            value = value[0]
-        return float(value)
-    except (TypeError, ValueError, IndexError):
-        return float("nan")
-
-
-def _has_rescale(ds) -> bool:
-    return ds.get("RescaleSlope") not in (None, "") or ds.get("RescaleIntercept") not in (None, "")
-
-
-def _padding(ds) -> tuple[int, int] | None:
-    value = _int(ds.get("PixelPaddingValue"))
-    if value is None:
-        return None
-    limit = _int(ds.get("PixelPaddingRangeLimit"))
-    return (min(value, limit), max(value, limit)) if limit is not None else (value, value)
-
-
-def _transfer_syntax(ds) -> str:
-    meta = getattr(ds, "file_meta", None)
-    if meta is not None and "TransferSyntaxUID" in meta:
-        return str(meta.TransferSyntaxUID)
-    implicit, little = ds.original_encoding
-    return _FALLBACK_SYNTAX.get((bool(implicit), bool(little)), "1.2.840.10008.1.2")
-
-
-def _about(ds) -> tuple[tuple[str, str], ...]:
-    """Non-identifying acquisition details for the scan description and the bone
-    density record (kVp, whether a contrast agent is named, the bolus delay)."""
-    keys = ("Manufacturer", "ManufacturerModelName", "ConvolutionKernel", "SliceThickness", "KVP")
-    from pydicom.multival import MultiValue
-
-    out = []
-    for key in keys:
-        value = ds.get(key)
-        if isinstance(value, MultiValue):  # e.g. ConvolutionKernel "Br38f\\3"
-            value = "\\".join(str(v) for v in value)
-        if value not in (None, ""):
-            out.append((key, str(value).strip()))
-    return tuple(out) + _contrast(ds)
-
-
-#: ContrastBolusAgent values that say no agent was given.
-_NO_AGENT = {"", "NONE", "NO", "N/A", "NA", "NIL", "-", "0"}
-
-
-def _contrast(ds) -> tuple[tuple[str, str], ...]:
-    """Whether a contrast agent is named, and the seconds from bolus start to
-    acquisition; only the yes/no and the difference are kept (the agent's name is
-    free text, the times are times of day)."""
-    agent = str(ds.get("ContrastBolusAgent", "") or "").strip().upper()
-    out = [("ContrastStated", "no" if agent in _NO_AGENT else "yes")]
-    start = _seconds(ds.get("ContrastBolusStartTime"))
-    scan = _seconds(ds.get("AcquisitionTime")) or _seconds(ds.get("ContentTime"))
-    if out[0][1] == "yes" and start is not None and scan is not None:
-        delay = (scan - start) % 86400.0  # a bolus before midnight, a scan after it
-        if delay < 3600.0:
-            out.append(("ContrastDelay", f"{delay:.1f}"))
-    return tuple(out)
-
-
-def _seconds(value) -> float | None:
-    """Seconds since midnight of a DICOM TM value (HHMMSS.FFFFFF), None if unreadable."""
-    text = str(value or "").strip().replace(":", "")
-    if len(text) < 6 or not text[:6].isdigit():
-        return None
-    try:
-        frac = float("0" + text[6:]) if len(text) > 6 else 0.0
-    except ValueError:
-        frac = 0.0
-    h, m, sec = int(text[:2]), int(text[2:4]), int(text[4:6])
-    if h > 23 or m > 59 or sec > 60:
-        return None
-    return h * 3600.0 + m * 60.0 + sec + frac
-
-
-def _words(value) -> set[str]:
-    if value is None:
-        return set()
-    if isinstance(value, str):
-        value = value.split("\\")
-    return {str(v).strip().upper() for v in value}
-
-
-def _float(value, default: float) -> float:
-    try:
-        if value is None or value == "":
-            return default
-        if not isinstance(value, (int, float, str)) and hasattr(value, "__len__"):
-            value = value[0]
-        out = float(value)
-        return out if np.isfinite(out) else default
-    except (TypeError, ValueError, IndexError):
-        return default
-
-
-def _int(value) -> int | None:
-    try:
-        return None if value is None or value == "" else int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _sop_name(sop_class: str) -> str:

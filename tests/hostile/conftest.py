@@ -32,18 +32,24 @@ def computed(bases):
     from pipeline.models import vertebra_models
     from pipeline.segment import segment_vertebrae
 
-    seg = segment_vertebrae(load_scan(bases.small)[0])
-    return seg, vertebra_models(seg)
+    from pipeline.jobs.bone import measure
+
+    volume = load_scan(bases.small)[0]
+    seg = segment_vertebrae(volume)
+    return seg, vertebra_models(seg), measure(volume, seg)
 
 
 @contextmanager
 def replayed(computed):
-    """The model job with its segmentation and meshing replayed from ``computed``."""
+    """The model job with its segmentation, meshing and bone measurement replayed
+    from ``computed``."""
+    import pipeline.jobs.bone as bone_job
     import pipeline.jobs.model as model_job
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(model_job, "segment_vertebrae", lambda *a, **k: computed[0])
         mp.setattr(model_job, "vertebra_models", lambda *a, **k: computed[1])
+        mp.setattr(bone_job, "measure", lambda *a, **k: computed[2])
         yield
 
 

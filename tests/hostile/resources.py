@@ -19,7 +19,7 @@ _CHILD = r"""
 import contextlib, io, json, sys
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
-from tests.hostile.cases import CASES, Bases, argv
+from tests.hostile.corpus import CASES, Bases, argv
 from pipeline.cli import main
 spec = json.loads(sys.argv[2])
 bases = Bases(**{k: Path(v) for k, v in spec["bases"].items()})

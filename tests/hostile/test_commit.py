@@ -61,36 +61,38 @@ def _untouched(out: Path, digest) -> None:
 
 
 def test_two_runs_of_one_input_give_identical_bytes(bases, previous_result, tmp_path, capsys):
-    # The previous result was made from the same scan and options (its segmentation
-    # and meshing computed apart); this run does everything itself.
+    # The previous result was made from the same scan and options (its segmentation,
+    # meshing and bone measurement computed apart); this run does everything itself.
     code, _, err = run_cli(_model(bases, tmp_path / "again", "-q"), capsys)
     assert code == 0, err
     assert tree_digest(tmp_path / "again") == tree_digest(previous_result)
-    spec = _sphere(bases)
-    for name in ("a", "b"):
-        code, _, err = run_cli(["scaffold", str(bases.small), "-o", str(tmp_path / name), "--defect", spec,
-                                "--voxel", "0.15", "-q"], capsys)
-        assert code == 0, err
-    assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")
     assert_no_secret(files_text(tmp_path))
 
 
-def test_a_second_job_extends_the_result_whole_and_keeps_the_lab_s_files(bases, prepared, capsys):
-    out, before = prepared
-    (out / "notes.txt").write_text("printed on the Form 3, 2 Dec\n")
-    (out / "vertebrae" / "L9.stl").write_bytes(b"not named by the manifest")
-    code, _, err = run_cli(["scaffold", str(bases.small), "-o", str(out), "--defect", _sphere(bases),
-                            "--voxel", "0.15", "-q"], capsys)
-    assert code == 0, err
-    after = tree_digest(out)
-    # The models and the label map are taken over byte for byte, the scaffold added,
-    # the lab's own file kept; a stray file in osteoprint's folders is not.
+def test_a_second_job_extends_the_result_whole_and_keeps_the_lab_s_files(bases, previous_result, tmp_path, capsys):
+    """``scaffold`` into a copy of a model result, twice: the same bytes both times;
+    the models and label map taken over as they were, the lab's file kept."""
+    spec = _sphere(bases)
+    outs = []
+    for name in ("a", "b"):
+        out = tmp_path / name / "out"
+        copy_result(previous_result, out)
+        (out / "notes.txt").write_text("printed on the Form 3, 2 Dec\n")
+        (out / "vertebrae" / "L9.stl").write_bytes(b"not named by the manifest")
+        before = tree_digest(out)
+        code, _, err = run_cli(["scaffold", str(bases.small), "-o", str(out), "--defect", spec,
+                                "--voxel", "0.15", "-q"], capsys)
+        assert code == 0, err
+        outs.append(tree_digest(out))
+        assert _leftovers(out.parent) == []
+    assert outs[0] == outs[1]
+    after = outs[0]
     for rel, digest in before.items():
-        if rel != "manifest.json":
+        if rel not in ("manifest.json", "bone.json", "vertebrae/L9.stl"):
             assert after[rel] == digest, rel
     assert "scaffolds/sphere-gyroid-skeletal.stl" in after and "notes.txt" in after
     assert "vertebrae/L9.stl" not in after
-    assert _leftovers(out.parent) == []
+    assert_no_secret(files_text(tmp_path))
 
 
 def test_sigterm_while_writing_leaves_the_previous_result(bases, prepared, capsys, monkeypatch, log_dir, fast_model):

@@ -16,7 +16,7 @@ import pytest
 from pipeline.cli import main
 
 from . import inputs as I
-from .cases import CASES, argv
+from .corpus import CASES, argv
 from .conftest import copy_result, tree_digest
 
 RUNS = [(case, command) for case in CASES for command in case.commands]
