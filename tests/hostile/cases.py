@@ -19,7 +19,7 @@ import numpy as np
 from . import inputs as I
 
 SCAN_COMMANDS = ("model", "scaffold", "guide", "bone", "run", "check-guide")
-OUT_COMMANDS = ("model", "scaffold", "guide", "bone", "run", "phantom", "demo")
+OUT_COMMANDS = ("model", "scaffold", "guide", "bone", "run", "batch", "phantom", "demo")
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,8 @@ def argv(command: str, inp: Inputs, case_dir: Path, bases: Bases) -> list[str]:
     if command == "check-guide":
         report = inp.report if inp.report is not None else str(case_dir / "report.json")
         return [command, inp.scan, "--plan", str(bases.plan), "--guide", str(bases.guide), "-o", report, *inp.options]
+    if command == "batch":
+        return [command, inp.scan, "-o", out, *inp.options]
     if command == "phantom":
         return [command, out, *inp.options]
     if command == "demo":

@@ -113,3 +113,16 @@ def test_resource_attacks_stay_small_in_memory(bases, tmp_path):
         assert_one_error_line(err, "", before_work=False)
     print(f"peak RSS over {len(runs)} resource-attack runs: {peak / 1e6:.0f} MB")
     assert peak < 1.5e9
+
+
+def test_json_error_summary_carries_the_documented_status(bases, tmp_path, capsys, log_dir):
+    """With --json a failure is also one JSON document on stdout, with its status."""
+    import json
+
+    for case_name, code in (("no-bone", 3), ("slope-zero", 2)):
+        case = next(c for c in CASES if c.name == case_name)
+        inp = case.build(tmp_path / case_name, bases) if (tmp_path / case_name).mkdir() is None else None
+        status, out, err = run_cli(["model", inp.scan, "-o", str(tmp_path / case_name / "out"), "--json"], capsys)
+        summary = json.loads(out)
+        assert status == code and summary["exit_code"] == code and summary["status"] == "error"
+        assert summary["error"] in err.splitlines()[-1]
