@@ -5,10 +5,11 @@ Two families of checks, shared by the DICOM and NIfTI readers:
 * sizes, before anything is allocated: what a header declares must fit in the file
   that carries it and in a memory budget (a 2 KB file declaring 1024³ voxels is
   refused without allocating 2 GB);
-* values, once read: finite, within the range CT can give, and showing both air
-  (or lung) and soft tissue. Values that fail cannot be CT HU (stored values
-  without their rescale, MR or PET images, a label map, a blank image), and a
-  segmentation of them would be a confident wrong print.
+* values, once read: finite, within the range CT can give, and showing both fat
+  or air (negative HU) and soft tissue. Values that fail cannot be CT HU (stored
+  values without their rescale, MR or PET images, a label map, a blank image), and
+  a segmentation of them would be a confident wrong print. Fat is enough: a scan
+  cropped tightly around the spine holds no air, but always paraspinal fat.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from ..errors import InputError
 #: Range of values a CT can hold, HU: scanner padding reaches -3024 and extended
 #: HU scales (metal) about +30 000.
 HU_LIMITS = (-10_000.0, 40_000.0)
-#: Air and lung lie below this, HU.
-AIR_BELOW_HU = -500.0
+#: Fat (about -100 HU), lung and air lie below this, HU; stored values without
+#: their rescale, MR and PET images have nothing below 0.
+FAT_OR_AIR_BELOW_HU = -50.0
 #: Soft tissue (fat, muscle, organs, blood) lies in this range, HU.
 SOFT_TISSUE_HU = (-200.0, 200.0)
-#: Smallest share of voxels that must be air or lung: outside the body, in the
-#: lungs, the bowel, or the padding around the reconstruction circle.
-MIN_AIR_FRACTION = 0.005
+#: Smallest share of voxels that must be fat or air: outside the body, in the
+#: lungs or bowel, the padding around the reconstruction circle, the body's fat.
+MIN_FAT_OR_AIR_FRACTION = 0.005
 #: Smallest share of voxels that must be soft tissue in a scan of a body.
 MIN_SOFT_TISSUE_FRACTION = 0.05
 #: Working memory of a job per voxel of the scan, bytes (measured: the ``model``
@@ -142,7 +144,7 @@ def check_hounsfield(hu: np.ndarray, source, hint: str = "") -> None:
     ------
     InputError
         Non-finite voxels, values outside :data:`HU_LIMITS`, too narrow a range, no
-        air or no soft tissue.
+        fat or air, or no soft tissue.
     """
     hint = f" ({hint})" if hint else ""
     if hu.size == 0:
@@ -159,11 +161,12 @@ def check_hounsfield(hu: np.ndarray, source, hint: str = "") -> None:
     if hi - lo < 200 or lo > 0 or hi < 200:
         raise InputError(source, f"values {lo:.0f}..{hi:.0f} do not look like CT Hounsfield units{hint}")
     sample = _sample(hu)
-    air = float(np.count_nonzero(sample < AIR_BELOW_HU)) / sample.size
+    fat_or_air = float(np.count_nonzero(sample < FAT_OR_AIR_BELOW_HU)) / sample.size
     soft = float(np.count_nonzero((sample >= SOFT_TISSUE_HU[0]) & (sample <= SOFT_TISSUE_HU[1]))) / sample.size
-    if air < MIN_AIR_FRACTION:
-        raise InputError(source, f"only {100 * air:.2g} % of voxels are air or lung (below {AIR_BELOW_HU:.0f} HU), "
-                                 f"a CT shows more: the values do not look like Hounsfield units{hint}")
+    if fat_or_air < MIN_FAT_OR_AIR_FRACTION:
+        raise InputError(source, f"only {100 * fat_or_air:.2g} % of voxels are fat, air or lung (below "
+                                 f"{FAT_OR_AIR_BELOW_HU:.0f} HU), a CT of a body shows more: the values do not look "
+                                 f"like Hounsfield units{hint}")
     if soft < MIN_SOFT_TISSUE_FRACTION:
         raise InputError(source, f"only {100 * soft:.2g} % of voxels are soft tissue ({SOFT_TISSUE_HU[0]:.0f}.."
                                  f"{SOFT_TISSUE_HU[1]:.0f} HU): not a CT of a body{hint}")

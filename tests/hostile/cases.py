@@ -244,13 +244,13 @@ CASES: list[Case] = [
     Case("blank-water", "intensities", _pixels(lambda hu: np.full(hu.shape, 1024, np.uint16)), S, 2,
          "do not look like CT Hounsfield"),
     Case("mr-values", "intensities", _series(edit=lambda p: I.edit(p, RescaleIntercept="0", pixels=(
-        np.random.default_rng(1).integers(0, 1800, (12, 40, 40)).astype(np.uint16)))), S, 2, "air or lung"),
+        np.random.default_rng(1).integers(0, 1800, (12, 40, 40)).astype(np.uint16)))), S, 2, "fat, air or lung"),
     Case("nifti-all-nan", "intensities", _body_nifti(lambda a: np.full(a.shape, np.nan)), S, 2, "NaN or infinite"),
     Case("nifti-1pct-nan", "intensities", _body_nifti(lambda a: np.where(
         np.random.default_rng(2).random(a.shape) < 0.01, np.nan, a)), S, 2, "NaN or infinite"),
     Case("nifti-inf", "intensities", _body_nifti(lambda a: np.where(a > 30, np.inf, a)), S, 2, "NaN or infinite"),
     Case("nifti-unsigned-stored", "intensities", _body_nifti(lambda a: np.clip(a + 1024, 0, 4095), np.uint16), S, 2,
-         "air or lung"),
+         "fat, air or lung"),
     Case("nifti-slope-1e9", "intensities", _body_nifti(lambda a: a, np.int16, slope=1e9), S, 2, "Hounsfield"),
     Case("nifti-label-map", "intensities", _body_nifti(lambda a: (a > 0) * 20, np.uint8), S, 2,
          "do not look like CT Hounsfield"),
