@@ -1,8 +1,11 @@
-"""Stage 2: from HU to individually labelled vertebrae.
+"""Stage 2: from HU to individually labelled, named vertebrae.
 
-``segment_vertebrae`` is a pure function of the CT volume: it reorients the array
-(exactly, by permuting and flipping axes) so that axis 0 points to the head, works
-there, and returns labels on the input's own grid.
+``segment_vertebrae`` is a pure function of the CT volume. It reorients the array
+exactly (permuting and flipping axes) so that axis 0 points to the head, finds the
+spine and one slot per vertebra on coarse copies and straightened cross-sections
+(:mod:`.spine`), labels the bone of each vertebra at the scan's resolution
+(:mod:`.assign`), names the levels from the landmarks the scan shows, or not at
+all (:mod:`.levels`), and returns labels on the input's own grid.
 """
 
 from __future__ import annotations
@@ -12,17 +15,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..volume import CTVolume, reorient, voxel_sizes
-from .bone import MARROW_MIN_HU, remove_islands, solid_bone
-from .levels import VERSE_LABELS, find_landmarks, label_value, name_levels, spacing_warnings
-from .roi import spine_box
+from .assign import label_vertebrae
+from .landmarks import find_landmarks
+from .levels import VERSE_LABELS, label_value, name_levels, spacing_warnings
+from .spine import find_spine
 from .threshold import PRESETS, hu_range
-from .vertebrae import split_vertebrae
 
 __all__ = [
     "PRESETS",
     "VERSE_LABELS",
     "VertebraSegmentation",
-    "bone_mask",
     "segment_vertebrae",
 ]
 
@@ -42,13 +44,19 @@ class VertebraSegmentation:
         Label value -> level name, superior first.
     named : bool
         Whether levels are anatomical names (else V1..Vn).
+    certain : bool
+        Whether two or more landmarks agree on the names.
     evidence : str
-        How levels were named.
+        How levels were named, or why not.
+    vertebrae : tuple of dict
+        Per vertebra (superior first): ``level``, ``complete`` (both discs in the
+        scan), ``height_mm`` (disc to disc along the spine), ``ribs`` and ``pelvis``
+        (sides with such a joint), ``anchor`` (the landmark this vertebra is, if any).
     cut_by_scan_edge : tuple of str
         Levels touching the first or last slice: their models are incomplete.
     warnings : tuple of str
     parameters : dict
-        Thresholds and sizes used (JSON-ready).
+        Thresholds used (JSON-ready).
     """
 
     labels: np.ndarray
@@ -56,6 +64,8 @@ class VertebraSegmentation:
     levels: dict
     named: bool
     evidence: str
+    certain: bool = False
+    vertebrae: tuple = ()
     cut_by_scan_edge: tuple = ()
     warnings: tuple = ()
     parameters: dict = field(default_factory=dict)
@@ -68,45 +78,14 @@ class VertebraSegmentation:
         raise KeyError(f"no vertebra {level!r}; found {', '.join(self.levels.values())}")
 
 
-def bone_mask(
-    volume: CTVolume,
-    preset: str = "bone",
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    min_island_mm3: float = 500.0,
-    marrow_min_hu: float = MARROW_MIN_HU,
-) -> np.ndarray:
-    """Solid bone on the volume's grid: threshold, marrow filling, islands removed.
-
-    Parameters
-    ----------
-    volume : CTVolume
-    preset : str
-        Key of :data:`PRESETS`; ``low``/``high`` override its HU limits.
-    min_island_mm3 : float
-        Connected pieces smaller than this are dropped, mm³.
-    marrow_min_hu : float
-        Enclosed holes with a median HU at least this are filled as marrow.
-    """
-    lo, hi = hu_range(preset, low, high)
-    hu, affine_c, undo = reorient(volume.hu, volume.affine, "SPL")
-    spacing = voxel_sizes(affine_c)
-    bone = solid_bone(hu, lo, hi, spacing, axis=0, marrow_min_hu=marrow_min_hu)
-    bone = remove_islands(bone, spacing, min_island_mm3)
-    return np.ascontiguousarray(undo(bone))
-
-
 def segment_vertebrae(
     volume: CTVolume,
     preset: str = "bone",
     *,
     low: float | None = None,
     high: float | None = None,
-    marrow_min_hu: float = MARROW_MIN_HU,
-    core_mm: float = 10.0,
 ) -> VertebraSegmentation:
-    """Segment and label the vertebrae of a CT volume.
+    """Segment, label and name the vertebrae of a CT volume.
 
     Parameters
     ----------
@@ -114,40 +93,42 @@ def segment_vertebrae(
         Any orientation close to axial, sagittal or coronal.
     preset, low, high : str, float
         Bone threshold (see :data:`PRESETS`), HU.
-    marrow_min_hu : float
-        Enclosed holes whose median HU is at least this are filled as marrow.
-    core_mm : float
-        In-plane depth (mm) inside bone that only vertebral bodies reach in an axial
-        slice; seeds one vertebra each.
 
     Returns
     -------
     VertebraSegmentation
+        With no vertebrae (and a warning saying why) when the scan shows no spine.
     """
     lo, hi = hu_range(preset, low, high)
     full, affine_c, undo = reorient(volume.hu, volume.affine, "SPL")
     spacing = voxel_sizes(affine_c)
-    # Work inside a box around the spine (found on a coarse copy): the rest of a
-    # full field of view is a cost, not information.
-    box = spine_box(full, spacing) or (slice(None),) * 3
-    hu = full[box]
-    bone = solid_bone(hu, lo, hi, spacing, axis=0, marrow_min_hu=marrow_min_hu)
-    parts = split_vertebrae(bone, spacing, hu, core_mm=core_mm)
-    n = len(parts.chain)
+    layout = find_spine(full, spacing)
     warnings: list[str] = []
-    if n == 0:
-        warnings.append("no vertebral body found: no bone region is thick enough to be one")
-        names, named, evidence = [], False, "no vertebra"
-    else:
-        marks = find_landmarks(parts.labels, parts.other, parts.dist, spacing, parts.chain)
-        names, named, evidence, more = name_levels(n, marks)
-        warnings.extend(more)
-        warnings.extend(spacing_warnings(parts.chain, names))
-    values = [label_value(name, i) for i, name in enumerate(names, start=1)]
-    lut = np.zeros(n + 1, dtype=np.int16)
-    lut[1:] = values
     labels_c = np.zeros(full.shape, dtype=np.int16)
-    labels_c[box] = lut[parts.labels]
+    names: list[str] = []
+    values: list[int] = []
+    vertebrae: list[dict] = []
+    named = certain = False
+    evidence = "no vertebra"
+    if layout is None or not layout.slots:
+        warnings.append("no spine found: no bone-ringed spinal canal with vertebral bodies in front of it")
+    else:
+        parts = label_vertebrae(full, spacing, layout, lo, hi)
+        n = len(layout.slots)
+        origin = [b.start for b in parts.box]
+        marks = find_landmarks(parts.labels, parts.lateral, parts.depth, spacing, origin, layout)
+        complete = [s.complete for s in layout.slots]
+        heights = [(s.high - s.low) * layout.step_mm for s in layout.slots]
+        naming = name_levels(n, marks, complete, [h if c else np.nan for h, c in zip(heights, complete)])
+        names, named, certain, evidence = naming.names, naming.named, naming.certain, naming.evidence
+        warnings.extend(naming.warnings)
+        warnings.extend(spacing_warnings(heights, names))
+        values = [label_value(name, i) for i, name in enumerate(names, start=1)]
+        lut = np.zeros(n + 2, dtype=np.int16)
+        lut[1 : n + 1] = values
+        labels_c[parts.box] = lut[parts.labels]
+        for name, slot, h, per in zip(names, layout.slots, heights, naming.per_vertebra):
+            vertebrae.append({"level": name, "complete": bool(slot.complete), "height_mm": round(float(h), 1), **per})
     at_edge = set(np.unique(labels_c[0]).tolist()) | set(np.unique(labels_c[-1]).tolist())
     cut = [name for value, name in zip(values, names) if value in at_edge]
     if cut:
@@ -158,14 +139,14 @@ def segment_vertebrae(
         levels=dict(zip(values, names)),
         named=named,
         evidence=evidence,
+        certain=certain,
+        vertebrae=tuple(vertebrae),
         cut_by_scan_edge=tuple(cut),
         warnings=tuple(warnings),
         parameters={
             "threshold_preset": preset,
             "hu_low": lo,
             "hu_high": hi,
-            "marrow_min_hu": marrow_min_hu,
-            "body_core_mm": core_mm,
-            "label_convention": "VerSe (T12=19, L1=20 ... L5=24, sacrum=26); V1..Vn = 101..",
+            "label_convention": "VerSe (T12=19, L1=20 ... L5=24, S1=26 (first sacral segment)); V1..Vn = 101..",
         },
     )

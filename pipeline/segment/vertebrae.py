@@ -195,16 +195,16 @@ def split_vertebrae(
     # Deep bone floods first; joint gaps are walls (500 HU of dip ~ 10 mm of depth).
     elevation = gaps[box] * GAP_WEIGHT_MM_PER_HU - dist[box]
     flooded = watershed(elevation, markers=np.where(region[box], markers[box], 0), mask=region[box])
-    flooded = _open_joints(flooded, gaps[box] >= JOINT_GAP_HU)
+    flooded = open_joints(flooded, gaps[box] >= JOINT_GAP_HU)
     out = np.zeros(bone.shape, dtype=np.int32)
     out[box] = flooded
     other = out == other_id
     labels = np.where(out <= len(chain), out, 0).astype(np.int16)
-    labels = _keep_main_piece(labels, len(chain))
+    labels = keep_main_piece(labels, len(chain))
     return SpineParts(labels, chain, other, dist, spacing)
 
 
-def _open_joints(labels: np.ndarray, gap: np.ndarray) -> np.ndarray:
+def open_joints(labels: np.ndarray, gap: np.ndarray) -> np.ndarray:
     """Give the joint space back to neither bone.
 
     Where blur merged two bones across a joint, the watershed line runs through
@@ -244,7 +244,7 @@ def _far_lateral(bone: np.ndarray, chain: list[Core], spacing, limit_mm: float) 
     return bone & far[:, None, :]
 
 
-def _keep_main_piece(labels: np.ndarray, n: int) -> np.ndarray:
+def keep_main_piece(labels: np.ndarray, n: int) -> np.ndarray:
     """Keep, per vertebra, the connected piece holding most of its voxels.
 
     Fragments cut off by the watershed (a sliver of a neighbour's facet) would

@@ -1,0 +1,272 @@
+"""Every bone voxel of the spine to its own vertebra, at the scan's resolution.
+
+The layout (:mod:`.spine`) says where each vertebra's body lies between two discs
+and where its pedicles are. Bone is labelled by flooding solid bone from seeds:
+
+* each vertebra's *body core* (deep bone between its two discs, in front of the
+  canal) and its *pedicles* (bone beside the canal at its pedicle level), so that
+  its arch (laminae, spinous process, articular processes) is reached through its
+  own pedicles even where it hangs over the next body's height;
+* a *not-vertebra* seed in bone far to the side (ribs, ilium) and in bone beyond
+  the first and last vertebra kept (the rest of the sacrum, a vertebra mostly
+  outside the scan).
+
+The flood (watershed) runs over depth inside bone, so fronts meet at the narrow
+necks between bones: facet joints, costovertebral joints, the sacroiliac joint.
+Joint spaces (a dark line between two bright plates) and disc levels in the body
+column are raised as walls, so blur or an osteophyte bridging two bones does not
+let one flood take both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+from skimage.segmentation import watershed
+
+from .bone import fill_3d, refine_surface
+from .column import spine_coordinates
+from .distance import depth_mm
+from .discs import RING_HU
+from .spine import SpineLayout
+from .vertebrae import GAP_WEIGHT_MM_PER_HU, JOINT_GAP_HU, joint_gaps, keep_main_piece, open_joints
+
+#: Extent of the spine around the canal, mm: spinous process tips behind, the
+#: front of the largest body ahead, transverse processes and sacral alae to the sides.
+BEHIND_MM = 75.0
+AHEAD_MM = 70.0
+SIDE_MM = 95.0
+#: Bone this far left or right of the canal is never vertebra (ribs, ilium).
+FAR_LATERAL_MM = 62.0
+#: Body core: this deep inside bone (mm), in front of the canal, away from the discs.
+CORE_DEPTH_MM = 3.0
+CORE_V = (12.0, 60.0)
+CORE_U = 22.0
+#: Pedicle seed: beside the canal, mm.
+PEDICLE_V = (-8.0, 10.0)
+PEDICLE_U = (7.0, 24.0)
+#: Body marrow: brighter than fat and CSF (HU), in front of the canal and within
+#: the widest body's half-width, mm.
+MARROW_HU = 30.0
+BODY_V = (8.0, 70.0)
+BODY_U = 35.0
+#: Cortex is at least this much brighter than the marrow it rings, HU.
+WALL_ABOVE_MARROW_HU = 80.0
+#: Share of the middle of a body's cross-section that must be ringed by cortex for
+#: the section's own ring to outline the body.
+RINGED_SECTION = 0.6
+#: Arch bone (behind the bodies, ``v`` below ARCH_V mm) is outlined at this HU.
+ARCH_HU = 150.0
+ARCH_V = 6.0
+#: Height of the wall raised at each disc level inside the body column, mm of depth.
+DISC_WALL_MM = 20.0
+
+
+@dataclass(frozen=True)
+class LabelledSpine:
+    """Vertebra labels in ``box`` of the canonical grid (1..n, superior first, as the layout's slots).
+
+    ``lateral`` marks bone flooded from the far-lateral seeds (ribs, pelvis), where
+    landmarks are looked for; ``depth`` is depth inside bone, mm.
+    """
+
+    labels: np.ndarray
+    lateral: np.ndarray
+    depth: np.ndarray
+    box: tuple
+
+
+def label_vertebrae(hu: np.ndarray, spacing, layout: SpineLayout, low: float, high: float) -> LabelledSpine:
+    """Label the vertebrae of ``layout`` in canonical HU ``hu`` (see module notes)."""
+    spacing = np.asarray(spacing, dtype=float)
+    st = layout.straight
+    slots = layout.slots
+    n = len(slots)
+    box = _spine_box(hu.shape, spacing, layout)
+    sub = hu[box]
+    origin = np.array([b.start for b in box], dtype=float)
+    bone = spine_bone(sub, low, high, _body_interior(sub, spacing, origin, layout),
+                      _thin_arch_bone(sub, spacing, origin, layout, low))
+    idx = np.argwhere(bone)
+    coords = spine_coordinates(st, (idx + origin) * spacing)
+    k, v, u = coords[:, 0], coords[:, 1], coords[:, 2]
+    step = layout.step_mm
+    gaps = joint_gaps(sub, spacing)
+    split = bone & (gaps < JOINT_GAP_HU)
+    depth = depth_mm(split, spacing)
+    d = depth[bone]
+    markers_flat = np.zeros(len(idx), dtype=np.int32)
+    lateral_id, beyond_id = n + 1, n + 2
+    # Not vertebra: far lateral bone (ribs, ilium), and bone beyond the vertebrae kept.
+    markers_flat[np.abs(u) >= FAR_LATERAL_MM] = lateral_id
+    top, bottom = slots[0], slots[-1]
+    column = (v > 0) & (np.abs(u) < 30)
+    beyond = column & ((k > top.high + 2.0 / step) | (k < bottom.low - 2.0 / step)) & (d >= 2.0)
+    markers_flat[beyond] = beyond_id
+    wall = np.zeros(len(idx), dtype=np.float32)
+    for label, slot in enumerate(slots, start=1):
+        h = slot.high - slot.low
+        m = max(2.0 / step, 0.12 * h)
+        lo = slot.low + (m if slot.low_disc else 0.0)
+        hi = slot.high - (m if slot.high_disc else 0.0)
+        core = (k >= lo) & (k <= hi) & (v >= CORE_V[0]) & (v <= CORE_V[1]) & (np.abs(u) <= CORE_U) & (d >= CORE_DEPTH_MM)
+        markers_flat[core] = label
+        if slot.pedicle >= 0:
+            p0, p1 = slot.pedicle - 0.12 * h, slot.pedicle + 0.12 * h
+        else:
+            p0, p1 = slot.low + 0.45 * h, slot.high - 0.1 * h
+        ped = (k >= p0) & (k <= p1) & (v >= PEDICLE_V[0]) & (v <= PEDICLE_V[1])
+        ped &= (np.abs(u) >= PEDICLE_U[0]) & (np.abs(u) <= PEDICLE_U[1])
+        markers_flat[ped & (markers_flat == 0)] = label
+        for disc, is_disc in ((slot.low, slot.low_disc), (slot.high, slot.high_disc)):
+            if is_disc:
+                near = (np.abs(k - disc) <= 1.5 / step) & (v > 3.0) & (np.abs(u) < 35)
+                wall[near] = DISC_WALL_MM
+    markers = np.zeros(bone.shape, dtype=np.int32)
+    markers[tuple(idx.T)] = markers_flat
+    elevation = gaps * GAP_WEIGHT_MM_PER_HU - depth
+    elevation[tuple(idx.T)] += wall
+    flooded = watershed(elevation, markers=markers, mask=bone, connectivity=2)
+    flooded = open_joints(flooded, gaps >= JOINT_GAP_HU)
+    labels = np.where(flooded <= n, flooded, 0).astype(np.int16)
+    labels = keep_main_piece(labels, n)
+    labels = _fill_vertebrae(labels, n)
+    return LabelledSpine(labels=labels, lateral=flooded == lateral_id, depth=depth, box=box)
+
+
+def spine_bone(hu: np.ndarray, low: float, high: float, marrow: np.ndarray, arch: np.ndarray) -> np.ndarray:
+    """Solid bone of the spine: thresholded bone, edge refined, plus body marrow and the
+    faint parts of the arches, voids closed.
+
+    Only marrow the layout vouches for is added (:func:`body_interior_sections`), and
+    then only cavities closed in 3-D: filling holes slice by slice would fill the
+    lumen of a calcified aorta and every disc an axial slice cuts obliquely (its
+    endplate rim rings it).
+    """
+    mask = ((hu >= low) & (hu <= high)) | arch
+    return fill_3d(mask | marrow)
+
+
+def _thin_arch_bone(sub: np.ndarray, spacing, origin, layout: SpineLayout, low: float) -> np.ndarray:
+    """Arch bone fainter than the threshold: behind the bodies, above ``ARCH_HU``.
+
+    Laminae, articular and spinous processes are a few millimetres thick: at 2-3 mm
+    slices their blurred peak is 250-400 HU, and a 226 HU threshold keeps only their
+    core. Behind the vertebral bodies nothing else that bright lies near bone (the
+    great vessels are in front), so the arches' outline is taken at ``ARCH_HU``.
+    """
+    if low <= ARCH_HU:
+        return np.zeros(sub.shape, dtype=bool)
+    cand = (sub >= ARCH_HU) & (sub < low)
+    idx = np.argwhere(cand)
+    out = np.zeros(sub.shape, dtype=bool)
+    if len(idx) == 0:
+        return out
+    kvu = spine_coordinates(layout.straight, (idx + origin) * spacing)
+    behind = (kvu[:, 1] <= ARCH_V) & (np.abs(kvu[:, 2]) <= FAR_LATERAL_MM)
+    out[tuple(idx[behind].T)] = True
+    return out
+
+
+def _fill_vertebrae(labels: np.ndarray, n: int) -> np.ndarray:
+    """Close each vertebra's cavities in 3-D (one vertebra never encloses the canal,
+    which is open above and below)."""
+    out = labels.copy()
+    for value, sl in enumerate(ndimage.find_objects(labels), start=1):
+        if sl is None or value > n:
+            continue
+        filled = fill_3d(labels[sl] == value)
+        view = out[sl]
+        view[filled & (view == 0)] = value
+    return out
+
+
+def body_interior_sections(layout: SpineLayout) -> np.ndarray:
+    """Marrow of each vertebral body on the straightened cross-sections (bool, ns x nv x nu).
+
+    Inside a body every direction meets cortex within a few centimetres, however
+    faint the marrow (see :mod:`.enclosure`): the ringed points of each body's
+    stretch, in front of the canal, brighter than fat and CSF, and connected within
+    their cross-section to the middle of the body.
+    """
+    st, ev = layout.straight, layout.evidence
+    smooth = ndimage.gaussian_filter(st.hu, (0.0, 0.7, 0.7))
+    region = (st.v[:, None] >= BODY_V[0]) & (np.abs(st.u)[None, :] <= BODY_U)
+    middle = (st.v[:, None] >= 12.0) & (st.v[:, None] <= 28.0) & (np.abs(st.u)[None, :] <= 10.0)
+    out = np.zeros(st.hu.shape, dtype=bool)
+    plane = ndimage.generate_binary_structure(2, 1)
+    bright = smooth >= MARROW_HU
+    cortex = smooth >= RING_HU
+    for slot in layout.slots:
+        ks = np.arange(slot.low + slot.low_margin, slot.high - slot.high_margin + 1)
+        good = []
+        for k in ks:
+            if (ev.ringed[k] | cortex[k])[middle].mean() < RINGED_SECTION:
+                continue
+            # Marrow is what the cortex rings: pixels clearly brighter than this
+            # body's marrow are walls, so a vessel beside the body (a calcified
+            # aorta rings its lumen too) stays apart, while mottled marrow does not.
+            wall = smooth[k] >= max(RING_HU, float(np.median(smooth[k][middle])) + WALL_ABOVE_MARROW_HU)
+            cand = ev.ringed[k] & bright[k] & ~wall & region
+            lab, _ = ndimage.label(cand, structure=plane)
+            hit = np.unique(lab[middle & cand])
+            out[k] = np.isin(lab, hit[hit > 0])
+            good.append(k)
+        # Where the cortex is too faint to ring the marrow (the waist of an
+        # osteoporotic body at 3 mm), the body is what the ringed sections above and
+        # below it agree on.
+        for k in ks:
+            if k in good or not good:
+                continue
+            below = [g for g in good if g < k]
+            above = [g for g in good if g > k]
+            shape = None
+            for g in (below[-1] if below else None, above[0] if above else None):
+                if g is not None:
+                    shape = out[g] if shape is None else shape & out[g]
+            out[k] = shape & bright[k]
+    return out
+
+
+def _body_interior(sub: np.ndarray, spacing, origin, layout: SpineLayout) -> np.ndarray:
+    """Body marrow on the native grid of ``sub`` (see :func:`body_interior_sections`)."""
+    st = layout.straight
+    sections = body_interior_sections(layout)
+    out = np.zeros(sub.shape, dtype=bool)
+    if not sections.any():
+        return out
+    # Only voxels that could be marrow and lie near the axis need coordinates.
+    zc = (np.arange(sub.shape[0]) + origin[0]) * spacing[0]
+    cy, cx = layout.axis.at(zc)
+    yy = (np.arange(sub.shape[1]) + origin[1]) * spacing[1]
+    xx = (np.arange(sub.shape[2]) + origin[2]) * spacing[2]
+    near = ((yy[None, :, None] - cy[:, None, None]) ** 2 + (xx[None, None, :] - cx[:, None, None]) ** 2) <= AHEAD_MM ** 2
+    cand = near & (sub >= MARROW_HU)
+    idx = np.argwhere(cand)
+    if len(idx) == 0:
+        return out
+    kvu = spine_coordinates(st, (idx + origin) * spacing)
+    k = np.rint(kvu[:, 0]).astype(int)
+    vi = np.rint((kvu[:, 1] - st.v[0]) / (st.v[1] - st.v[0])).astype(int)
+    ui = np.rint((kvu[:, 2] - st.u[0]) / (st.u[1] - st.u[0])).astype(int)
+    ok = (vi >= 0) & (vi < len(st.v)) & (ui >= 0) & (ui < len(st.u))
+    hit = np.zeros(len(idx), dtype=bool)
+    hit[ok] = sections[k[ok], vi[ok], ui[ok]]
+    out[tuple(idx[hit].T)] = True
+    return out
+
+
+def _spine_box(shape, spacing, layout: SpineLayout) -> tuple[slice, slice, slice]:
+    """Native index box holding every vertebra of the layout with its arch and processes."""
+    st = layout.straight
+    k0 = max(min(s.low for s in layout.slots) - int(15 / layout.step_mm), 0)
+    k1 = min(max(s.high for s in layout.slots) + int(15 / layout.step_mm), len(st.s) - 1)
+    ks = np.arange(k0, k1 + 1)
+    corners = np.concatenate([st.points(ks, v, u) for v in (-BEHIND_MM, AHEAD_MM) for u in (-SIDE_MM, SIDE_MM)])
+    lo = np.floor(corners.min(axis=0) / spacing).astype(int)
+    hi = np.ceil(corners.max(axis=0) / spacing).astype(int) + 1
+    lo = np.clip(lo, 0, np.asarray(shape))
+    hi = np.clip(hi, 0, np.asarray(shape))
+    return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
