@@ -299,7 +299,27 @@ def run(case: Case) -> dict:
     return s
 
 
-LOADERS = {"j2k": case_j2k, "ts": case_ts, "ge": case_ge}
+def case_phantom():
+    """The bundled phantom against its own truth (VerSe values mapped to the TS map)."""
+    from pipeline.exchange.nifti import read_nifti
+    from pipeline.volume import reorient
+
+    root = HERE.parent / "sample_scans" / "lumbar_phantom"
+    vol = _read(root / "dicom")
+    lab, aff = read_nifti(root / "truth" / "labels.nii.gz")
+    lab, lab_aff, _ = reorient(lab, aff, "SPL")
+    _, vol_aff, undo = reorient(vol.hu, vol.affine, "SPL")
+    if not np.allclose(lab_aff, vol_aff, atol=1e-3):
+        raise RuntimeError("phantom truth is not on the scan's grid")
+    lab = np.ascontiguousarray(undo(lab))
+    verse_to_ts = {19: 32, 20: 31, 21: 30, 22: 29, 23: 28, 24: 27, 26: 26}
+    ts = np.zeros(lab.shape, dtype=np.int16)
+    for verse, value in verse_to_ts.items():
+        ts[lab == verse] = value
+    return [Case("phantom", vol, ts, targets=("T12", "L1", "L2", "L3", "L4", "L5", "S1"))]
+
+
+LOADERS = {"phantom": case_phantom, "j2k": case_j2k, "ts": case_ts, "ge": case_ge}
 
 
 def main() -> int:

@@ -26,9 +26,9 @@ import numpy as np
 from scipy import ndimage
 from skimage.segmentation import watershed
 
-from .bone import fill_3d, refine_surface
+from .bone import fill_3d, partial_volume_edge
 from .column import spine_coordinates
-from .distance import depth_mm
+from .distance import depth_mm, within_mm
 from .discs import RING_HU
 from .spine import SpineLayout
 from .vertebrae import GAP_WEIGHT_MM_PER_HU, JOINT_GAP_HU, joint_gaps, keep_main_piece, open_joints
@@ -57,9 +57,13 @@ WALL_ABOVE_MARROW_HU = 80.0
 #: Share of the middle of a body's cross-section that must be ringed by cortex for
 #: the section's own ring to outline the body.
 RINGED_SECTION = 0.6
-#: Arch bone (behind the bodies, ``v`` below ARCH_V mm) is outlined at this HU.
-ARCH_HU = 150.0
+#: Faint bone considered for the edge: arches (behind ``v`` = ARCH_V mm) from
+#: ARCH_HU, body rims from RIM_HU.
+ARCH_HU = 100.0
+RIM_HU = 150.0
 ARCH_V = 6.0
+#: In front of the canal, faint rim bone lies within this distance of a body's marrow, mm.
+ENVELOPE_MM = 4.0
 #: Height of the wall raised at each disc level inside the body column, mm of depth.
 DISC_WALL_MM = 20.0
 
@@ -87,8 +91,7 @@ def label_vertebrae(hu: np.ndarray, spacing, layout: SpineLayout, low: float, hi
     box = _spine_box(hu.shape, spacing, layout)
     sub = hu[box]
     origin = np.array([b.start for b in box], dtype=float)
-    bone = spine_bone(sub, low, high, _body_interior(sub, spacing, origin, layout),
-                      _thin_arch_bone(sub, spacing, origin, layout, low))
+    bone = spine_bone(sub, spacing, origin, layout, low, high)
     idx = np.argwhere(bone)
     coords = spine_coordinates(st, (idx + origin) * spacing)
     k, v, u = coords[:, 0], coords[:, 1], coords[:, 2]
@@ -108,9 +111,10 @@ def label_vertebrae(hu: np.ndarray, spacing, layout: SpineLayout, low: float, hi
     wall = np.zeros(len(idx), dtype=np.float32)
     for label, slot in enumerate(slots, start=1):
         h = slot.high - slot.low
-        m = max(2.0 / step, 0.12 * h)
-        lo = slot.low + (m if slot.low_disc else 0.0)
-        hi = slot.high - (m if slot.high_disc else 0.0)
+        m = max(2.0 / step, 0.1 * h)
+        lo, hi = slot.bounds(v, u)
+        lo = lo + (m if slot.low_disc else 0.0)
+        hi = hi - (m if slot.high_disc else 0.0)
         core = (k >= lo) & (k <= hi) & (v >= CORE_V[0]) & (v <= CORE_V[1]) & (np.abs(u) <= CORE_U) & (d >= CORE_DEPTH_MM)
         markers_flat[core] = label
         if slot.pedicle >= 0:
@@ -120,9 +124,9 @@ def label_vertebrae(hu: np.ndarray, spacing, layout: SpineLayout, low: float, hi
         ped = (k >= p0) & (k <= p1) & (v >= PEDICLE_V[0]) & (v <= PEDICLE_V[1])
         ped &= (np.abs(u) >= PEDICLE_U[0]) & (np.abs(u) <= PEDICLE_U[1])
         markers_flat[ped & (markers_flat == 0)] = label
-        for disc, is_disc in ((slot.low, slot.low_disc), (slot.high, slot.high_disc)):
-            if is_disc:
-                near = (np.abs(k - disc) <= 1.5 / step) & (v > 3.0) & (np.abs(u) < 35)
+        for plane in (slot.low_plane, slot.high_plane):
+            if plane is not None:
+                near = (np.abs(k - plane.at(v, u)) <= max(plane.half, 1.5 / step)) & (v > 3.0) & (np.abs(u) < 35)
                 wall[near] = DISC_WALL_MM
     markers = np.zeros(bone.shape, dtype=np.int32)
     markers[tuple(idx.T)] = markers_flat
@@ -136,38 +140,36 @@ def label_vertebrae(hu: np.ndarray, spacing, layout: SpineLayout, low: float, hi
     return LabelledSpine(labels=labels, lateral=flooded == lateral_id, depth=depth, box=box)
 
 
-def spine_bone(hu: np.ndarray, low: float, high: float, marrow: np.ndarray, arch: np.ndarray) -> np.ndarray:
-    """Solid bone of the spine: thresholded bone, edge refined, plus body marrow and the
-    faint parts of the arches, voids closed.
+def spine_bone(hu: np.ndarray, spacing, origin, layout: SpineLayout, low: float, high: float) -> np.ndarray:
+    """Solid bone of the spine in ``hu`` (a box of the canonical grid at ``origin``).
 
-    Only marrow the layout vouches for is added (:func:`body_interior_sections`), and
-    then only cavities closed in 3-D: filling holes slice by slice would fill the
-    lumen of a calcified aorta and every disc an axial slice cuts obliquely (its
-    endplate rim rings it).
+    Thresholded bone plus fainter candidates (thin arches from ``ARCH_HU``, faint
+    body rims from ``RIM_HU``: at 2-3 mm slices a lamina's blurred peak is 200-400
+    HU and an osteoporotic cortex 150-250 HU), each edge voxel kept when it is at
+    least half bone (:func:`partial_volume_edge`), plus the marrow the layout
+    vouches for (:func:`body_interior_sections`), with cavities closed in 3-D only:
+    filling holes slice by slice would fill the lumen of a calcified aorta and
+    every disc an axial slice cuts obliquely (its endplate rim rings it). In front
+    of the canal, bone must lie within ``ENVELOPE_MM`` of a body's marrow: a
+    contrast-filled aorta against the body is as bright as bone.
     """
-    mask = ((hu >= low) & (hu <= high)) | arch
-    return fill_3d(mask | marrow)
-
-
-def _thin_arch_bone(sub: np.ndarray, spacing, origin, layout: SpineLayout, low: float) -> np.ndarray:
-    """Arch bone fainter than the threshold: behind the bodies, above ``ARCH_HU``.
-
-    Laminae, articular and spinous processes are a few millimetres thick: at 2-3 mm
-    slices their blurred peak is 250-400 HU, and a 226 HU threshold keeps only their
-    core. Behind the vertebral bodies nothing else that bright lies near bone (the
-    great vessels are in front), so the arches' outline is taken at ``ARCH_HU``.
-    """
-    if low <= ARCH_HU:
-        return np.zeros(sub.shape, dtype=bool)
-    cand = (sub >= ARCH_HU) & (sub < low)
+    spacing = np.asarray(spacing, dtype=float)
+    marrow = _body_interior(hu, spacing, origin, layout)
+    cand = (hu >= min(ARCH_HU, RIM_HU)) & (hu <= high)
     idx = np.argwhere(cand)
-    out = np.zeros(sub.shape, dtype=bool)
-    if len(idx) == 0:
-        return out
-    kvu = spine_coordinates(layout.straight, (idx + origin) * spacing)
-    behind = (kvu[:, 1] <= ARCH_V) & (np.abs(kvu[:, 2]) <= FAR_LATERAL_MM)
-    out[tuple(idx[behind].T)] = True
-    return out
+    mask = np.zeros(hu.shape, dtype=bool)
+    if len(idx):
+        kvu = spine_coordinates(layout.straight, (idx + origin) * spacing)
+        v, u = kvu[:, 1], np.abs(kvu[:, 2])
+        h = hu[tuple(idx.T)]
+        front = (v > ARCH_V) & (u <= BODY_U)
+        rim = front & (h >= RIM_HU) & (h < low)
+        if marrow.any():
+            rim &= within_mm(marrow, spacing, ENVELOPE_MM)[tuple(idx.T)]
+        keep = (h >= low) | rim | (~front & (h >= ARCH_HU) & (u <= FAR_LATERAL_MM))
+        mask[tuple(idx[keep].T)] = True
+    mask = partial_volume_edge(mask, hu)
+    return fill_3d(mask | marrow)
 
 
 def _fill_vertebrae(labels: np.ndarray, n: int) -> np.ndarray:
@@ -199,8 +201,10 @@ def body_interior_sections(layout: SpineLayout) -> np.ndarray:
     plane = ndimage.generate_binary_structure(2, 1)
     bright = smooth >= MARROW_HU
     cortex = smooth >= RING_HU
+    vv, uu = np.meshgrid(st.v, st.u, indexing="ij")
     for slot in layout.slots:
-        ks = np.arange(slot.low + slot.low_margin, slot.high - slot.high_margin + 1)
+        lo, hi = slot.bounds(vv, uu)
+        ks = np.arange(max(int(np.floor(lo.min())), 0), min(int(np.ceil(hi.max())), len(st.s) - 1) + 1)
         good = []
         for k in ks:
             if (ev.ringed[k] | cortex[k])[middle].mean() < RINGED_SECTION:
@@ -209,24 +213,25 @@ def body_interior_sections(layout: SpineLayout) -> np.ndarray:
             # body's marrow are walls, so a vessel beside the body (a calcified
             # aorta rings its lumen too) stays apart, while mottled marrow does not.
             wall = smooth[k] >= max(RING_HU, float(np.median(smooth[k][middle])) + WALL_ABOVE_MARROW_HU)
-            cand = ev.ringed[k] & bright[k] & ~wall & region
+            cand = ev.ringed[k] & bright[k] & ~wall & region & (k > lo) & (k < hi)
             lab, _ = ndimage.label(cand, structure=plane)
             hit = np.unique(lab[middle & cand])
-            out[k] = np.isin(lab, hit[hit > 0])
+            # Bright trabeculae and islands inside the marrow are body too.
+            out[k] = ndimage.binary_fill_holes(np.isin(lab, hit[hit > 0])) & region & (k > lo) & (k < hi)
             good.append(k)
         # Where the cortex is too faint to ring the marrow (the waist of an
-        # osteoporotic body at 3 mm), the body is what the ringed sections above and
-        # below it agree on.
+        # osteoporotic body at 3 mm, the part of a body beyond the last ringed
+        # section before the scan's end), the body is its footprint: where at least
+        # half of its ringed sections have marrow.
+        if not good:
+            continue
+        footprint = out[good].mean(axis=0) >= 0.5
         for k in ks:
-            if k in good or not good:
+            if k in good:
                 continue
-            below = [g for g in good if g < k]
-            above = [g for g in good if g > k]
-            shape = None
-            for g in (below[-1] if below else None, above[0] if above else None):
-                if g is not None:
-                    shape = out[g] if shape is None else shape & out[g]
-            out[k] = shape & bright[k]
+            if not (slot.low_plane or slot.high_plane):
+                continue  # no disc bounds it: nothing says where the body ends
+            out[k] = footprint & bright[k] & (k > lo) & (k < hi)
     return out
 
 

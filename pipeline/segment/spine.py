@@ -14,6 +14,7 @@ import numpy as np
 
 from .canal import SpineAxis, extend_axis, find_canal
 from .column import StraightSpine, straighten
+from .endplates import DiscPlane, fit_disc
 from .discs import DEFAULT_PERIOD_MM, DiscEvidence, disc_evidence, find_discs, find_pedicles
 from .grid import analysis_grid
 
@@ -42,12 +43,24 @@ class VertebraSlot:
     high_disc: bool
     pedicle: int
     disc_strength: tuple
-    low_margin: int = 1
-    high_margin: int = 1
+    low_plane: DiscPlane | None = None
+    high_plane: DiscPlane | None = None
 
     @property
     def complete(self) -> bool:
         return self.low_disc and self.high_disc
+
+    def bounds(self, v, u) -> tuple[np.ndarray, np.ndarray]:
+        """Cross-section index of the body's lower and upper endplate at ``v``, ``u`` (mm).
+
+        At a disc, the endplate is the disc's fitted mid-plane plus or minus its
+        half-thickness; at the scan's end, the slot's end.
+        """
+        v, u = np.asarray(v, dtype=float), np.asarray(u, dtype=float)
+        shape = np.broadcast(v, u).shape
+        lo = self.low_plane.at(v, u) + self.low_plane.half if self.low_plane else np.full(shape, float(self.low))
+        hi = self.high_plane.at(v, u) - self.high_plane.half if self.high_plane else np.full(shape, float(self.high))
+        return np.broadcast_to(lo, shape), np.broadcast_to(hi, shape)
 
 
 @dataclass(frozen=True)
@@ -157,19 +170,13 @@ def _slots(ev: DiscEvidence, st: StraightSpine, pedicles, discs, strength, step)
             continue
         if not s.complete and (s.high - s.low) < MIN_PARTIAL * period[(s.low + s.high) // 2]:
             continue
-        keep.append(replace(s, low_margin=_disc_half(ev.score, s.low, step) if s.low_disc else 0,
-                            high_margin=_disc_half(ev.score, s.high, step) if s.high_disc else 0))
-    return keep
-
-
-def _disc_half(score: np.ndarray, centre: int, step: float) -> int:
-    """Half the thickness of the disc centred at ``centre`` (sections): where its
-    evidence stays above half its peak, 1-7 mm."""
-    top = score[centre]
-    reach = []
-    for direction in (-1, 1):
-        i = centre
-        while 0 <= i + direction < len(score) and score[i + direction] >= 0.5 * top and abs(i - centre) * step < 7.0:
-            i += direction
-        reach.append(abs(i - centre))
-    return int(np.clip(round(max(reach)), max(int(round(1.0 / step)), 1), int(round(7.0 / step))))
+        keep.append(s)
+    # Each disc's own plane, shared by the vertebrae above and below it.
+    planes: dict[int, DiscPlane] = {}
+    for s in keep:
+        for k, is_disc in ((s.low, s.low_disc), (s.high, s.high_disc)):
+            if is_disc and k not in planes:
+                reach = max(int(round(0.35 * period[k])), int(round(6.0 / step)))
+                planes[k] = fit_disc(st, k, reach, step)
+    return [replace(s, low_plane=planes.get(s.low) if s.low_disc else None,
+                    high_plane=planes.get(s.high) if s.high_disc else None) for s in keep]
