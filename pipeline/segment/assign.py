@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+from skimage.morphology import convex_hull_image
 from skimage.segmentation import watershed
 
 from .bone import fill_3d, partial_volume_edge
@@ -52,6 +53,9 @@ PEDICLE_U = (7.0, 24.0)
 MARROW_HU = 30.0
 BODY_V = (8.0, 70.0)
 BODY_U = 35.0
+#: Necks narrower than twice this join a body to something else (a vessel, an
+#: organ) in a cross-section, mm.
+NECK_MM = 5.0
 #: Cortex is at least this much brighter than the marrow it rings, HU.
 WALL_ABOVE_MARROW_HU = 80.0
 #: Share of the middle of a body's cross-section that must be ringed by cortex for
@@ -64,6 +68,10 @@ RIM_HU = 150.0
 ARCH_V = 6.0
 #: In front of the canal, faint rim bone lies within this distance of a body's marrow, mm.
 ENVELOPE_MM = 4.0
+#: Bright tissue this deep inside a soft blob (up to BLOOD_MAX_HU) is blood with
+#: contrast or an organ, not bone, mm.
+THICK_SOFT_MM = 5.0
+BLOOD_MAX_HU = 600.0
 #: Height of the wall raised at each disc level inside the body column, mm of depth.
 DISC_WALL_MM = 20.0
 
@@ -154,7 +162,8 @@ def spine_bone(hu: np.ndarray, spacing, origin, layout: SpineLayout, low: float,
     contrast-filled aorta against the body is as bright as bone.
     """
     spacing = np.asarray(spacing, dtype=float)
-    marrow = _body_interior(hu, spacing, origin, layout)
+    sections, prism = body_interior_sections(layout)
+    marrow = _body_interior(hu, spacing, origin, layout, sections)
     cand = (hu >= min(ARCH_HU, RIM_HU)) & (hu <= high)
     idx = np.argwhere(cand)
     mask = np.zeros(hu.shape, dtype=bool)
@@ -167,6 +176,11 @@ def spine_bone(hu: np.ndarray, spacing, origin, layout: SpineLayout, low: float,
         if marrow.any():
             rim &= within_mm(marrow, spacing, ENVELOPE_MM)[tuple(idx.T)]
         keep = (h >= low) | rim | (~front & (h >= ARCH_HU) & (u <= FAR_LATERAL_MM))
+        # Blood with contrast (aorta, heart) is as bright as bone but comes in
+        # thick, even blobs: in front of the canal and outside every body's prism,
+        # such a blob is not bone.
+        vessel = _thick_blobs(hu, spacing)[tuple(idx.T)]
+        keep &= ~(vessel & (v > ARCH_V) & ~_lookup(prism, layout.straight, kvu))
         mask[tuple(idx[keep].T)] = True
     mask = partial_volume_edge(mask, hu)
     return fill_3d(mask | marrow)
@@ -185,8 +199,12 @@ def _fill_vertebrae(labels: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def body_interior_sections(layout: SpineLayout) -> np.ndarray:
-    """Marrow of each vertebral body on the straightened cross-sections (bool, ns x nv x nu).
+def body_interior_sections(layout: SpineLayout) -> tuple[np.ndarray, np.ndarray]:
+    """Marrow of each vertebral body on the straightened cross-sections, and its prism.
+
+    Returns ``(marrow, prism)``, bool arrays (ns, nv, nu). The prism is the convex
+    outline of a body's marrow, grown by ``ENVELOPE_MM`` (its cortex), between the
+    mid-planes of its two discs: where that body's bone may lie.
 
     Inside a body every direction meets cortex within a few centimetres, however
     faint the marrow (see :mod:`.enclosure`): the ringed points of each body's
@@ -198,8 +216,12 @@ def body_interior_sections(layout: SpineLayout) -> np.ndarray:
     region = (st.v[:, None] >= BODY_V[0]) & (np.abs(st.u)[None, :] <= BODY_U)
     middle = (st.v[:, None] >= 12.0) & (st.v[:, None] <= 28.0) & (np.abs(st.u)[None, :] <= 10.0)
     out = np.zeros(st.hu.shape, dtype=bool)
+    prism = np.zeros(st.hu.shape, dtype=bool)
     plane = ndimage.generate_binary_structure(2, 1)
     bright = smooth >= MARROW_HU
+    grow = ndimage.iterate_structure(plane, max(int(round(ENVELOPE_MM / float(st.v[1] - st.v[0]))), 1))
+    r = max(int(round(NECK_MM / float(st.v[1] - st.v[0]))), 1)
+    neck = (np.hypot(*np.mgrid[-r : r + 1, -r : r + 1]) <= r)
     cortex = smooth >= RING_HU
     vv, uu = np.meshgrid(st.v, st.u, indexing="ij")
     for slot in layout.slots:
@@ -217,12 +239,30 @@ def body_interior_sections(layout: SpineLayout) -> np.ndarray:
             lab, _ = ndimage.label(cand, structure=plane)
             hit = np.unique(lab[middle & cand])
             # Bright trabeculae and islands inside the marrow are body too.
-            out[k] = ndimage.binary_fill_holes(np.isin(lab, hit[hit > 0])) & region & (k > lo) & (k < hi)
+            body = ndimage.binary_fill_holes(np.isin(lab, hit[hit > 0]))
+            # A vessel or organ touching the body through a gap in a faint cortex
+            # joins it by a neck: cut necks narrower than the smallest body.
+            opened = ndimage.binary_opening(body, neck)
+            lab2, _ = ndimage.label(opened, structure=plane)
+            hit2 = np.unique(lab2[middle & opened])
+            core = np.isin(lab2, hit2[hit2 > 0])
+            if core.any():
+                body &= ndimage.binary_dilation(core, neck)
+            out[k] = body & region & (k > lo) & (k < hi)
             good.append(k)
         # Where the cortex is too faint to ring the marrow (the waist of an
         # osteoporotic body at 3 mm, the part of a body beyond the last ringed
         # section before the scan's end), the body is its footprint: where at least
         # half of its ringed sections have marrow.
+        # No ringed section: nothing outlines the body, so its bone may lie anywhere
+        # in front of the canal between its discs.
+        outline = region
+        if good:
+            outline = ndimage.binary_dilation(convex_hull_image(out[good].any(axis=0)), grow)
+        mid_lo = slot.low_plane.at(vv, uu) if slot.low_plane else np.full(vv.shape, float(slot.low))
+        mid_hi = slot.high_plane.at(vv, uu) if slot.high_plane else np.full(vv.shape, float(slot.high))
+        for k in range(max(int(np.floor(mid_lo.min())), 0), min(int(np.ceil(mid_hi.max())), len(st.s) - 1) + 1):
+            prism[k] |= outline & (k >= mid_lo) & (k <= mid_hi)
         if not good:
             continue
         footprint = out[good].mean(axis=0) >= 0.5
@@ -232,13 +272,21 @@ def body_interior_sections(layout: SpineLayout) -> np.ndarray:
             if not (slot.low_plane or slot.high_plane):
                 continue  # no disc bounds it: nothing says where the body ends
             out[k] = footprint & bright[k] & (k > lo) & (k < hi)
-    return out
+    return out, prism
 
 
-def _body_interior(sub: np.ndarray, spacing, origin, layout: SpineLayout) -> np.ndarray:
-    """Body marrow on the native grid of ``sub`` (see :func:`body_interior_sections`)."""
-    st = layout.straight
-    sections = body_interior_sections(layout)
+def _thick_blobs(hu: np.ndarray, spacing) -> np.ndarray:
+    """Voxels of bright soft blobs (``RIM_HU``..``BLOOD_MAX_HU``) that reach deeper than
+    ``THICK_SOFT_MM`` somewhere: contrast-filled vessels and organs (and marrow)."""
+    soft = (hu >= RIM_HU) & (hu <= BLOOD_MAX_HU)
+    core = depth_mm(soft, spacing) > THICK_SOFT_MM
+    if not core.any():
+        return core
+    return soft & within_mm(core, spacing, THICK_SOFT_MM + 1.0)
+
+
+def _body_interior(sub: np.ndarray, spacing, origin, layout: SpineLayout, sections: np.ndarray) -> np.ndarray:
+    """Body marrow (``sections``, straightened) on the native grid of ``sub``."""
     out = np.zeros(sub.shape, dtype=bool)
     if not sections.any():
         return out
@@ -248,18 +296,22 @@ def _body_interior(sub: np.ndarray, spacing, origin, layout: SpineLayout) -> np.
     yy = (np.arange(sub.shape[1]) + origin[1]) * spacing[1]
     xx = (np.arange(sub.shape[2]) + origin[2]) * spacing[2]
     near = ((yy[None, :, None] - cy[:, None, None]) ** 2 + (xx[None, None, :] - cx[:, None, None]) ** 2) <= AHEAD_MM ** 2
-    cand = near & (sub >= MARROW_HU)
-    idx = np.argwhere(cand)
+    idx = np.argwhere(near & (sub >= MARROW_HU))
     if len(idx) == 0:
         return out
-    kvu = spine_coordinates(st, (idx + origin) * spacing)
+    kvu = spine_coordinates(layout.straight, (idx + origin) * spacing)
+    out[tuple(idx[_lookup(sections, layout.straight, kvu)].T)] = True
+    return out
+
+
+def _lookup(sections: np.ndarray, st, kvu: np.ndarray) -> np.ndarray:
+    """Values of a straightened boolean array at spine coordinates ``(k, v, u)`` (nearest)."""
     k = np.rint(kvu[:, 0]).astype(int)
     vi = np.rint((kvu[:, 1] - st.v[0]) / (st.v[1] - st.v[0])).astype(int)
     ui = np.rint((kvu[:, 2] - st.u[0]) / (st.u[1] - st.u[0])).astype(int)
     ok = (vi >= 0) & (vi < len(st.v)) & (ui >= 0) & (ui < len(st.u))
-    hit = np.zeros(len(idx), dtype=bool)
-    hit[ok] = sections[k[ok], vi[ok], ui[ok]]
-    out[tuple(idx[hit].T)] = True
+    out = np.zeros(len(kvu), dtype=bool)
+    out[ok] = sections[k[ok], vi[ok], ui[ok]]
     return out
 
 
