@@ -182,8 +182,9 @@ def spine_bone(hu: np.ndarray, spacing, origin, layout: SpineLayout, low: float,
         vessel = _thick_blobs(hu, spacing)[tuple(idx.T)]
         keep &= ~(vessel & (v > ARCH_V) & ~_lookup(prism, layout.straight, kvu))
         mask[tuple(idx[keep].T)] = True
-    mask = partial_volume_edge(mask, hu)
-    return fill_3d(mask | marrow)
+    # Peel the blurred fringe of the solid (not of the cortex alone, which a peel
+    # could break open before its marrow is filled).
+    return fill_3d(partial_volume_edge(fill_3d(mask | marrow), hu, spacing, keep=marrow))
 
 
 def _fill_vertebrae(labels: np.ndarray, n: int) -> np.ndarray:

@@ -35,6 +35,8 @@ DENSE_MARROW_HU = 130.0
 #: puts the mesh surface on the true bone surface with no bias (mean signed error
 #: under 0.02 mm on the phantom), where 0.5 left it 0.1 mm outside.
 EDGE_FRACTION = 0.65
+#: Voxels this small (mm) resolve a cortex: its edge is half its peak.
+RESOLVED_MM = 1.6
 #: How far from thresholded bone a dense voxel may lie and still be marrow, mm.
 NEAR_BONE_MM = 3.0
 
@@ -116,36 +118,51 @@ def solid_bone(
     return refine_surface(mask, hu)
 
 
-def partial_volume_edge(mask: np.ndarray, hu: np.ndarray, passes: int = 3) -> np.ndarray:
-    """Keep the surface voxels of ``mask`` that are at least half bone.
+def partial_volume_edge(mask: np.ndarray, hu: np.ndarray, spacing=(1.0, 1.0, 1.0), passes: int = 3,
+                        keep: np.ndarray | None = None) -> np.ndarray:
+    """Peel the surface voxels of solid ``mask`` that are less than half bone.
 
     A voxel on the edge of bone holds bone and soft tissue; its HU lies between the
     tissue just outside and the bone just inside, in proportion. It is bone when it
     is at least half-way: ``hu >= outside + 0.5 * (inside - outside)``, with
-    ``inside`` and ``outside`` the mean HU of its face neighbours in and out of the
-    mask. This adapts to the scan's resolution: at 0.8 mm a 1000 HU cortex is
-    resolved and its blurred fringe (226-500 HU) is peeled; at 3 mm the voxel just
-    inside a thin, faint cortex reads 200-300 HU and its edge voxels at 150 HU are
-    half bone and stay. Up to ``passes`` layers are peeled.
+    ``outside`` the mean HU of its face neighbours outside the mask and ``inside``
+    the bone next to it: where the scan resolves the cortex (voxels under
+    ``RESOLVED_MM``), the brightest bone within ``RESOLVED_MM``, so the blurred
+    fringe of a 1000 HU cortex is peeled to its true surface; on coarser grids, where
+    a voxel averages cortex and marrow, the mean of its face neighbours inside, so
+    that a thin, faint cortex at 3 mm keeps its half-bone edge voxels. Voxels in
+    ``keep`` (marrow known to be inside a body) are never peeled.
     """
     out = np.asarray(mask, dtype=bool).copy()
     if not out.any():
         return out
+    spacing = np.asarray(spacing, dtype=float)
     box = ndimage.find_objects(out.astype(np.uint8))[0]
     box = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in box)
     m = out[box]
     h = np.asarray(hu[box], dtype=np.float32)
+    fixed = np.zeros_like(m) if keep is None else np.asarray(keep[box], dtype=bool)
     cross = ndimage.generate_binary_structure(3, 1)
     kernel = cross.astype(np.float32)
     kernel[1, 1, 1] = 0.0
-    for _ in range(passes):
-        surface = m & ~filters.binary_erosion(m, cross)
-        inside_n = ndimage.convolve(m.astype(np.float32), kernel, mode="nearest")
-        inside_s = ndimage.convolve(np.where(m, h, 0.0).astype(np.float32), kernel, mode="nearest")
-        outside_n = 6.0 - inside_n
+    reach = np.floor(RESOLVED_MM / spacing).astype(int)
+    near = None
+    if reach.any():
+        grid = np.indices(2 * reach + 1).reshape(3, -1).T - reach
+        ball = (((grid * spacing) ** 2).sum(axis=1) <= RESOLVED_MM ** 2).reshape(tuple(2 * reach + 1))
+        near = ball
+    for _ in range(passes if near is None else 2):
+        surface = m & ~filters.binary_erosion(m, cross) & ~fixed
+        outside_n = ndimage.convolve((~m).astype(np.float32), kernel, mode="nearest")
         outside_s = ndimage.convolve(np.where(m, 0.0, h).astype(np.float32), kernel, mode="nearest")
-        ok = surface & (inside_n > 0) & (outside_n > 0)
-        inside = inside_s[ok] / inside_n[ok]
+        if near is not None:
+            inside_all = ndimage.maximum_filter(np.where(m, h, -np.inf).astype(np.float32), footprint=near, mode="nearest")
+        else:
+            inside_n = ndimage.convolve(m.astype(np.float32), kernel, mode="nearest")
+            inside_s = ndimage.convolve(np.where(m, h, 0.0).astype(np.float32), kernel, mode="nearest")
+            inside_all = inside_s / np.maximum(inside_n, 1.0)
+        ok = surface & (outside_n > 0)
+        inside = inside_all[ok]
         outside = outside_s[ok] / outside_n[ok]
         peel = np.zeros_like(m)
         peel[ok] = (inside > outside) & (h[ok] < outside + 0.5 * (inside - outside))
