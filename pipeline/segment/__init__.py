@@ -123,12 +123,18 @@ def segment_vertebrae(
         names, named, certain, evidence = naming.names, naming.named, naming.certain, naming.evidence
         warnings.extend(naming.warnings)
         warnings.extend(spacing_warnings(heights, names))
-        values = [label_value(name, i) for i, name in enumerate(names, start=1)]
+        # Below S1 the sacrum is one fused bone (S2-S5), not vertebrae to print.
+        kept = list(range(n))
+        if "S1" in naming.anchors:
+            kept = [i for i in kept if i < naming.anchors["S1"]]
+        values = [label_value(names[i], i + 1) for i in kept]
         lut = np.zeros(n + 2, dtype=np.int16)
-        lut[1 : n + 1] = values
+        lut[[i + 1 for i in kept]] = values
         labels_c[parts.box] = lut[parts.labels]
-        for name, slot, h, per in zip(names, layout.slots, heights, naming.per_vertebra):
-            vertebrae.append({"level": name, "complete": bool(slot.complete), "height_mm": round(float(h), 1), **per})
+        for i in kept:
+            vertebrae.append({"level": names[i], "complete": bool(layout.slots[i].complete),
+                              "height_mm": round(float(heights[i]), 1), **naming.per_vertebra[i]})
+        names = [names[i] for i in kept]
     at_edge = set(np.unique(labels_c[0]).tolist()) | set(np.unique(labels_c[-1]).tolist())
     cut = [name for value, name in zip(values, names) if value in at_edge]
     if cut:

@@ -27,12 +27,12 @@ from scipy import ndimage
 from skimage.morphology import convex_hull_image
 from skimage.segmentation import watershed
 
-from .bone import fill_3d, partial_volume_edge
+from .bone import fill_3d, label_components, partial_volume_edge
 from .column import spine_coordinates
 from .distance import depth_mm, within_mm
 from .discs import RING_HU
 from .spine import SpineLayout
-from .vertebrae import GAP_WEIGHT_MM_PER_HU, JOINT_GAP_HU, joint_gaps, keep_main_piece, open_joints
+from .joints import GAP_WEIGHT_MM_PER_HU, JOINT_GAP_HU, joint_gaps, open_joints
 
 #: Extent of the spine around the canal, mm: spinous process tips behind, the
 #: front of the largest body ahead, transverse processes and sacral alae to the sides.
@@ -126,10 +126,12 @@ def label_vertebrae(hu: np.ndarray, spacing, layout: SpineLayout, low: float, hi
         core = (k >= lo) & (k <= hi) & (v >= CORE_V[0]) & (v <= CORE_V[1]) & (np.abs(u) <= CORE_U) & (d >= CORE_DEPTH_MM)
         markers_flat[core] = label
         if slot.pedicle >= 0:
-            p0, p1 = slot.pedicle - 0.12 * h, slot.pedicle + 0.12 * h
+            p0, p1, v0 = slot.pedicle - 0.12 * h, slot.pedicle + 0.12 * h, PEDICLE_V[0]
         else:
-            p0, p1 = slot.low + 0.45 * h, slot.high - 0.1 * h
-        ped = (k >= p0) & (k <= p1) & (v >= PEDICLE_V[0]) & (v <= PEDICLE_V[1])
+            # Pedicles not seen: only their roots at the body's back, in its upper
+            # half (behind them, the vertebra above's inferior facets hang down).
+            p0, p1, v0 = slot.low + 0.45 * h, slot.high - 0.1 * h, 2.0
+        ped = (k >= p0) & (k <= p1) & (v >= v0) & (v <= PEDICLE_V[1])
         ped &= (np.abs(u) >= PEDICLE_U[0]) & (np.abs(u) <= PEDICLE_U[1])
         markers_flat[ped & (markers_flat == 0)] = label
         for plane in (slot.low_plane, slot.high_plane):
@@ -143,9 +145,71 @@ def label_vertebrae(hu: np.ndarray, spacing, layout: SpineLayout, low: float, hi
     flooded = watershed(elevation, markers=markers, mask=bone, connectivity=2)
     flooded = open_joints(flooded, gaps >= JOINT_GAP_HU)
     labels = np.where(flooded <= n, flooded, 0).astype(np.int16)
-    labels = keep_main_piece(labels, n)
+    labels = _arch_at_scan_end(labels, bone & (flooded == 0), layout, spacing, origin, hu.shape[0])
+    labels = _keep_main_piece(labels, n, layout, origin[0], hu.shape[0])
     labels = _fill_vertebrae(labels, n)
     return LabelledSpine(labels=labels, lateral=flooded == lateral_id, depth=depth, box=box)
+
+
+def _arch_at_scan_end(labels, loose, layout: SpineLayout, spacing, origin, n_slices) -> np.ndarray:
+    """Give loose arch bone at the scan's first or last slice to the vertebra cut there.
+
+    A vertebra cut by the top of the scan shows laminae and a spinous process that
+    hang down over the next body; their pedicles, through which the flood would
+    reach them, are above the scan. Bone that no seed reached, behind the canal and
+    touching that slice, is theirs (and likewise at the bottom).
+    """
+    comp, m = label_components(loose)
+    if m == 0:
+        return labels
+    out = labels.copy()
+    voxel = float(np.prod(spacing))
+    top_slot, bottom_slot = layout.slots[0], layout.slots[-1]
+    for j, sl in enumerate(ndimage.find_objects(comp), start=1):
+        if sl is None:
+            continue
+        piece = comp[sl] == j
+        if piece.sum() * voxel < 50.0:
+            continue
+        z0, z1 = sl[0].start + origin[0], sl[0].stop + origin[0]
+        if z1 >= n_slices and not top_slot.high_disc:
+            target = 1
+        elif z0 <= 0 and not bottom_slot.low_disc:
+            target = len(layout.slots)
+        else:
+            continue
+        idx = np.argwhere(piece) + [s.start for s in sl]
+        v = spine_coordinates(layout.straight, (idx + origin) * spacing)[:, 1]
+        if np.median(v) < 0.0:
+            out[tuple(idx.T)] = target
+    return out
+
+
+def _keep_main_piece(labels: np.ndarray, n: int, layout: SpineLayout, z0: float, n_slices: int) -> np.ndarray:
+    """Keep, per vertebra, its largest connected piece (and, for a vertebra cut by
+    the scan, pieces touching the cut): fragments cut off by the flood (a sliver of
+    a neighbour's facet) would print as loose specks."""
+    out = labels.copy()
+    for k, sl in enumerate(ndimage.find_objects(labels), start=1):
+        if sl is None or k > n:
+            continue
+        sub = labels[sl] == k
+        comp, m = label_components(sub)
+        if m <= 1:
+            continue
+        sizes = np.bincount(comp.ravel())
+        sizes[0] = 0
+        keep = np.zeros(m + 1, dtype=bool)
+        keep[int(np.argmax(sizes))] = True
+        slot = layout.slots[k - 1]
+        if not slot.high_disc and sl[0].stop + z0 >= n_slices:
+            keep[np.unique(comp[-1])] = True
+        if not slot.low_disc and sl[0].start + z0 <= 0:
+            keep[np.unique(comp[0])] = True
+        keep[0] = False
+        view = out[sl]
+        view[sub & ~keep[comp]] = 0
+    return out
 
 
 def spine_bone(hu: np.ndarray, spacing, origin, layout: SpineLayout, low: float, high: float) -> np.ndarray:
