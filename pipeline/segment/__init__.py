@@ -115,8 +115,7 @@ def segment_vertebrae(
     else:
         parts = label_vertebrae(full, spacing, layout, lo, hi)
         n = len(layout.slots)
-        origin = [b.start for b in parts.box]
-        marks = find_landmarks(parts.labels, parts.lateral, parts.depth, spacing, origin, layout)
+        marks = find_landmarks(parts.labels, parts.lateral, parts.depth, spacing, parts.frame)
         complete = [s.complete for s in layout.slots]
         heights = [(s.high - s.low) * layout.step_mm for s in layout.slots]
         naming = name_levels(n, marks, complete, [h if c else np.nan for h, c in zip(heights, complete)])

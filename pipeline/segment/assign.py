@@ -28,7 +28,7 @@ from skimage.morphology import convex_hull_image
 from skimage.segmentation import watershed
 
 from .bone import fill_3d, label_components, partial_volume_edge
-from .column import spine_coordinates
+from .column import BoxCoordinates, box_coordinates
 from .distance import depth_mm, within_mm
 from .discs import RING_HU
 from .spine import SpineLayout
@@ -88,6 +88,7 @@ class LabelledSpine:
     lateral: np.ndarray
     depth: np.ndarray
     box: tuple
+    frame: BoxCoordinates
 
 
 def label_vertebrae(hu: np.ndarray, spacing, layout: SpineLayout, low: float, high: float) -> LabelledSpine:
@@ -99,9 +100,10 @@ def label_vertebrae(hu: np.ndarray, spacing, layout: SpineLayout, low: float, hi
     box = _spine_box(hu.shape, spacing, layout)
     sub = hu[box]
     origin = np.array([b.start for b in box], dtype=float)
-    bone = spine_bone(sub, spacing, origin, layout, low, high)
+    frame = box_coordinates(st, box, spacing)
+    bone = spine_bone(sub, spacing, frame, layout, low, high)
     idx = np.argwhere(bone)
-    coords = spine_coordinates(st, (idx + origin) * spacing)
+    coords = frame.at(idx)
     k, v, u = coords[:, 0], coords[:, 1], coords[:, 2]
     step = layout.step_mm
     gaps = joint_gaps(sub, spacing)
@@ -145,13 +147,13 @@ def label_vertebrae(hu: np.ndarray, spacing, layout: SpineLayout, low: float, hi
     flooded = watershed(elevation, markers=markers, mask=bone, connectivity=2)
     flooded = open_joints(flooded, gaps >= JOINT_GAP_HU)
     labels = np.where(flooded <= n, flooded, 0).astype(np.int16)
-    labels = _arch_at_scan_end(labels, bone & (flooded == 0), layout, spacing, origin, hu.shape[0])
+    labels = _arch_at_scan_end(labels, bone & (flooded == 0), layout, frame, spacing, origin, hu.shape[0])
     labels = _keep_main_piece(labels, n, layout, origin[0], hu.shape[0])
     labels = _fill_vertebrae(labels, n)
-    return LabelledSpine(labels=labels, lateral=flooded == lateral_id, depth=depth, box=box)
+    return LabelledSpine(labels=labels, lateral=flooded == lateral_id, depth=depth, box=box, frame=frame)
 
 
-def _arch_at_scan_end(labels, loose, layout: SpineLayout, spacing, origin, n_slices) -> np.ndarray:
+def _arch_at_scan_end(labels, loose, layout: SpineLayout, frame: BoxCoordinates, spacing, origin, n_slices) -> np.ndarray:
     """Give loose arch bone at the scan's first or last slice to the vertebra cut there.
 
     A vertebra cut by the top of the scan shows laminae and a spinous process that
@@ -179,7 +181,7 @@ def _arch_at_scan_end(labels, loose, layout: SpineLayout, spacing, origin, n_sli
         else:
             continue
         idx = np.argwhere(piece) + [s.start for s in sl]
-        v = spine_coordinates(layout.straight, (idx + origin) * spacing)[:, 1]
+        v = frame.at(idx)[:, 1]
         if np.median(v) < 0.0:
             out[tuple(idx.T)] = target
     return out
@@ -212,8 +214,9 @@ def _keep_main_piece(labels: np.ndarray, n: int, layout: SpineLayout, z0: float,
     return out
 
 
-def spine_bone(hu: np.ndarray, spacing, origin, layout: SpineLayout, low: float, high: float) -> np.ndarray:
-    """Solid bone of the spine in ``hu`` (a box of the canonical grid at ``origin``).
+def spine_bone(hu: np.ndarray, spacing, frame: BoxCoordinates, layout: SpineLayout, low: float, high: float) -> np.ndarray:
+    """Solid bone of the spine in ``hu`` (a box of the canonical grid; ``frame`` gives
+    its voxels' spine coordinates).
 
     Thresholded bone plus fainter candidates (thin arches from ``ARCH_HU``, faint
     body rims from ``RIM_HU``: at 2-3 mm slices a lamina's blurred peak is 200-400
@@ -227,12 +230,12 @@ def spine_bone(hu: np.ndarray, spacing, origin, layout: SpineLayout, low: float,
     """
     spacing = np.asarray(spacing, dtype=float)
     sections, prism = body_interior_sections(layout)
-    marrow = _body_interior(hu, spacing, origin, layout, sections)
+    marrow = _body_interior(hu, frame, layout, sections)
     cand = (hu >= min(ARCH_HU, RIM_HU)) & (hu <= high)
     idx = np.argwhere(cand)
     mask = np.zeros(hu.shape, dtype=bool)
     if len(idx):
-        kvu = spine_coordinates(layout.straight, (idx + origin) * spacing)
+        kvu = frame.at(idx)
         v, u = kvu[:, 1], np.abs(kvu[:, 2])
         h = hu[tuple(idx.T)]
         front = (v > ARCH_V) & (u <= BODY_U)
@@ -350,21 +353,15 @@ def _thick_blobs(hu: np.ndarray, spacing) -> np.ndarray:
     return soft & within_mm(core, spacing, THICK_SOFT_MM + 1.0)
 
 
-def _body_interior(sub: np.ndarray, spacing, origin, layout: SpineLayout, sections: np.ndarray) -> np.ndarray:
+def _body_interior(sub: np.ndarray, frame: BoxCoordinates, layout: SpineLayout, sections: np.ndarray) -> np.ndarray:
     """Body marrow (``sections``, straightened) on the native grid of ``sub``."""
     out = np.zeros(sub.shape, dtype=bool)
     if not sections.any():
         return out
-    # Only voxels that could be marrow and lie near the axis need coordinates.
-    zc = (np.arange(sub.shape[0]) + origin[0]) * spacing[0]
-    cy, cx = layout.axis.at(zc)
-    yy = (np.arange(sub.shape[1]) + origin[1]) * spacing[1]
-    xx = (np.arange(sub.shape[2]) + origin[2]) * spacing[2]
-    near = ((yy[None, :, None] - cy[:, None, None]) ** 2 + (xx[None, None, :] - cx[:, None, None]) ** 2) <= AHEAD_MM ** 2
-    idx = np.argwhere(near & (sub >= MARROW_HU))
+    idx = np.argwhere(sub >= MARROW_HU)
     if len(idx) == 0:
         return out
-    kvu = spine_coordinates(layout.straight, (idx + origin) * spacing)
+    kvu = frame.at(idx)
     out[tuple(idx[_lookup(sections, layout.straight, kvu)].T)] = True
     return out
 

@@ -137,10 +137,42 @@ def spine_coordinates(st: StraightSpine, points: np.ndarray, iterations: int = 8
 
 def _at(values: np.ndarray, k: np.ndarray) -> np.ndarray:
     """Linear interpolation of per-section vectors at fractional indices."""
-    i0 = np.clip(np.floor(k).astype(int), 0, len(values) - 1)
-    i1 = np.minimum(i0 + 1, len(values) - 1)
-    f = (k - i0)[:, None]
-    return values[i0] * (1.0 - f) + values[i1] * f
+    grid = np.arange(len(values), dtype=float)
+    return np.stack([np.interp(k, grid, values[:, j]) for j in range(values.shape[1])], axis=1)
+
+
+@dataclass(frozen=True)
+class BoxCoordinates:
+    """Spine coordinates ``(k, v, u)`` over a box of the canonical grid.
+
+    Computed exactly on a lattice of about ``step_mm`` and interpolated: they vary
+    smoothly (the cross-sections turn with the spine's curve over centimetres), so
+    millions of voxels cost a lattice of a hundred thousand points.
+    """
+
+    fields: np.ndarray  # (3, l0, l1, l2) float32: k, v, u on the lattice
+    factor: tuple  # native voxels per lattice step, per axis
+
+    def at(self, index: np.ndarray) -> np.ndarray:
+        """``(k, v, u)`` of box-local voxel indices ``(n, 3)``."""
+        index = np.asarray(index, dtype=float)
+        if len(index) == 0:
+            return np.zeros((0, 3))
+        pos = (index / np.asarray(self.factor, dtype=float)).T
+        return np.stack([ndimage.map_coordinates(f, pos, order=1, mode="nearest") for f in self.fields], axis=1)
+
+
+def box_coordinates(st: StraightSpine, box, spacing, step_mm: float = 2.0) -> BoxCoordinates:
+    """Spine coordinates of the voxels of ``box`` (slices of the canonical grid)."""
+    spacing = np.asarray(spacing, dtype=float)
+    factor = tuple(int(max(round(step_mm / s), 1)) for s in spacing)
+    axes = [np.arange(0, (b.stop - b.start) + f, f) for b, f in zip(box, factor)]
+    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    origin = np.array([b.start for b in box], dtype=float)
+    kvu = spine_coordinates(st, (grid + origin) * spacing)
+    shape = tuple(len(a) for a in axes)
+    fields = np.stack([kvu[:, j].reshape(shape) for j in range(3)]).astype(np.float32)
+    return BoxCoordinates(fields, factor)
 
 
 def _arc_resample(axis: SpineAxis, step_mm: float) -> tuple[np.ndarray, np.ndarray]:

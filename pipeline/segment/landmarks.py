@@ -23,9 +23,7 @@ import numpy as np
 from scipy import ndimage
 
 from .bone import label_components
-from .column import spine_coordinates
 from .distance import depth_mm
-from .spine import SpineLayout
 
 #: How close (mm) a rib or the pelvis must come to a vertebra to count as joined to it.
 TOUCH_MM = 3.0
@@ -60,8 +58,7 @@ class Landmarks:
         return {s for s, c in self.pelvis.get(k, {}).items() if c >= PELVIS_CONTACT_MM3}
 
 
-def find_landmarks(labels: np.ndarray, lateral: np.ndarray, depth: np.ndarray, spacing,
-                   origin, layout: SpineLayout) -> Landmarks:
+def find_landmarks(labels: np.ndarray, lateral: np.ndarray, depth: np.ndarray, spacing, frame) -> Landmarks:
     """Ribs and pelvis joined to each vertebra (arrays in a box of the canonical grid).
 
     Parameters
@@ -74,12 +71,10 @@ def find_landmarks(labels: np.ndarray, lateral: np.ndarray, depth: np.ndarray, s
         Depth inside bone, mm.
     spacing : sequence of 3 float
         Voxel size, mm.
-    origin : sequence of 3 int
-        Canonical index of the box's first voxel.
-    layout : SpineLayout
+    frame : BoxCoordinates
+        Spine coordinates of the box's voxels.
     """
     spacing = np.asarray(spacing, dtype=float)
-    origin = np.asarray(origin, dtype=float)
     voxel = float(np.prod(spacing))
     comp, m = label_components(lateral)
     ribs: dict = {}
@@ -99,7 +94,7 @@ def find_landmarks(labels: np.ndarray, lateral: np.ndarray, depth: np.ndarray, s
         if not touched.any():
             continue
         pidx = np.argwhere(piece)
-        pk = spine_coordinates(layout.straight, (pidx + origin + [g.start for g in grown]) * spacing)
+        pk = frame.at(pidx + [g.start for g in grown])
         if np.abs(pk[:, 2]).max() < MIN_REACH_MM:
             continue
         d = depth[grown][piece]
@@ -108,7 +103,7 @@ def find_landmarks(labels: np.ndarray, lateral: np.ndarray, depth: np.ndarray, s
             piece.sum() * voxel >= PELVIS_MIN_MM3)
         cidx = np.argwhere(touched > 0)
         cvals = touched[tuple(cidx.T)]
-        ck = spine_coordinates(layout.straight, (cidx + origin + [g.start for g in grown]) * spacing)
+        ck = frame.at(cidx + [g.start for g in grown])
         v, u = ck[:, 1], ck[:, 2]
         if thick:
             # The sacroiliac joint: far out on the sacral ala, behind the body's front.
