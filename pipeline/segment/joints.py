@@ -14,9 +14,9 @@ import numpy as np
 from . import filters
 
 #: Dip (HU) below both neighbouring plates that marks a joint space, see :func:`joint_gaps`.
-JOINT_GAP_HU = 150.0
+JOINT_GAP_HU = 100.0
 #: How a joint's dip weighs against bone depth in the watershed relief.
-GAP_WEIGHT_MM_PER_HU = 0.02
+GAP_WEIGHT_MM_PER_HU = 0.1
 
 
 def joint_gaps(hu: np.ndarray, spacing, step_mm: float = 1.5) -> np.ndarray:
