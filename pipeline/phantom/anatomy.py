@@ -107,6 +107,11 @@ class SpineModel:
     def _build_vertebrae(self):
         names = self.levels
         sacrum, s1_body, s1_joints = sacrum_shape(spec("S1"), self.frames["S1"])
+        # The label S1 is the sacrum's first segment (TotalSegmentator's
+        # vertebrae_S1): sacral bone below the S1 body's lower border (S2 on) is
+        # bone but not this vertebra.
+        f1 = self.frames["S1"]
+        self.s1_lower_border = HalfSpace(f1.point((0.0, 0.0, -spec("S1").height / 2 - 0.5)), f1.R[:, 2])
         self.intact_bodies["S1"] = s1_body
         self.bodies["S1"] = s1_body
         self.joints["S1"] = s1_joints

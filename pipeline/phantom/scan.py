@@ -193,6 +193,12 @@ def synthesise_slab(model: PhantomModel, affine, k0, k1, rows, cols, *, supersam
             if v:
                 lab[_majority(lab_s == v, centre == v)] = v
         labels[near] = lab
+    # Below S1's lower border the sacrum (S2 on) is bone but no labelled vertebra.
+    s1 = model.spine.label_values["S1"]
+    below = labels == s1
+    if below.any():
+        below[below] = model.spine.s1_lower_border.sdf(P[below]) < 0.0
+        labels[below] = 0
     defect = _defect_occupancy(model, P, affine, band, supersample)
     shape = (k1 - k0, rows, cols)
     out_hu = np.empty(len(P), np.float32)

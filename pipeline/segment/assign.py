@@ -41,6 +41,9 @@ AHEAD_MM = 70.0
 SIDE_MM = 95.0
 #: Bone this far left or right of the canal is never vertebra (ribs, ilium).
 FAR_LATERAL_MM = 62.0
+#: Bone lateral of RIB_FROM_MM reaching out to RIB_REACH_MM is rib or ilium, mm.
+RIB_FROM_MM = 45.0
+RIB_REACH_MM = 75.0
 #: Body core: this deep inside bone (mm), in front of the canal, away from the discs.
 CORE_DEPTH_MM = 3.0
 CORE_V = (12.0, 60.0)
@@ -114,6 +117,7 @@ def label_vertebrae(hu: np.ndarray, spacing, layout: SpineLayout, low: float, hi
     lateral_id, beyond_id = n + 1, n + 2
     # Not vertebra: far lateral bone (ribs, ilium), and bone beyond the vertebrae kept.
     markers_flat[np.abs(u) >= FAR_LATERAL_MM] = lateral_id
+    markers_flat[_long_lateral(bone, idx, u)] = lateral_id
     top, bottom = slots[0], slots[-1]
     column = (v > 0) & (np.abs(u) < 30)
     beyond = column & ((k > top.high + 2.0 / step) | (k < bottom.low - 2.0 / step)) & (d >= 2.0)
@@ -151,6 +155,27 @@ def label_vertebrae(hu: np.ndarray, spacing, layout: SpineLayout, low: float, hi
     labels = _keep_main_piece(labels, n, layout, origin[0], hu.shape[0])
     labels = _fill_vertebrae(labels, n)
     return LabelledSpine(labels=labels, lateral=flooded == lateral_id, depth=depth, box=box, frame=frame)
+
+
+def _long_lateral(bone: np.ndarray, idx: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Bone beside the spine that belongs to a rib or an ilium (flat index into ``idx``).
+
+    A flood from far out along a thin rib meets the flood from the vertebra half-way,
+    giving the vertebra the rib's first centimetres. A transverse process ends within
+    ~55 mm of the canal; a rib or an ilium runs on to 75 mm and beyond. Pieces of bone
+    lateral of ``RIB_FROM_MM`` that reach ``RIB_REACH_MM`` are therefore seeded as
+    not vertebra all the way in to ``RIB_FROM_MM``.
+    """
+    side = np.abs(u) >= RIB_FROM_MM
+    mask = np.zeros(bone.shape, dtype=bool)
+    mask[tuple(idx[side].T)] = True
+    comp, m = label_components(mask)
+    if m == 0:
+        return np.zeros(len(idx), dtype=bool)
+    far = np.zeros(m + 1, dtype=bool)
+    far[np.unique(comp[tuple(idx[np.abs(u) >= RIB_REACH_MM].T)])] = True
+    far[0] = False
+    return far[comp[tuple(idx.T)]]
 
 
 def _arch_at_scan_end(labels, loose, layout: SpineLayout, frame: BoxCoordinates, spacing, origin, n_slices) -> np.ndarray:
