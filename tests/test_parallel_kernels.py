@@ -1,7 +1,7 @@
 """The fast paths give exactly what the plain library calls give.
 
-Threaded slab filters against scipy.ndimage, per-slice distance transforms against
-scipy's 2-D EDT, the grid-accelerated mesh distance against trimesh's R-tree query,
+Threaded slab filters against scipy.ndimage, the grid-accelerated mesh distance
+against trimesh's R-tree query,
 and the process map against a plain loop.
 """
 
@@ -44,31 +44,6 @@ def test_slab_filters_are_bit_identical_to_scipy(blobs, two_workers):
     assert np.array_equal(filters.binary_dilation(mask, plane), ndimage.binary_dilation(mask, plane))
 
 
-@pytest.mark.parametrize("axis", [0, 2])
-def test_in_plane_depth_matches_scipy_per_slice(blobs, axis):
-    _, mask = blobs
-    spacing = (1.25, 0.7, 0.9)
-    got = distance.in_plane_depth_mm(mask, spacing, axis)
-    sp = [s for i, s in enumerate(spacing) if i != axis]
-    want = np.stack(
-        [ndimage.distance_transform_edt(m, sampling=sp) for m in np.moveaxis(mask, axis, 0)], axis=axis
-    )
-    np.testing.assert_allclose(got, want, atol=1e-4)
-
-
-def test_close_in_plane_matches_scipy_disk_closing(blobs):
-    _, mask = blobs
-    spacing = (1.0, 0.75, 0.75)
-    radius = 2.0
-    got = distance.close_in_plane(mask, spacing, radius)
-    # Reference: dilate then erode by a Euclidean disk, slice by slice, with scipy.
-    want = []
-    for m in mask:
-        grown = ndimage.distance_transform_edt(~m, sampling=spacing[1:]) <= radius if m.any() else m
-        want.append(ndimage.distance_transform_edt(grown, sampling=spacing[1:]) > radius)
-    assert np.array_equal(got, np.stack(want))
-
-
 def test_mesh_distance_matches_trimesh_rtree_query():
     surface = trimesh.creation.icosphere(subdivisions=4, radius=10.0)
     rng = np.random.default_rng(3)
@@ -96,20 +71,3 @@ def test_process_map_keeps_order_and_reports_each_result(monkeypatch, n_workers)
     assert seen == [x * x for x in range(8)]
     with pytest.raises(ValueError, match="unlucky"):
         parallel.map_processes(_square, [1, 13, 2])
-
-
-@pytest.mark.parametrize("axis", [0, 1, 2])
-def test_marrow_cavity_rim_matches_a_maximum_filter(axis):
-    from pipeline.segment.marrow import _rim
-
-    rng = np.random.default_rng(axis)
-    walls = ndimage.gaussian_filter(rng.random((20, 30, 40)), 1.2) > 0.5
-    holes = ~walls & (rng.random(walls.shape) > 0.3)
-    plane = np.expand_dims(ndimage.generate_binary_structure(2, 1), axis)
-    plane = np.concatenate([np.zeros_like(plane), plane, np.zeros_like(plane)], axis=axis)
-    labels, _ = ndimage.label(holes, structure=plane)
-    want = np.where(walls, ndimage.maximum_filter(labels, footprint=plane), 0)
-    rim, owner = _rim(holes, labels, walls, plane, axis)
-    got = np.zeros(labels.size, labels.dtype)
-    got[rim] = owner
-    assert np.array_equal(got, want.ravel())

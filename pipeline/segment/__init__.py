@@ -101,7 +101,9 @@ def segment_vertebrae(
     """
     lo, hi = hu_range(preset, low, high)
     full, affine_c, undo = reorient(volume.hu, volume.affine, "SPL")
-    spacing = voxel_sizes(affine_c)
+    # Rounded to 0.1 um: a NIfTI header's float32 affine and the DICOM series it came
+    # from must give the same labels, voxel for voxel.
+    spacing = tuple(round(s, 4) for s in voxel_sizes(affine_c))
     layout = find_spine(full, spacing)
     warnings: list[str] = []
     labels_c = np.zeros(full.shape, dtype=np.int16)

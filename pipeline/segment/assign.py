@@ -75,6 +75,10 @@ ENVELOPE_MM = 4.0
 #: contrast or an organ, not bone, mm.
 THICK_SOFT_MM = 5.0
 BLOOD_MAX_HU = 600.0
+#: Within a disc (and its blurred fringe, DISC_FRINGE_MM beyond its measured
+#: half-thickness), bone is at least this bright, HU.
+DISC_BONE_HU = 400.0
+DISC_FRINGE_MM = 1.5
 #: Height of the wall raised at each disc level inside the body column, mm of depth.
 DISC_WALL_MM = 20.0
 
@@ -276,7 +280,16 @@ def spine_bone(hu: np.ndarray, spacing, frame: BoxCoordinates, layout: SpineLayo
         mask[tuple(idx[keep].T)] = True
     # Peel the blurred fringe of the solid (not of the cortex alone, which a peel
     # could break open before its marrow is filled).
-    return fill_3d(partial_volume_edge(fill_3d(mask | marrow), hu, spacing, keep=marrow))
+    solid = fill_3d(partial_volume_edge(fill_3d(mask | marrow), hu, spacing, keep=marrow))
+    # A disc is not bone: where the blurred fringes of its two endplates closed over
+    # it and the fill took it in, it is cut out again (bright bone in a disc, an
+    # osteophyte or a calcified annulus, stays).
+    idx = np.argwhere(solid)
+    kvu = frame.at(idx)
+    disc = (kvu[:, 1] > ARCH_V) & (np.abs(kvu[:, 2]) <= BODY_U) & _in_disc(layout, kvu, DISC_FRINGE_MM / layout.step_mm)
+    disc &= (hu[tuple(idx.T)] < DISC_BONE_HU) & ~marrow[tuple(idx.T)]
+    solid[tuple(idx[disc].T)] = False
+    return solid
 
 
 def _fill_vertebrae(labels: np.ndarray, n: int) -> np.ndarray:
@@ -366,6 +379,17 @@ def body_interior_sections(layout: SpineLayout) -> tuple[np.ndarray, np.ndarray]
                 continue  # no disc bounds it: nothing says where the body ends
             out[k] = footprint & bright[k] & (k > lo) & (k < hi)
     return out, prism
+
+
+def _in_disc(layout: SpineLayout, kvu: np.ndarray, margin: float = 0.0) -> np.ndarray:
+    """Whether points ``(k, v, u)`` lie within a disc (between its two endplates,
+    each moved ``margin`` sections further out)."""
+    out = np.zeros(len(kvu), dtype=bool)
+    for slot in layout.slots:
+        plane = slot.high_plane
+        if plane is not None:
+            out |= np.abs(kvu[:, 0] - plane.at(kvu[:, 1], kvu[:, 2])) < plane.half + margin
+    return out
 
 
 def _thick_blobs(hu: np.ndarray, spacing) -> np.ndarray:

@@ -21,7 +21,7 @@ except ImportError:  # pragma: no cover - declared dependency
     cc3d = None
 
 #: Where between the soft tissue outside and the bone inside the bone edge is drawn:
-#: half-way, where a voxel is half bone (see :func:`partial_volume_edge`).
+#: half-way, where a voxel is half bone.
 EDGE_FRACTION = 0.5
 #: Voxels this small (mm) resolve a cortex: its edge is half its peak.
 RESOLVED_MM = 1.6

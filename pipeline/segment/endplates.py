@@ -25,6 +25,8 @@ FIT_V = (10.0, 55.0)
 FIT_U = 25.0
 #: Largest tilt of a disc against the cross-section, as a slope (tan 35 deg).
 MAX_SLOPE = 0.7
+#: How far a disc reaches beyond the half-way crossing of its profile, mm.
+EDGE_BLUR_MM = 0.5
 #: A column's dip must be at least this deep to count, HU.
 MIN_DIP_HU = 20.0
 
@@ -118,5 +120,7 @@ def fit_disc(st: StraightSpine, centre: int, reach: int, step_mm: float) -> Disc
     vm, um = float(np.average(vv[ok][keep], weights=wts[keep])), float(np.average(uu[ok][keep], weights=wts[keep]))
     k_mid = float(np.array([1.0, vm, um]) @ coef)
     k0 = k_mid - a * vm - b * um
-    thickness = float(np.median(half[ok][keep])) if keep.any() else 1.0
+    # The half-way crossing lies inside the blur of the endplate's edge: the disc
+    # reaches about a millimetre further.
+    thickness = (float(np.median(half[ok][keep])) if keep.any() else 1.0) + EDGE_BLUR_MM / step_mm
     return DiscPlane(k0, a, b, float(np.clip(thickness, 1.0 / step_mm, 7.0 / step_mm)))

@@ -174,11 +174,12 @@ def _count_from(n: int, anchor: int, anchor_name: str) -> list[str]:
 
 
 def irregular(heights_mm: list[float]) -> list[int]:
-    """Vertebrae (1-based) over 1.6 times or under 0.55 times their neighbours' height."""
+    """Vertebrae (1-based) over 1.6 times or under 0.55 times the median height of the
+    two vertebrae on either side (whole ones only)."""
     h = np.asarray(heights_mm, dtype=float)
     out = []
     for i in range(len(h)):
-        nb = [h[j] for j in (i - 1, i + 1) if 0 <= j < len(h) and np.isfinite(h[j])]
+        nb = [h[j] for j in (i - 2, i - 1, i + 1, i + 2) if 0 <= j < len(h) and np.isfinite(h[j])]
         if not nb or not np.isfinite(h[i]):
             continue
         ref = float(np.median(nb))
