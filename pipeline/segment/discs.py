@@ -52,6 +52,10 @@ DIP_HU = 60.0
 PEDICLE_V = (-6.0, 6.0)
 PEDICLE_U = (7.0, 25.0)
 PEDICLE_HU = 200.0
+#: Share of the body band that is bone or ringed by bone in a vertebral body, and
+#: below which no body is there at all (the spine has ended).
+BODY_FILL = 0.3
+NO_BODY_FILL = 0.15
 #: Centre-to-centre spacing of consecutive discs, mm (C7 ~ 16, L3 ~ 40).
 PERIOD_MM = (11.0, 52.0)
 
@@ -258,8 +262,19 @@ def find_discs(evidence: DiscEvidence, pedicles: np.ndarray, step_mm: float) -> 
         if b < a:
             continue
         i = a + int(np.argmax(q[a : b + 1]))
+        if k in (0, n) and not _body_beyond(evidence.body_fill, i, -1 if k == 0 else 1, step_mm):
+            continue  # the spine ends there (nothing but soft tissue beyond): no disc
         discs[k], strength[k] = i, q[i]
     return discs, strength
+
+
+def _body_beyond(fill: np.ndarray, i: int, direction: int, step_mm: float) -> bool:
+    """Whether a body follows 4-10 mm beyond cross-section ``i`` (or the scan ends first)."""
+    a, b = sorted((i + direction * int(round(4.0 / step_mm)), i + direction * int(round(10.0 / step_mm))))
+    a, b = max(a, 0), min(b, len(fill) - 1)
+    if b < a:
+        return True
+    return float(np.median(fill[a : b + 1])) >= NO_BODY_FILL
 
 
 def _step(st: StraightSpine) -> float:

@@ -15,7 +15,7 @@ import numpy as np
 from .canal import SpineAxis, extend_axis, find_canal
 from .column import StraightSpine, straighten
 from .endplates import DiscPlane, fit_disc
-from .discs import DEFAULT_PERIOD_MM, DiscEvidence, disc_evidence, find_discs, find_pedicles
+from .discs import BODY_FILL, DEFAULT_PERIOD_MM, NO_BODY_FILL, DiscEvidence, disc_evidence, find_discs, find_pedicles
 from .grid import analysis_grid
 
 #: A vertebra cut by the end of the scan is kept when at least this share of a
@@ -24,8 +24,6 @@ MIN_PARTIAL = 0.25
 #: Disc evidence strong enough to continue counting vertebrae beyond the last
 #: pedicle level found (lumbosacral junction, a cut arch).
 STRONG_DISC = 1.0
-#: Share of the body band that must be bone or ringed for a stretch to be a body.
-BODY_FILL = 0.3
 
 
 @dataclass(frozen=True)
@@ -120,7 +118,8 @@ def _slots(ev: DiscEvidence, st: StraightSpine, pedicles, discs, strength, step)
     for k in range(n):
         lo, hi = int(discs[k]), int(discs[k + 1])
         slots.append(VertebraSlot(
-            low=lo if lo >= 0 else 0, high=hi if hi >= 0 else last,
+            low=lo if lo >= 0 else _body_end(fill, int(pedicles[k]), -1),
+            high=hi if hi >= 0 else _body_end(fill, int(pedicles[k]), 1),
             low_disc=lo >= 0, high_disc=hi >= 0, pedicle=int(pedicles[k]),
             disc_strength=(float(strength[k]), float(strength[k + 1])),
         ))
@@ -141,7 +140,7 @@ def _slots(ev: DiscEvidence, st: StraightSpine, pedicles, discs, strength, step)
                     nxt = i
             if nxt < 0:
                 # The scan's end: a partial vertebra if enough body is in view.
-                end = 0 if direction < 0 else last
+                end = _body_end(fill, d, direction)
                 span = abs(end - d)
                 if span >= MIN_PARTIAL * t:
                     far = int(round(d + direction * min(span, t)))
@@ -180,3 +179,13 @@ def _slots(ev: DiscEvidence, st: StraightSpine, pedicles, discs, strength, step)
                 planes[k] = fit_disc(st, k, reach, step)
     return [replace(s, low_plane=planes.get(s.low) if s.low_disc else None,
                     high_plane=planes.get(s.high) if s.high_disc else None) for s in keep]
+
+
+def _body_end(fill: np.ndarray, start: int, direction: int) -> int:
+    """The last cross-section from ``start`` towards ``direction`` still in a body:
+    before the body band empties for good (the spine ends), or the scan's end."""
+    i = start
+    last = len(fill) - 1
+    while 0 < i < last and (fill[i + direction] >= NO_BODY_FILL or fill[min(max(i + 2 * direction, 0), last)] >= NO_BODY_FILL):
+        i += direction
+    return i
