@@ -88,16 +88,33 @@ def vertebra_models(
     return models
 
 
+def _largest_piece(mask: np.ndarray) -> np.ndarray:
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3)))
+    if n <= 1:
+        return mask
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    return labels == int(np.argmax(sizes))
+
+
 def _model(job) -> VertebraModel:
     """Mesh, check and measure one vertebra (runs in a worker process)."""
     level, value, mask, box_affine, decimate, taubin_iterations, voxel_mm3, cut = job
     mesh = mesh_vertebra(mask, box_affine, decimate=decimate, taubin_iterations=taubin_iterations)
     quality = check_mesh(mesh)
     if decimate > 0 and not quality.printable:
-        # Decimation can, rarely, fold a triangle through a neighbour; the full
-        # mesh never does.
+        # Decimation can, rarely, fold a triangle through a neighbour.
         mesh = mesh_vertebra(mask, box_affine, decimate=0.0, taubin_iterations=taubin_iterations)
         quality = check_mesh(mesh)
+    if not quality.printable:
+        # Smoothing can fold a sheet of bone one voxel thin (a cut endplate's rim)
+        # through itself: such sheets are below the scan's resolution; without them
+        # the surface is sound.
+        opened = ndimage.binary_opening(mask, ndimage.generate_binary_structure(3, 1)) & mask
+        if opened.any():
+            mask = _largest_piece(opened)
+            mesh = mesh_vertebra(mask, box_affine, decimate=decimate, taubin_iterations=taubin_iterations)
+            quality = check_mesh(mesh)
     return VertebraModel(
         level=level,
         label_value=value,

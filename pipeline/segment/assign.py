@@ -276,7 +276,7 @@ def spine_bone(hu: np.ndarray, spacing, frame: BoxCoordinates, layout: SpineLayo
         # thick, even blobs: in front of the canal and outside every body's prism,
         # such a blob is not bone.
         vessel = _thick_blobs(hu, spacing)[tuple(idx.T)]
-        keep &= ~(vessel & (v > ARCH_V) & ~_lookup(prism, layout.straight, kvu))
+        keep &= ~(vessel & (v > ARCH_V) & (_lookup(prism, layout.straight, kvu) == 0))
         mask[tuple(idx[keep].T)] = True
     # Peel the blurred fringe of the solid (not of the cortex alone, which a peel
     # could break open before its marrow is filled).
@@ -286,7 +286,8 @@ def spine_bone(hu: np.ndarray, spacing, frame: BoxCoordinates, layout: SpineLayo
     # osteophyte or a calcified annulus, stays).
     idx = np.argwhere(solid)
     kvu = frame.at(idx)
-    disc = (kvu[:, 1] > ARCH_V) & (np.abs(kvu[:, 2]) <= BODY_U) & _in_disc(layout, kvu, DISC_FRINGE_MM / layout.step_mm)
+    # Only within the bodies' outline: an osteophyte grows out of it at the disc.
+    disc = (_lookup(prism, layout.straight, kvu) == 2) & _in_disc(layout, kvu, DISC_FRINGE_MM / layout.step_mm)
     disc &= (hu[tuple(idx.T)] < DISC_BONE_HU) & ~marrow[tuple(idx.T)]
     solid[tuple(idx[disc].T)] = False
     return solid
@@ -308,8 +309,8 @@ def _fill_vertebrae(labels: np.ndarray, n: int) -> np.ndarray:
 def body_interior_sections(layout: SpineLayout) -> tuple[np.ndarray, np.ndarray]:
     """Marrow of each vertebral body on the straightened cross-sections, and its prism.
 
-    Returns ``(marrow, prism)``, bool arrays (ns, nv, nu). The prism is the convex
-    outline of a body's marrow, grown by ``ENVELOPE_MM`` (its cortex), between the
+    Returns ``(marrow, prism)`` (ns, nv, nu): marrow bool; prism 2 inside the convex
+    outline of a body's marrow, 1 within ``ENVELOPE_MM`` of it (its cortex), between the
     mid-planes of its two discs: where that body's bone may lie.
 
     Inside a body every direction meets cortex within a few centimetres, however
@@ -322,7 +323,7 @@ def body_interior_sections(layout: SpineLayout) -> tuple[np.ndarray, np.ndarray]
     region = (st.v[:, None] >= BODY_V[0]) & (np.abs(st.u)[None, :] <= BODY_U)
     middle = (st.v[:, None] >= 12.0) & (st.v[:, None] <= 28.0) & (np.abs(st.u)[None, :] <= 10.0)
     out = np.zeros(st.hu.shape, dtype=bool)
-    prism = np.zeros(st.hu.shape, dtype=bool)
+    prism = np.zeros(st.hu.shape, dtype=np.uint8)
     plane = ndimage.generate_binary_structure(2, 1)
     bright = smooth >= MARROW_HU
     grow = ndimage.iterate_structure(plane, max(int(round(ENVELOPE_MM / float(st.v[1] - st.v[0]))), 1))
@@ -362,13 +363,15 @@ def body_interior_sections(layout: SpineLayout) -> tuple[np.ndarray, np.ndarray]
         # half of its ringed sections have marrow.
         # No ringed section: nothing outlines the body, so its bone may lie anywhere
         # in front of the canal between its discs.
-        outline = region
+        core = outline = region
         if good:
-            outline = ndimage.binary_dilation(convex_hull_image(out[good].any(axis=0)), grow)
+            core = convex_hull_image(out[good].any(axis=0))
+            outline = ndimage.binary_dilation(core, grow)
+        level = outline.astype(np.uint8) + core.astype(np.uint8)
         mid_lo = slot.low_plane.at(vv, uu) if slot.low_plane else np.full(vv.shape, float(slot.low))
         mid_hi = slot.high_plane.at(vv, uu) if slot.high_plane else np.full(vv.shape, float(slot.high))
         for k in range(max(int(np.floor(mid_lo.min())), 0), min(int(np.ceil(mid_hi.max())), len(st.s) - 1) + 1):
-            prism[k] |= outline & (k >= mid_lo) & (k <= mid_hi)
+            np.maximum(prism[k], level * ((k >= mid_lo) & (k <= mid_hi)), out=prism[k])
         if not good:
             continue
         footprint = out[good].mean(axis=0) >= 0.5
@@ -416,12 +419,13 @@ def _body_interior(sub: np.ndarray, frame: BoxCoordinates, layout: SpineLayout, 
 
 
 def _lookup(sections: np.ndarray, st, kvu: np.ndarray) -> np.ndarray:
-    """Values of a straightened boolean array at spine coordinates ``(k, v, u)`` (nearest)."""
+    """Values of a straightened array at spine coordinates ``(k, v, u)`` (nearest; 0 or
+    False outside it)."""
     k = np.rint(kvu[:, 0]).astype(int)
     vi = np.rint((kvu[:, 1] - st.v[0]) / (st.v[1] - st.v[0])).astype(int)
     ui = np.rint((kvu[:, 2] - st.u[0]) / (st.u[1] - st.u[0])).astype(int)
     ok = (vi >= 0) & (vi < len(st.v)) & (ui >= 0) & (ui < len(st.u))
-    out = np.zeros(len(kvu), dtype=bool)
+    out = np.zeros(len(kvu), dtype=sections.dtype)
     out[ok] = sections[k[ok], vi[ok], ui[ok]]
     return out
 
