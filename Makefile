@@ -1,11 +1,12 @@
 # Two entry points for a fresh machine (see README.md):
 #   make demo   install into .venv, then run the main job on the bundled sample scan
 #   make test   install into .venv (same environment), then run the test suite
+#               (everything but the tests marked slow; make test-all runs those too)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-all bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +18,9 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/osteoprint demo
 
 test: $(VENV)/.installed
+	$(PY) -m pytest -m "not slow"
+
+test-all: $(VENV)/.installed
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed

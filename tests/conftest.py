@@ -284,6 +284,17 @@ def lumbar_segmentation(lumbar_scan):
 
 
 @pytest.fixture(scope="session")
+def lumbar_truth_labels(lumbar_scan):
+    """The sample's truth labels on the scan's own grid (slice, row, column)."""
+    from pipeline.exchange.nifti import read_nifti
+
+    stored, affine = read_nifti(SAMPLE_SCAN / "truth" / "labels.nii.gz")
+    # Stored (column, row, slice): the same voxels once the axes are reversed.
+    assert np.allclose(affine[:, [2, 1, 0, 3]], lumbar_scan.affine, atol=1e-4)
+    return np.ascontiguousarray(np.transpose(stored, (2, 1, 0)))
+
+
+@pytest.fixture(scope="session")
 def lumbar_anatomy(lumbar_segmentation):
     """``{level: VertebraAnatomy}`` of L1-L5 of the sample."""
     from pipeline.guide import analyse_segmentation

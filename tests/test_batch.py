@@ -110,6 +110,7 @@ def dask_cluster(tmp_path):
                     proc.wait()
 
 
+@pytest.mark.slow
 def test_dask_cluster_on_localhost(three_scans, dask_cluster, tmp_path, capsys):
     out = tmp_path / "out"
     code = main(["batch", *map(str, three_scans), "-o", str(out), "--scheduler", dask_cluster, "--json", "-q"])

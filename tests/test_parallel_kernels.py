@@ -12,7 +12,7 @@ from scipy import ndimage
 
 from pipeline import parallel
 from pipeline.mesh.surface import _max_distance_to_surface
-from pipeline.segment import distance, filters
+from pipeline.segment import filters
 
 
 @pytest.fixture(scope="module")

@@ -46,8 +46,9 @@ def float32_mesh(solid: m3d.Manifold, weld_mm: float = 5e-3, max_edge_mm: float 
     than ``max_edge_mm`` are then split (the faces stay where they are): a sleeve's
     15 mm cylinder faces, oblique to the axes, would otherwise make the
     self-intersection test of :func:`pipeline.mesh.check_mesh` ~15x slower. If the
-    rounded mesh still crosses itself, edges shorter than ``weld_mm`` are collapsed
-    (moving a vertex by at most that much) and the result kept if it crosses less.
+    rounded mesh still crosses itself or has zero-area triangles, edges shorter than
+    ``weld_mm`` are collapsed (moving a vertex by at most that much) and the result
+    kept if it has fewer such flaws.
 
     Returns
     -------
@@ -57,11 +58,15 @@ def float32_mesh(solid: m3d.Manifold, weld_mm: float = 5e-3, max_edge_mm: float 
     mesh = to_trimesh(solid.simplify(tolerance_mm).refine_to_length(max_edge_mm))
     rounded = trimesh.Trimesh(np.asarray(mesh.vertices, np.float32).astype(np.float64), mesh.faces, process=False)
     quality = check_mesh(rounded)
-    if not quality.self_intersections:
+    if not quality.self_intersections and not quality.degenerate_faces:
         return rounded, quality
     welded = _weld_short_edges(rounded, weld_mm)
     q2 = check_mesh(welded)
-    return (welded, q2) if q2.self_intersections < quality.self_intersections else (rounded, quality)
+    return (welded, q2) if q2.printable or _flaws(q2) < _flaws(quality) else (rounded, quality)
+
+
+def _flaws(quality) -> tuple[int, int]:
+    return quality.self_intersections, quality.degenerate_faces
 
 
 def _weld_short_edges(mesh: trimesh.Trimesh, weld_mm: float) -> trimesh.Trimesh:

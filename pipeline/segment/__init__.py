@@ -17,6 +17,7 @@ import numpy as np
 from ..volume import CTVolume, reorient, voxel_sizes
 from .assign import label_vertebrae
 from .landmarks import find_landmarks
+from .sacrum import first_sacral_segment
 from .levels import VERSE_LABELS, label_value, name_levels, spacing_warnings
 from .spine import find_spine
 from .threshold import PRESETS, hu_range
@@ -126,12 +127,15 @@ def segment_vertebrae(
         warnings.extend(spacing_warnings(heights, names))
         # Below S1 the sacrum is one fused bone (S2-S5), not vertebrae to print.
         kept = list(range(n))
+        in_box = parts.labels
         if "S1" in naming.anchors:
-            kept = [i for i in kept if i < naming.anchors["S1"]]
+            s1 = naming.anchors["S1"]  # counted from 1, like the labels
+            kept = [i for i in kept if i < s1]
+            in_box = first_sacral_segment(parts, s1, s1 - 1, layout)
         values = [label_value(names[i], i + 1) for i in kept]
         lut = np.zeros(n + 2, dtype=np.int16)
         lut[[i + 1 for i in kept]] = values
-        labels_c[parts.box] = lut[parts.labels]
+        labels_c[parts.box] = lut[in_box]
         for i in kept:
             vertebrae.append({"level": names[i], "complete": bool(layout.slots[i].complete),
                               "height_mm": round(float(heights[i]), 1), **naming.per_vertebra[i]})

@@ -44,6 +44,15 @@ FAR_LATERAL_MM = 62.0
 #: Bone lateral of RIB_FROM_MM reaching out to RIB_REACH_MM is rib or ilium, mm.
 RIB_FROM_MM = 45.0
 RIB_REACH_MM = 75.0
+#: A rib is thin (never this deep inside bone, mm) and is seeded in to RIB_NEAR_MM:
+#: its head sits against the body, ~20 mm beside the canal, inside a transverse
+#: process's reach.
+RIB_DEPTH_MM = 6.0
+RIB_NEAR_MM = 24.0
+#: ... and smaller than an ilium, cm3 (the landmarks' smallest pelvis piece).
+RIB_MAX_CM3 = 40.0
+#: A hole within this distance (mm) of the canal's centre is the canal.
+CANAL_RADIUS_MM = 5.0
 #: Body core: this deep inside bone (mm), in front of the canal, away from the discs.
 CORE_DEPTH_MM = 3.0
 CORE_V = (12.0, 60.0)
@@ -78,7 +87,7 @@ BLOOD_MAX_HU = 600.0
 #: Within a disc (and its blurred fringe, DISC_FRINGE_MM beyond its measured
 #: half-thickness), bone is at least this bright, HU.
 DISC_BONE_HU = 400.0
-DISC_FRINGE_MM = 1.5
+DISC_FRINGE_MM = 0.75
 #: Height of the wall raised at each disc level inside the body column, mm of depth.
 DISC_WALL_MM = 20.0
 
@@ -121,7 +130,8 @@ def label_vertebrae(hu: np.ndarray, spacing, layout: SpineLayout, low: float, hi
     lateral_id, beyond_id = n + 1, n + 2
     # Not vertebra: far lateral bone (ribs, ilium), and bone beyond the vertebrae kept.
     markers_flat[np.abs(u) >= FAR_LATERAL_MM] = lateral_id
-    markers_flat[_long_lateral(bone, idx, u)] = lateral_id
+    markers_flat[_long_lateral(bone, idx, u, RIB_FROM_MM)] = lateral_id
+    markers_flat[_long_lateral(split, idx, u, RIB_NEAR_MM, depth, RIB_DEPTH_MM, float(np.prod(spacing)))] = lateral_id
     top, bottom = slots[0], slots[-1]
     column = (v > 0) & (np.abs(u) < 30)
     beyond = column & ((k > top.high + 2.0 / step) | (k < bottom.low - 2.0 / step)) & (d >= 2.0)
@@ -157,27 +167,39 @@ def label_vertebrae(hu: np.ndarray, spacing, layout: SpineLayout, low: float, hi
     labels = np.where(flooded <= n, flooded, 0).astype(np.int16)
     labels = _arch_at_scan_end(labels, bone & (flooded == 0), layout, frame, spacing, origin, hu.shape[0])
     labels = _keep_main_piece(labels, n, layout, origin[0], hu.shape[0])
-    labels = _fill_vertebrae(labels, n)
+    labels = _fill_vertebrae(labels, n, frame)
     return LabelledSpine(labels=labels, lateral=flooded == lateral_id, depth=depth, box=box, frame=frame)
 
 
-def _long_lateral(bone: np.ndarray, idx: np.ndarray, u: np.ndarray) -> np.ndarray:
+def _long_lateral(bone: np.ndarray, idx: np.ndarray, u: np.ndarray, start_mm: float,
+                  depth: np.ndarray | None = None, thinner_mm: float = np.inf,
+                  voxel_mm3: float = 0.0) -> np.ndarray:
     """Bone beside the spine that belongs to a rib or an ilium (flat index into ``idx``).
 
     A flood from far out along a thin rib meets the flood from the vertebra half-way,
     giving the vertebra the rib's first centimetres. A transverse process ends within
     ~55 mm of the canal; a rib or an ilium runs on to 75 mm and beyond. Pieces of bone
     lateral of ``RIB_FROM_MM`` that reach ``RIB_REACH_MM`` are therefore seeded as
-    not vertebra all the way in to ``RIB_FROM_MM``.
+    not vertebra all the way in to ``start_mm``. A rib's head lies against the body,
+    nearer than any transverse process tip: pieces never deeper than ``thinner_mm``
+    (``depth``, mm) and smaller than ``RIB_MAX_CM3`` (ribs, not the sacral ala and
+    ilium; ``voxel_mm3`` is a voxel's volume) are seeded from
+    nearer in (``bone`` then has its joint spaces cut, so a rib is a piece of its own).
     """
-    side = np.abs(u) >= RIB_FROM_MM
+    side = np.abs(u) >= start_mm
     mask = np.zeros(bone.shape, dtype=bool)
     mask[tuple(idx[side].T)] = True
+    mask &= bone
     comp, m = label_components(mask)
     if m == 0:
         return np.zeros(len(idx), dtype=bool)
     far = np.zeros(m + 1, dtype=bool)
     far[np.unique(comp[tuple(idx[np.abs(u) >= RIB_REACH_MM].T)])] = True
+    if depth is not None:
+        deepest = ndimage.maximum(depth, comp, np.arange(m + 1))
+        far &= np.asarray(deepest) < thinner_mm
+        size = np.bincount(comp.ravel(), minlength=m + 1) * voxel_mm3 / 1000.0
+        far &= size < RIB_MAX_CM3
     far[0] = False
     return far[comp[tuple(idx.T)]]
 
@@ -293,9 +315,10 @@ def spine_bone(hu: np.ndarray, spacing, frame: BoxCoordinates, layout: SpineLayo
     return solid
 
 
-def _fill_vertebrae(labels: np.ndarray, n: int) -> np.ndarray:
+def _fill_vertebrae(labels: np.ndarray, n: int, frame: BoxCoordinates) -> np.ndarray:
     """Close each vertebra's cavities in 3-D (one vertebra never encloses the canal,
-    which is open above and below)."""
+    which is open above and below), then slice by slice: the marrow of a faint
+    osteoporotic arch at 3 mm is ringed in each slice but open in 3-D."""
     out = labels.copy()
     for value, sl in enumerate(ndimage.find_objects(labels), start=1):
         if sl is None or value > n:
@@ -303,6 +326,10 @@ def _fill_vertebrae(labels: np.ndarray, n: int) -> np.ndarray:
         filled = fill_3d(labels[sl] == value)
         view = out[sl]
         view[filled & (view == 0)] = value
+    for value in range(1, n + 1):
+        own = out == value
+        if own.any():
+            out[fill_slices(own, own, frame) & (out == 0)] = value
     return out
 
 
@@ -365,8 +392,11 @@ def body_interior_sections(layout: SpineLayout) -> tuple[np.ndarray, np.ndarray]
         # in front of the canal between its discs.
         core = outline = region
         if good:
-            core = convex_hull_image(out[good].any(axis=0))
-            outline = ndimage.binary_dilation(core, grow)
+            outline = ndimage.binary_dilation(convex_hull_image(out[good].any(axis=0)), grow)
+            # The core is the outline of most sections: a rim osteophyte, present in
+            # a few sections only, lies outside it.
+            typical = out[good].mean(axis=0) >= 0.5
+            core = convex_hull_image(typical) if typical.any() else convex_hull_image(out[good].any(axis=0))
         level = outline.astype(np.uint8) + core.astype(np.uint8)
         mid_lo = slot.low_plane.at(vv, uu) if slot.low_plane else np.full(vv.shape, float(slot.low))
         mid_hi = slot.high_plane.at(vv, uu) if slot.high_plane else np.full(vv.shape, float(slot.high))
@@ -442,3 +472,20 @@ def _spine_box(shape, spacing, layout: SpineLayout) -> tuple[slice, slice, slice
     lo = np.clip(lo, 0, np.asarray(shape))
     hi = np.clip(hi, 0, np.asarray(shape))
     return tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+
+
+def fill_slices(walls: np.ndarray, own: np.ndarray, frame: BoxCoordinates) -> np.ndarray:
+    """``own`` plus the holes of ``walls`` beside it, slice by slice (axial), except the
+    canal (holes within ``CANAL_RADIUS_MM`` of its centre)."""
+    out = own.copy()
+    for z in np.flatnonzero(own.any(axis=(1, 2))):
+        holes = ndimage.binary_fill_holes(walls[z]) & ~walls[z]
+        comp, n = ndimage.label(holes)
+        if n == 0:
+            continue
+        beside = np.unique(comp[ndimage.binary_dilation(own[z]) & holes])
+        pts = np.argwhere(comp > 0)
+        coords = frame.at(np.column_stack([np.full(len(pts), z), pts]))
+        canal = np.unique(comp[tuple(pts[np.hypot(coords[:, 1], coords[:, 2]) < CANAL_RADIUS_MM].T)])
+        out[z] |= np.isin(comp, np.setdiff1d(beside[beside > 0], canal))
+    return out

@@ -228,9 +228,11 @@ def _kill_at(proc, stage: str, sig) -> tuple[int, str]:
     return proc.wait(), "".join(seen) + (rest or "")
 
 
-@pytest.mark.parametrize("sig,stage", [(signal.SIGTERM, "meshing vertebrae"), (signal.SIGINT, "segmenting"),
-                                       (signal.SIGKILL, "writing prints")],
-                         ids=["sigterm-meshing", "sigint-segmenting", "sigkill-writing"])
+@pytest.mark.parametrize("sig,stage", [
+    pytest.param(signal.SIGTERM, "meshing vertebrae", id="sigterm-meshing"),
+    pytest.param(signal.SIGINT, "segmenting", id="sigint-segmenting", marks=pytest.mark.slow),
+    pytest.param(signal.SIGKILL, "writing prints", id="sigkill-writing", marks=pytest.mark.slow),
+])
 def test_a_real_signal_leaves_no_trace(sig, stage, bases, prepared, tmp_path):
     out, digest = prepared
     status, err = _kill_at(_popen(_model(bases, out, "--decimate", "0.3")), stage, sig)

@@ -19,7 +19,10 @@ from . import inputs as I
 from .corpus import CASES, argv
 from .conftest import copy_result, tree_digest
 
-RUNS = [(case, command) for case in CASES for command in case.commands]
+# Every case once with its first command in the everyday suite; every other
+# command on it under the ``slow`` marker (``make test-all``).
+RUNS = [pytest.param(case, command, id=f"{case.name}-{command}", marks=() if i == 0 else pytest.mark.slow)
+        for case in CASES for i, command in enumerate(case.commands)]
 PROGRESS = re.compile(r"^(\[ *[0-9.]+ s\] | {9})")
 
 
@@ -61,7 +64,7 @@ def files_text(folder: Path) -> str:
     return "\n".join(parts)
 
 
-@pytest.mark.parametrize("case,command", RUNS, ids=[f"{c.name}-{cmd}" for c, cmd in RUNS])
+@pytest.mark.parametrize("case,command", RUNS)
 def test_hostile_case(case, command, bases, previous_result, tmp_path, capsys, log_dir):
     inp = case.build(tmp_path, bases)
     out = tmp_path / "out"
