@@ -9,10 +9,12 @@ import re
 
 import numpy as np
 import pydicom
+import pytest
 
 from pipeline.jobs import ModelOptions, ScaffoldOptions, run_model, run_scaffold
 
 
+@pytest.mark.slow
 def test_jobs_share_one_report_and_3mf_and_keep_dicom_in_step(small_spine_scan, tmp_path, read_3mf):
     out = tmp_path / "out"
     first = run_model(small_spine_scan, out, ModelOptions(dicom=True))

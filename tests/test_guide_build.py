@@ -98,6 +98,7 @@ def test_guide_pushed_into_bone_fails_interference(built, lumbar_anatomy, lumbar
     assert deepest_any <= pen["value"] + 1e-3
 
 
+@pytest.mark.slow
 def test_flipped_label_map_gives_the_same_plan_and_guide_in_lps(built, lumbar_segmentation):
     """The same labels stored with rows and columns reversed (affine adjusted): the
     frame, plan and guide come out at the same LPS places, not mirrored."""

@@ -123,8 +123,8 @@ def test_torso_levels_named_right_and_vertebrae_overlap_the_reference(torso):
     assert seg.certain
     union = _dice(seg.labels > 0, np.isin(ref, list(TS_LEVELS)))
     mean = float(np.mean([d for _, d in dice.values()]))
-    # Measured 0.87 and 0.79; the targets (0.90, 0.85) are not reached yet.
-    assert union >= 0.85 and mean >= 0.78, (union, mean, dice)
+    # Measured 0.87 and 0.82; the targets (0.90, 0.85) are not reached yet.
+    assert union >= 0.85 and mean >= 0.80, (union, mean, dice)
 
 
 def test_torso_stored_feet_first_or_sagittally_gives_the_same_vertebrae(torso):

@@ -60,6 +60,7 @@ def _untouched(out: Path, digest) -> None:
     assert _leftovers(out.parent) == []
 
 
+@pytest.mark.slow
 def test_two_runs_of_one_input_give_identical_bytes(bases, previous_result, tmp_path, capsys):
     # The previous result was made from the same scan and options (its segmentation,
     # meshing and bone measurement computed apart); this run does everything itself.
@@ -69,6 +70,7 @@ def test_two_runs_of_one_input_give_identical_bytes(bases, previous_result, tmp_
     assert_no_secret(files_text(tmp_path))
 
 
+@pytest.mark.slow
 def test_a_second_job_extends_the_result_whole_and_keeps_the_lab_s_files(bases, previous_result, tmp_path, capsys):
     """``scaffold`` into a copy of a model result, twice: the same bytes both times;
     the models and label map taken over as they were, the lab's file kept."""
