@@ -17,8 +17,8 @@ import numpy as np
 from ..volume import CTVolume, reorient, voxel_sizes
 from .assign import label_vertebrae
 from .landmarks import find_landmarks
-from .sacrum import first_sacral_segment
 from .levels import VERSE_LABELS, label_value, name_levels, spacing_warnings
+from .sacrum import first_sacral_segment
 from .spine import find_spine
 from .threshold import PRESETS, hu_range
 

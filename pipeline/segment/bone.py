@@ -47,6 +47,16 @@ def label_components(mask: np.ndarray, connectivity: int = 26) -> tuple[np.ndarr
     return labels, int(n)
 
 
+def largest_piece(mask: np.ndarray) -> np.ndarray:
+    """The largest connected piece of ``mask`` (all False when it is empty)."""
+    comp, n = label_components(mask)
+    if n <= 1:
+        return mask.copy()
+    sizes = np.bincount(comp.ravel())
+    sizes[0] = 0
+    return comp == int(np.argmax(sizes))
+
+
 def partial_volume_edge(mask: np.ndarray, hu: np.ndarray, spacing=(1.0, 1.0, 1.0), passes: int = 3,
                         keep: np.ndarray | None = None) -> np.ndarray:
     """Peel the surface voxels of solid ``mask`` that are less than half bone.

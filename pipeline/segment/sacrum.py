@@ -19,12 +19,13 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from .assign import LabelledSpine, fill_slices
-from .bone import label_components
+from .assign import LabelledSpine
+from .bone import largest_piece
 from .column import BoxCoordinates
+from .solid import fill_slices
 from .spine import SpineLayout
 
-#: S1 body height over L5 body height (adult means, see module notes).
+#: S1 body height over L5 body height (an approximate adult ratio, see module notes).
 S1_TO_L5_HEIGHT = 1.08
 #: S1 body height when L5's is unknown, mm.
 S1_HEIGHT_MM = 29.0
@@ -99,11 +100,8 @@ def first_sacral_segment(parts: LabelledSpine, value: int, index: int, layout: S
     out[tuple(idx[cut].T)] = 0
     # The cut can leave crumbs of the sacrum below a curved junction: S1 is its
     # largest piece.
-    comp, m = label_components(out == value)
-    if m > 1:
-        sizes = np.bincount(comp.ravel())
-        sizes[0] = 0
-        out[(comp > 0) & (comp != int(np.argmax(sizes)))] = 0
+    mine = out == value
+    out[mine & ~largest_piece(mine)] = 0
     return out
 
 
