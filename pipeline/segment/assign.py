@@ -92,9 +92,7 @@ def label_vertebrae(hu: np.ndarray, spacing, layout: SpineLayout, low: float, hi
     sub = hu[box]
     origin = np.array([b.start for b in box], dtype=float)
     frame = box_coordinates(st, box, spacing)
-    bone = spine_bone(sub, spacing, frame, layout, low, high)
-    idx = np.argwhere(bone)
-    coords = frame.at(idx)
+    bone, idx, coords = spine_bone(sub, spacing, frame, layout, low, high)
     k, v, u = coords[:, 0], coords[:, 1], coords[:, 2]
     step = layout.step_mm
     gaps = joint_gaps(sub, spacing)
@@ -187,8 +185,9 @@ def _long_lateral(bone: np.ndarray, idx: np.ndarray, u: np.ndarray, start_mm: fl
     far = np.zeros(m + 1, dtype=bool)
     far[np.unique(comp[tuple(idx[np.abs(u) >= RIB_REACH_MM].T)])] = True
     if depth is not None:
-        deepest = ndimage.maximum(depth, comp, np.arange(m + 1))
-        far &= np.asarray(deepest) < thinner_mm
+        deepest = np.zeros(m + 1, dtype=np.float32)
+        np.maximum.at(deepest, comp[mask], depth[mask])
+        far &= deepest < thinner_mm
         size = np.bincount(comp.ravel(), minlength=m + 1) * voxel_mm3 / 1000.0
         far &= size < RIB_MAX_CM3
     far[0] = False

@@ -122,23 +122,36 @@ def spine_coordinates(st: StraightSpine, points: np.ndarray, iterations: int = 8
     """
     pts = np.asarray(points, dtype=float)
     n = len(st.s)
-    idx = np.arange(n, dtype=float)
-    k = np.interp(pts[:, 0], st.centre[:, 0], idx)
+    k = np.interp(pts[:, 0], st.centre[:, 0], np.arange(n, dtype=float))
+    ds = st.s[1] - st.s[0] if n > 1 else 1.0
+    axis = np.concatenate([st.centre, st.tangent], axis=1)
+    # Points stop once their section moves by less than a thousandth (or is held at
+    # the first or last section): further steps change nothing a label could see.
+    active = np.arange(len(pts))
     for _ in range(iterations):
-        c, t = _at(st.centre, k), _at(st.tangent, k)
-        step = np.einsum("ij,ij->i", pts - c, t) / (st.s[1] - st.s[0] if n > 1 else 1.0)
-        k = np.clip(k + np.clip(step, -8.0, 8.0), 0.0, n - 1.0)
-    c = _at(st.centre, k)
-    d = pts - c
-    v = np.einsum("ij,ij->i", d, _at(st.anterior, k))
-    u = np.einsum("ij,ij->i", d, _at(st.left, k))
+        ct = _at(axis, k[active])
+        step = np.einsum("ij,ij->i", pts[active] - ct[:, :3], ct[:, 3:]) / ds
+        moved = np.clip(k[active] + np.clip(step, -8.0, 8.0), 0.0, n - 1.0)
+        still = np.abs(moved - k[active]) >= 1e-3
+        k[active] = moved
+        active = active[still]
+        if not len(active):
+            break
+    frame = _at(np.concatenate([st.centre, st.anterior, st.left], axis=1), k)
+    d = pts - frame[:, :3]
+    v = np.einsum("ij,ij->i", d, frame[:, 3:6])
+    u = np.einsum("ij,ij->i", d, frame[:, 6:])
     return np.stack([k, v, u], axis=1)
 
 
 def _at(values: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Linear interpolation of per-section vectors at fractional indices."""
-    grid = np.arange(len(values), dtype=float)
-    return np.stack([np.interp(k, grid, values[:, j]) for j in range(values.shape[1])], axis=1)
+    """Linear interpolation of per-section vectors (rows of ``values``) at fractional
+    indices ``k`` within ``[0, len(values) - 1]``."""
+    if len(values) == 1:
+        return np.repeat(values, len(k), axis=0)
+    i = np.clip(np.floor(k).astype(np.intp), 0, len(values) - 2)
+    f = (k - i)[:, None]
+    return values[i] * (1.0 - f) + values[i + 1] * f
 
 
 @dataclass(frozen=True)
@@ -161,11 +174,36 @@ class BoxCoordinates:
         pos = (index / np.asarray(self.factor, dtype=float)).T
         return np.stack([ndimage.map_coordinates(f, pos, order=1, mode="nearest") for f in self.fields], axis=1)
 
+    def box_around(self, k, v, u, shape) -> tuple[slice, slice, slice]:
+        """Box-local slices holding every voxel whose ``(k, v, u)`` lies within the
+        ranges ``k``, ``v``, ``u`` (pairs: sections, mm, mm), so that a search for such
+        voxels need not convert the whole box. Lattice points are widened by their
+        cell on every side, since coordinates in between are interpolated."""
+        lo = [r[0] for r in (k, v, u)]
+        hi = [r[1] for r in (k, v, u)]
+        # A lattice point's neighbours within one cell differ by at most the field's
+        # largest change over one cell.
+        reach = [max(float(np.abs(np.diff(f, axis=a)).max()) if f.shape[a] > 1 else 0.0 for a in range(3))
+                 for f in self.fields]
+        near = np.ones(self.fields.shape[1:], dtype=bool)
+        for f, a, b, r in zip(self.fields, lo, hi, reach):
+            near &= (f >= a - r) & (f <= b + r)
+        if not near.any():
+            return (slice(0, 0),) * 3
+        out = []
+        for axis, f in enumerate(self.factor):
+            hit = np.flatnonzero(near.any(axis=tuple(a for a in range(3) if a != axis)))
+            out.append(slice(max((hit[0] - 1) * f, 0), min((hit[-1] + 1) * f + 1, shape[axis])))
+        return tuple(out)
 
-def box_coordinates(st: StraightSpine, box, spacing, step_mm: float = 2.0) -> BoxCoordinates:
-    """Spine coordinates of the voxels of ``box`` (slices of the canonical grid)."""
+
+def box_coordinates(st: StraightSpine, box, spacing, step_mm=(2.0, 3.0, 3.0)) -> BoxCoordinates:
+    """Spine coordinates of the voxels of ``box`` (slices of the canonical grid), on a
+    lattice of about ``step_mm`` (per canonical axis: the section index changes
+    fastest along the body's long axis, the in-plane offsets are nearly linear)."""
     spacing = np.asarray(spacing, dtype=float)
-    factor = tuple(int(max(round(step_mm / s), 1)) for s in spacing)
+    step = np.broadcast_to(np.asarray(step_mm, dtype=float), (3,))
+    factor = tuple(int(max(round(a / s), 1)) for a, s in zip(step, spacing))
     axes = [np.arange(0, (b.stop - b.start) + f, f) for b, f in zip(box, factor)]
     grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
     origin = np.array([b.start for b in box], dtype=float)

@@ -32,4 +32,12 @@ def depth_mm(mask: np.ndarray, spacing) -> np.ndarray:
 
 def within_mm(mask: np.ndarray, spacing, distance: float) -> np.ndarray:
     """Voxels at most ``distance`` mm from ``mask`` (a Euclidean dilation)."""
-    return depth_mm(~np.asarray(mask, dtype=bool), spacing) <= distance
+    mask = np.asarray(mask, dtype=bool)
+    out = np.zeros(mask.shape, dtype=bool)
+    if not mask.any():
+        return out
+    # Only the mask's box, widened by the distance, can be reached: transform that.
+    reach = np.ceil(float(distance) / np.asarray(spacing, dtype=float)).astype(int) + 1
+    box = tuple(slice(max(s.start - r, 0), s.stop + r) for s, r in zip(ndimage.find_objects(mask.view(np.uint8))[0], reach))
+    out[box] = depth_mm(~mask[box], spacing) <= distance
+    return out

@@ -52,9 +52,11 @@ DISC_BONE_HU = 400.0
 DISC_FRINGE_MM = 0.75
 
 
-def spine_bone(hu: np.ndarray, spacing, frame: BoxCoordinates, layout: SpineLayout, low: float, high: float) -> np.ndarray:
+def spine_bone(hu: np.ndarray, spacing, frame: BoxCoordinates, layout: SpineLayout, low: float,
+               high: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Solid bone of the spine in ``hu`` (a box of the canonical grid; ``frame`` gives
-    its voxels' spine coordinates).
+    its voxels' spine coordinates), as ``(mask, index, kvu)``: the mask, its voxels
+    (``np.argwhere`` order) and their spine coordinates.
 
     Thresholded bone plus fainter candidates (thin arches from ``ARCH_HU``, faint
     body rims from ``RIM_HU``: at 2-3 mm slices a lamina's blurred peak is 200-400
@@ -99,7 +101,7 @@ def spine_bone(hu: np.ndarray, spacing, frame: BoxCoordinates, layout: SpineLayo
     disc = (_lookup(prism, layout.straight, kvu) == 2) & _in_disc(layout, kvu, DISC_FRINGE_MM / layout.step_mm)
     disc &= (hu[tuple(idx.T)] < DISC_BONE_HU) & ~marrow[tuple(idx.T)]
     solid[tuple(idx[disc].T)] = False
-    return solid
+    return solid, idx[~disc], kvu[~disc]
 
 
 def body_interior_sections(layout: SpineLayout) -> tuple[np.ndarray, np.ndarray]:
@@ -209,11 +211,14 @@ def _body_interior(sub: np.ndarray, frame: BoxCoordinates, layout: SpineLayout, 
     out = np.zeros(sub.shape, dtype=bool)
     if not sections.any():
         return out
-    idx = np.argwhere(sub >= MARROW_HU)
+    st = layout.straight
+    ks, vs, us = np.nonzero(sections)
+    near = frame.box_around((ks.min(), ks.max()), (st.v[vs.min()], st.v[vs.max()]),
+                            (st.u[us.min()], st.u[us.max()]), sub.shape)
+    idx = np.argwhere(sub[near] >= MARROW_HU) + [b.start for b in near]
     if len(idx) == 0:
         return out
-    kvu = frame.at(idx)
-    out[tuple(idx[_lookup(sections, layout.straight, kvu)].T)] = True
+    out[tuple(idx[_lookup(sections, st, frame.at(idx))].T)] = True
     return out
 
 
@@ -233,14 +238,27 @@ def fill_slices(walls: np.ndarray, own: np.ndarray, frame: BoxCoordinates) -> np
     """``own`` plus the holes of ``walls`` beside it, slice by slice (axial), except the
     canal (holes within ``CANAL_RADIUS_MM`` of its centre)."""
     out = own.copy()
-    for z in np.flatnonzero(own.any(axis=(1, 2))):
-        holes = ndimage.binary_fill_holes(walls[z]) & ~walls[z]
-        comp, n = ndimage.label(holes)
-        if n == 0:
+    zs = np.flatnonzero(own.any(axis=(1, 2)))
+    if not len(zs):
+        return out
+    # Holes lie within the walls' outline: work on its box (one voxel wider, so the
+    # outside stays connected around it), not on whole slices.
+    outline = (walls[zs[0] : zs[-1] + 1] | own[zs[0] : zs[-1] + 1]).any(axis=0)
+    rows, cols = np.flatnonzero(outline.any(axis=1)), np.flatnonzero(outline.any(axis=0))
+    r0, c0 = max(rows[0] - 1, 0), max(cols[0] - 1, 0)
+    r1, c1 = rows[-1] + 2, cols[-1] + 2
+    for z in zs:
+        w, o = walls[z, r0:r1, c0:c1], own[z, r0:r1, c0:c1]
+        holes = ndimage.binary_fill_holes(w) & ~w
+        if not holes.any():
             continue
-        beside = np.unique(comp[ndimage.binary_dilation(own[z]) & holes])
-        pts = np.argwhere(comp > 0)
-        coords = frame.at(np.column_stack([np.full(len(pts), z), pts]))
+        comp, _ = ndimage.label(holes)
+        beside = np.unique(comp[ndimage.binary_dilation(o) & holes])
+        beside = beside[beside > 0]
+        if not len(beside):
+            continue
+        pts = np.argwhere(np.isin(comp, beside))
+        coords = frame.at(np.column_stack([np.full(len(pts), z), pts + (r0, c0)]))
         canal = np.unique(comp[tuple(pts[np.hypot(coords[:, 1], coords[:, 2]) < CANAL_RADIUS_MM].T)])
-        out[z] |= np.isin(comp, np.setdiff1d(beside[beside > 0], canal))
+        out[z, r0:r1, c0:c1] |= np.isin(comp, np.setdiff1d(beside, canal))
     return out
