@@ -169,19 +169,27 @@ def _decode_problem(exc: Exception) -> str:
 
 
 def _to_hu(stored: np.ndarray, rec: ImageRecord) -> np.ndarray:
-    """HU of one slice, float64: masked to BitsStored, rescaled, padding set to air."""
+    """HU of one slice (int32 for a unit slope and integral intercept, else float64):
+    masked to BitsStored, rescaled, padding set to air."""
     stored = np.asarray(stored)
     if stored.shape != (rec.rows, rec.columns):
         raise InputError(rec.path, f"pixel data has shape {stored.shape}, expected "
                                    f"{rec.rows}x{rec.columns}")
-    values = stored.astype(np.int64)
     bits = rec.bits_stored
+    # 32-bit integers hold every CT's stored values (at most 16 bits) and their
+    # integral rescale; 64-bit and float arithmetic only when needed.
+    narrow = stored.dtype.itemsize <= 2 and 0 < bits <= 16
+    values = stored.astype(np.int32 if narrow else np.int64)
     if 0 < bits < 64:
         # Some scanners leave overlay or garbage bits above BitsStored.
         values &= (1 << bits) - 1
         if rec.pixel_representation == 1:
             values = np.where(values >= 1 << (bits - 1), values - (1 << bits), values)
-    hu = values * rec.slope + rec.intercept
+    slope, intercept = float(rec.slope), float(rec.intercept)
+    if narrow and slope == 1.0 and intercept.is_integer() and abs(intercept) < 2**30:
+        hu = values + np.int32(intercept)  # the usual CT rescale: exact in integers
+    else:
+        hu = values * slope + intercept
     if rec.padding is not None:
         lo, hi = rec.padding
         if rec.pixel_representation == 0 and lo < 0:
