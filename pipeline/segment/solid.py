@@ -141,19 +141,7 @@ def body_interior_sections(layout: SpineLayout) -> tuple[np.ndarray, np.ndarray]
             # aorta rings its lumen too) stays apart, while mottled marrow does not.
             wall = smooth[k] >= max(RING_HU, float(np.median(smooth[k][middle])) + WALL_ABOVE_MARROW_HU)
             cand = ev.ringed[k] & bright[k] & ~wall & region & (k > lo) & (k < hi)
-            lab, _ = ndimage.label(cand, structure=plane)
-            hit = np.unique(lab[middle & cand])
-            # Bright trabeculae and islands inside the marrow are body too.
-            body = ndimage.binary_fill_holes(np.isin(lab, hit[hit > 0]))
-            # A vessel or organ touching the body through a gap in a faint cortex
-            # joins it by a neck: cut necks narrower than the smallest body.
-            opened = ndimage.binary_opening(body, neck)
-            lab2, _ = ndimage.label(opened, structure=plane)
-            hit2 = np.unique(lab2[middle & opened])
-            core = np.isin(lab2, hit2[hit2 > 0])
-            if core.any():
-                body &= ndimage.binary_dilation(core, neck)
-            out[k] = body & region & (k > lo) & (k < hi)
+            out[k] = _body_section(cand, middle, plane, neck) & region & (k > lo) & (k < hi)
             good.append(k)
         # Where the cortex is too faint to ring the marrow (the waist of an
         # osteoporotic body at 3 mm, the part of a body beyond the last ringed
@@ -183,6 +171,34 @@ def body_interior_sections(layout: SpineLayout) -> tuple[np.ndarray, np.ndarray]
                 continue  # no disc bounds it: nothing says where the body ends
             out[k] = footprint & bright[k] & (k > lo) & (k < hi)
     return out, prism
+
+
+def _body_section(cand: np.ndarray, middle: np.ndarray, plane: np.ndarray, neck: np.ndarray) -> np.ndarray:
+    """The body in one cross-section: the pieces of ``cand`` (ringed marrow) that reach
+    the ``middle`` of the body, with their holes, cut at necks narrower than ``neck``."""
+    lab, _ = ndimage.label(cand, structure=plane)
+    hit = np.unique(lab[middle & cand])
+    body = np.isin(lab, hit[hit > 0])
+    if not body.any():
+        return body
+    # Every step below stays within the body's box widened by the neck's radius:
+    # work there, not on the whole section.
+    r = neck.shape[0] // 2 + 1
+    rows, cols = np.flatnonzero(body.any(axis=1)), np.flatnonzero(body.any(axis=0))
+    box = (slice(max(rows[0] - r, 0), rows[-1] + r + 1), slice(max(cols[0] - r, 0), cols[-1] + r + 1))
+    # Bright trabeculae and islands inside the marrow are body too.
+    part = ndimage.binary_fill_holes(body[box])
+    # A vessel or organ touching the body through a gap in a faint cortex joins it
+    # by a neck: cut necks narrower than the smallest body.
+    opened = ndimage.binary_opening(part, neck)
+    lab2, _ = ndimage.label(opened, structure=plane)
+    hit2 = np.unique(lab2[middle[box] & opened])
+    core = np.isin(lab2, hit2[hit2 > 0])
+    if core.any():
+        part &= ndimage.binary_dilation(core, neck)
+    out = np.zeros_like(body)
+    out[box] = part
+    return out
 
 
 def _in_disc(layout: SpineLayout, kvu: np.ndarray, margin: float = 0.0) -> np.ndarray:
