@@ -266,10 +266,13 @@ def _fill_vertebrae(labels: np.ndarray, n: int, frame: BoxCoordinates) -> np.nda
         filled = fill_3d(labels[sl] == value)
         view = out[sl]
         view[filled & (view == 0)] = value
-    for value in range(1, n + 1):
-        own = out == value
-        if own.any():
-            out[fill_slices(own, own, frame) & (out == 0)] = value
+    for value, sl in enumerate(ndimage.find_objects(out), start=1):
+        if sl is None or value > n:
+            continue
+        # A vertebra's own holes lie within its box.
+        view = out[sl]
+        own = view == value
+        view[fill_slices(own, own, frame, [s.start for s in sl]) & (view == 0)] = value
     return out
 
 

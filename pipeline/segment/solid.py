@@ -250,9 +250,10 @@ def _lookup(sections: np.ndarray, st, kvu: np.ndarray) -> np.ndarray:
     return out
 
 
-def fill_slices(walls: np.ndarray, own: np.ndarray, frame: BoxCoordinates) -> np.ndarray:
+def fill_slices(walls: np.ndarray, own: np.ndarray, frame: BoxCoordinates, offset=(0, 0, 0)) -> np.ndarray:
     """``own`` plus the holes of ``walls`` beside it, slice by slice (axial), except the
-    canal (holes within ``CANAL_RADIUS_MM`` of its centre)."""
+    canal (holes within ``CANAL_RADIUS_MM`` of its centre). ``offset``: index of the
+    arrays' first voxel in ``frame``'s box."""
     out = own.copy()
     zs = np.flatnonzero(own.any(axis=(1, 2)))
     if not len(zs):
@@ -274,7 +275,7 @@ def fill_slices(walls: np.ndarray, own: np.ndarray, frame: BoxCoordinates) -> np
         if not len(beside):
             continue
         pts = np.argwhere(np.isin(comp, beside))
-        coords = frame.at(np.column_stack([np.full(len(pts), z), pts + (r0, c0)]))
+        coords = frame.at(np.column_stack([np.full(len(pts), z), pts + (r0, c0)]) + offset)
         canal = np.unique(comp[tuple(pts[np.hypot(coords[:, 1], coords[:, 2]) < CANAL_RADIUS_MM].T)])
         out[z, r0:r1, c0:c1] |= np.isin(comp, np.setdiff1d(beside, canal))
     return out
