@@ -82,22 +82,26 @@ def analysis_grid(hu: np.ndarray, spacing, target_mm: float = ANALYSIS_MM) -> An
     if any(b <= a for a, b in zip(start, stop)):
         start, stop = [0, 0, 0], [(n // f) * f for n, f in zip(hu.shape, factor)]
     sub = hu[start[0] : stop[0], start[1] : stop[1], start[2] : stop[2]]
-    total = None
-    peak = None
-    # Pairs of neighbouring columns and rows averaged first: a lone noisy voxel in
-    # muscle does not read as bone, a 1 mm cortex still does.
     f0, f1, f2 = factor
-    for a in range(f0):
-        for b in range(f1):
-            for c in range(f2):
-                part = sub[a::f0, b::f1, c::f2].astype(np.float32)
-                total = part.copy() if total is None else np.add(total, part, out=total)
-    smooth = _pair_mean(sub)
-    for a in range(f0):
-        for b in range(f1):
-            for c in range(f2):
-                part = smooth[a::f0, b::f1, c::f2]
-                peak = part.copy() if peak is None else np.maximum(peak, part, out=peak)
+    shape = tuple(n // f for n, f in zip(sub.shape, factor))
+    total = np.zeros(shape, dtype=np.float32)
+    peak = np.full(shape, -np.inf, dtype=np.float32)
+    # A few block rows at a time: the float copies stay small whatever the scan.
+    rows = max(1, 8_000_000 // max(f0 * sub.shape[1] * sub.shape[2], 1))
+    for r0 in range(0, shape[0], rows):
+        chunk = sub[r0 * f0 : (r0 + rows) * f0]
+        out_t, out_p = total[r0 : r0 + rows], peak[r0 : r0 + rows]
+        for a in range(f0):
+            for b in range(f1):
+                for c in range(f2):
+                    np.add(out_t, chunk[a::f0, b::f1, c::f2][:, : shape[1], : shape[2]], out=out_t)
+        # Pairs of neighbouring columns and rows averaged first: a lone noisy voxel
+        # in muscle does not read as bone, a 1 mm cortex still does.
+        smooth = _pair_mean(chunk)
+        for a in range(f0):
+            for b in range(f1):
+                for c in range(f2):
+                    np.maximum(out_p, smooth[a::f0, b::f1, c::f2][:, : shape[1], : shape[2]], out=out_p)
     mean = total / float(f0 * f1 * f2)
     # Scanner padding (-2048, -3024 HU) is air for every purpose here.
     np.maximum(mean, -1024.0, out=mean)
