@@ -16,6 +16,7 @@ import numpy as np
 
 from ..volume import CTVolume, reorient, voxel_sizes
 from .assign import label_vertebrae
+from .distance import depth_mm, within_mm
 from .landmarks import find_landmarks
 from .levels import VERSE_LABELS, label_value, name_levels, spacing_warnings
 from .sacrum import first_sacral_segment
@@ -26,7 +27,9 @@ __all__ = [
     "PRESETS",
     "VERSE_LABELS",
     "VertebraSegmentation",
+    "depth_mm",
     "segment_vertebrae",
+    "within_mm",
 ]
 
 

@@ -29,10 +29,9 @@ def bases(tmp_path_factory, lumbar_scan) -> Bases:
 def computed(bases):
     """Segmentation and vertebra models of the reduced phantom, computed once."""
     from pipeline.exchange.scan import load_scan
-    from pipeline.models import vertebra_models
-    from pipeline.segment import segment_vertebrae
-
     from pipeline.jobs.bone import measure
+    from pipeline.mesh import vertebra_models
+    from pipeline.segment import segment_vertebrae
 
     volume = load_scan(bases.small)[0]
     seg = segment_vertebrae(volume)

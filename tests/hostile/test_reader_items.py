@@ -76,7 +76,7 @@ def test_library_warnings_never_reach_the_terminal(tmp_path, capsys, monkeypatch
     def noisy(volume, *args, **kwargs):
         np.log(np.zeros(3))                       # RuntimeWarning: divide by zero
         np.float64(0.0) / np.float64(0.0)         # RuntimeWarning: invalid value
-        warnings.warn("a library's deprecation", DeprecationWarning)
+        warnings.warn("a library's deprecation", DeprecationWarning, stacklevel=1)
         return real(volume, *args, **kwargs)
 
     monkeypatch.setattr(model_job, "segment_vertebrae", noisy)

@@ -1,4 +1,4 @@
-"""Vertebra models: the anatomical prints made from a segmentation (stages 3-4, pure)."""
+"""Vertebra models: each labelled vertebra meshed and measured, the anatomical prints (pure)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import numpy as np
 import trimesh
 from scipy import ndimage
 
-from .mesh import MeshQuality, check_mesh, mesh_vertebra, smallest_feature_mm
-from .parallel import map_processes
-from .segment import VertebraSegmentation
-from .volume import crop_affine, reorient
+from ..parallel import map_processes
+from ..segment import VertebraSegmentation
+from ..volume import crop_affine, reorient
+from .checks import MeshQuality, check_mesh
+from .surface import mesh_vertebra, smallest_feature_mm
 
 
 @dataclass(frozen=True)
