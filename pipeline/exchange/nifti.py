@@ -7,7 +7,6 @@ done here and nowhere else.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 from ..errors import InputError
 from ..volume import CTVolume, ScanInfo
 from .atomic import atomic_file
+from .manifest import file_sha256
 
 _RAS_FROM_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -105,12 +105,8 @@ def read_ct_nifti(path: str | os.PathLike) -> CTVolume:
         hu = data.astype(np.int16, copy=False)
     else:
         hu = data.astype(np.float32, copy=False)
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
     info = ScanInfo(
-        series_hash=digest.hexdigest()[:12],
+        series_hash=file_sha256(path)[:12],
         modality="CT",
         source_format="nifti",
         n_files=1,

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import InputError, NothingToPrint, OptionError
 from ..exchange.atomic import check_output_file, write_bytes_atomic
-from ..exchange.manifest import merge_prints
+from ..exchange.manifest import file_sha256, merge_prints
 from ..exchange.plan_files import plan_json, read_plan
 from ..exchange.stl import read_stl, write_stl
 from ..guide import GuideDesign, Plan, analyse_segmentation, build_guide, check_guide, check_plan, plan_screws
@@ -356,9 +356,9 @@ def run_check_guide(scan: str | os.PathLike, plan_path: str | os.PathLike, guide
         "passed": bool(plan_report["passed"] and guide_report["passed"]),
         "scan": {"series_hash": volume.info.series_hash},
         # Files by content only: their names are the user's free text.
-        "plan": {"sha256": _sha256(plan_path),
+        "plan": {"sha256": file_sha256(plan_path),
                  "screws": _screw_summary(sub, plan_report, [s.id for s in screws])},
-        "guide": {"sha256": _sha256(guide_path), "levels": levels},
+        "guide": {"sha256": file_sha256(guide_path), "levels": levels},
         "failed": failed,
         "plan_checks": plan_checks,
         "guide_checks": guide_report["checks"],
@@ -369,11 +369,3 @@ def run_check_guide(scan: str | os.PathLike, plan_path: str | os.PathLike, guide
     for name in failed:
         progress.note(f"check failed: {name}")
     return report
-
-
-def _sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..volume import CTVolume, reorient, voxel_sizes
 from .assign import label_vertebrae
+from .bone import largest_piece
 from .distance import depth_mm, within_mm
 from .landmarks import find_landmarks
 from .levels import VERSE_LABELS, label_value, name_levels, spacing_warnings
@@ -28,6 +29,7 @@ __all__ = [
     "VERSE_LABELS",
     "VertebraSegmentation",
     "depth_mm",
+    "largest_piece",
     "segment_vertebrae",
     "within_mm",
 ]
