@@ -21,7 +21,7 @@ from .errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_NOTHING_TO_PRINT, EXIT_USAG
 from .outcome import OneLineParser, run_command
 from .printing import purposes
 from .progress import Progress
-from .segment.threshold import PRESETS
+from .segment import PRESETS
 from .summary import emit_json, job_summary, print_checks, print_lines
 
 #: Exit status of every command (also in ``osteoprint --help`` and the README).
