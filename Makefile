@@ -2,11 +2,13 @@
 #   make demo   install into .venv, then run the main job on the bundled sample scan
 #   make test   install into .venv (same environment), then run the test suite
 #               (everything but the tests marked slow; make test-all runs those too)
+#   make lint   ruff's checks (configured in pyproject.toml); CI runs it before make test
+#   make format ruff's fixes and formatter, by hand (not yet enforced, see README)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-all bench clean
+.PHONY: demo test test-all lint format bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +21,13 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -m "not slow"
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check .
+
+format: $(VENV)/.installed
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
 
 test-all: $(VENV)/.installed
 	$(PY) -m pytest

@@ -71,7 +71,7 @@ def main() -> int:
             ok = sum(handled(case, code, err) for _, _, code, err in results)
             print(f"{case.name:28} {case.cls:17} {len(results):4d} {ok:3d} {peak / 1e6:8.0f} "
                   f"{time.perf_counter() - t0:5.1f}", flush=True)
-            for name, cmd, code, err in results:
+            for _name, cmd, code, err in results:
                 if not handled(case, code, err):
                     print(f"    NOT AS EXPECTED: {cmd}: exit {code}: {err.strip()[-300:]}")
             row = by_class[case.cls]

@@ -109,12 +109,12 @@ def main() -> int:
     from pipeline.exchange.atomic import staged_output
     from pipeline.exchange.nifti import write_nifti
     from pipeline.exchange.stl import write_stl
-    from pipeline.jobs.common import read_scan
-    from pipeline.models import vertebra_models
+    from pipeline.jobs.common import read_volume
+    from pipeline.mesh import vertebra_models
     from pipeline.segment import segment_vertebrae
 
     rows = []
-    volume = stage("read", lambda: read_scan(series), rows)
+    volume = stage("read", lambda: read_volume(series), rows)
     seg = stage("segment", lambda: segment_vertebrae(volume), rows)
     models = stage("mesh + checks", lambda: vertebra_models(seg), rows)
     with tempfile.TemporaryDirectory() as tmp:

@@ -87,7 +87,6 @@ def _read(path):
 
 def _ref(path, volume):
     from pipeline.exchange.nifti import read_nifti
-
     from pipeline.volume import reorient
 
     lab, aff = read_nifti(path)

@@ -22,6 +22,7 @@ _API = {
     "segment_vertebrae": "pipeline.segment",
     "VertebraSegmentation": "pipeline.segment",
     "mesh_vertebra": "pipeline.mesh",
+    "vertebra_models": "pipeline.mesh",
     "check_mesh": "pipeline.mesh",
     "find_compression_fractures": "pipeline.defect",
     "measure_vertebral_bodies": "pipeline.defect",
@@ -36,6 +37,8 @@ _API = {
     "run_bone": "pipeline.jobs",
     "run_all": "pipeline.jobs",
     "run_batch": "pipeline.jobs",
+    "run_check_guide": "pipeline.jobs",
+    "run_phantom": "pipeline.jobs",
 }
 
 __all__ = ["__version__", *sorted(_API)]

@@ -21,7 +21,7 @@ from .errors import EXIT_FAILED, EXIT_INTERNAL, EXIT_NOTHING_TO_PRINT, EXIT_USAG
 from .outcome import OneLineParser, run_command
 from .printing import purposes
 from .progress import Progress
-from .segment.threshold import PRESETS
+from .segment import PRESETS
 from .summary import emit_json, job_summary, print_checks, print_lines
 
 #: Exit status of every command (also in ``osteoprint --help`` and the README).
@@ -205,18 +205,13 @@ def cmd_run(args) -> int:
 
 
 def cmd_phantom(args) -> int:
-    from .exchange.phantom_files import check_phantom_folder, write_phantom
-    from .phantom import make_phantom
+    from .jobs.phantom import run_phantom
 
     if not 0 <= args.seed < 2**32:
         raise OptionError("--seed", args.seed, f"must be between 0 and {2**32 - 1}")
-    check_phantom_folder(args.output)
     progress = _progress(args)
     try:
-        progress.stage("generating phantom")
-        phantom = make_phantom(seed=args.seed)
-        progress.stage("writing DICOM series and truth")
-        paths = write_phantom(phantom, args.output, transfer_syntax=args.transfer_syntax)
+        paths = run_phantom(args.output, seed=args.seed, transfer_syntax=args.transfer_syntax, progress=progress)
     finally:
         progress.close()
     interrupts.ignore()

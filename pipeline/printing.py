@@ -1,4 +1,8 @@
-"""Which printing process suits a print: the recommendation table and its scoring.
+"""How a print gets printed: which process suits it, and its manifest record.
+
+:func:`recommend_process` ranks the process categories for one print;
+:func:`print_record` is the manifest entry a lab checks before printing (measured
+size, quality and that ranking).
 
 The five categories are the ISO/ASTM 52900 process families used by the review this
 project follows (its Table 5): vat photopolymerization, material jetting, binder
@@ -18,6 +22,14 @@ and the reason; everything else keeps its suitability score.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # annotations only: the table itself needs no mesh code
+    import trimesh
+
+    from .mesh import MeshQuality
 
 CATEGORIES = (
     "vat_photopolymerization",
@@ -174,6 +186,12 @@ def purposes(kind: str) -> list[str]:
     return [p for k, p in SUITABILITY if k == kind]
 
 
+def min_feature_mm(process: str, material_class: str) -> float:
+    """Smallest wall or strut ``process`` prints reliably in ``material_class``, mm
+    (0 when the table has no figure for that material)."""
+    return float(PROCESSES[process].min_feature_mm.get(material_class, 0.0))
+
+
 def recommend_process(
     kind: str,
     purpose: str,
@@ -248,3 +266,64 @@ def recommend_process(
     order = {c: i for i, c in enumerate(CATEGORIES)}
     ranked.sort(key=lambda r: (-r["score"], order[r["category"]]))
     return ranked
+
+
+def print_record(
+    mesh: trimesh.Trimesh,
+    *,
+    file: str,
+    kind: str,
+    label: str,
+    sha256: str,
+    quality: MeshQuality,
+    purpose: str,
+    smallest_feature_mm: float,
+    smallest_pore_mm: float | None = None,
+    extra: dict | None = None,
+) -> dict:
+    """Manifest entry for one exported print.
+
+    Parameters
+    ----------
+    mesh : trimesh.Trimesh
+        The exported mesh, vertices in LPS mm.
+    file : str
+        Path of the STL relative to the manifest's folder.
+    kind : str
+        ``"anatomical_model"``, ``"scaffold"`` or ``"guide"``.
+    label : str
+        What the print is, e.g. ``"L1"`` or ``"L1 defect scaffold"``.
+    sha256 : str
+        SHA-256 of the STL bytes.
+    quality : MeshQuality
+        From :func:`pipeline.mesh.check_mesh`.
+    purpose : str
+        Intended use or material, the key of the process rules.
+    smallest_feature_mm, smallest_pore_mm : float
+        Measured, mm; decide which processes can print it.
+    extra : dict, optional
+        Kind-specific measured figures merged into the record.
+    """
+    lo, hi = np.asarray(mesh.bounds, dtype=float)
+    record = {
+        "file": file,
+        "kind": kind,
+        "label": label,
+        "units": "mm",
+        "coordinate_system": "LPS",
+        "sha256": sha256,
+        "triangles": int(len(mesh.faces)),
+        "volume_mm3": round(float(mesh.volume), 3),
+        "surface_area_mm2": round(float(mesh.area), 3),
+        "bbox_mm": {"min": [round(float(v), 4) for v in lo], "max": [round(float(v), 4) for v in hi]},
+        "watertight": bool(quality.watertight),
+        "quality": quality.as_dict(),
+        "smallest_feature_mm": round(float(smallest_feature_mm), 3),
+        "purpose": purpose,
+        "recommended_process": recommend_process(
+            kind, purpose, smallest_feature_mm=smallest_feature_mm, smallest_pore_mm=smallest_pore_mm
+        ),
+    }
+    if extra:
+        record.update(extra)
+    return record

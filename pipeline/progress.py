@@ -1,7 +1,7 @@
 """Progress for people: what the command line shows while a job runs.
 
 Jobs report to any object with ``stage(name)``, ``note(message)`` and, optionally,
-``detail(message)`` (see :class:`pipeline.jobs.Quiet`). :class:`Progress` writes
+``detail(message)`` (see :class:`Quiet`). :class:`Progress` writes
 them to standard error: a live status line when standard error is a terminal, plain
 timestamped lines otherwise (logs, pipes, CI), nothing with ``verbosity=0``.
 Standard output stays free for the ``--json`` summary.
@@ -13,6 +13,19 @@ import sys
 import time
 
 from .errors import one_line
+
+
+class Quiet:
+    """Progress reporter that says nothing (the API default)."""
+
+    def stage(self, name: str) -> None:
+        pass
+
+    def note(self, message: str) -> None:
+        pass
+
+    def detail(self, message: str) -> None:
+        pass
 
 
 class Progress:

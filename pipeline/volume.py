@@ -103,7 +103,7 @@ class CTVolume:
         """Voxel size along each array axis, mm."""
         return voxel_sizes(self.affine)
 
-    def with_warnings(self, *messages: str) -> "CTVolume":
+    def with_warnings(self, *messages: str) -> CTVolume:
         """Return a copy whose ``info.warnings`` has ``messages`` appended."""
         info = replace(self.info, warnings=self.info.warnings + tuple(messages))
         return replace(self, info=info)
@@ -186,9 +186,11 @@ def reorient(array: np.ndarray, affine: np.ndarray, codes: str = "SPL"):
     perm, flips = [], []
     for c in codes:
         if c in src:
-            perm.append(src.index(c)); flips.append(False)
+            perm.append(src.index(c))
+            flips.append(False)
         elif opposite[c] in src:
-            perm.append(src.index(opposite[c])); flips.append(True)
+            perm.append(src.index(opposite[c]))
+            flips.append(True)
         else:
             raise ValueError(f"cannot reorient {src} to {codes}")
     if sorted(perm) != [0, 1, 2]:

@@ -54,12 +54,13 @@ def synthetic_spine(tilt_deg=15.0, kind="superior", loss=0.30, fractured="L2", s
         if name == fractured:
             ya, yp = -0.7 * B, 0.7 * B                  # 15 % and 85 % of the depth
             wedge = loss * H * (yp - y) / (yp - ya)
+            # Each lambda is called at once, inside this iteration (hence noqa B023).
             cut = {
-                "superior": lambda: z > H / 2 - wedge,
-                "inferior": lambda: z < -H / 2 + wedge,
-                "crush": lambda: z > H / 2 - loss * H,
-                "biconcave": lambda: np.abs(z) > H / 2 - 0.5 * loss * H * np.clip(
-                    1 - (x / (0.8 * A)) ** 2 - (y / (0.8 * B)) ** 2, 0, 1),
+                "superior": lambda: z > H / 2 - wedge,  # noqa: B023
+                "inferior": lambda: z < -H / 2 + wedge,  # noqa: B023
+                "crush": lambda: z > H / 2 - loss * H,  # noqa: B023
+                "biconcave": lambda: np.abs(z) > H / 2 - 0.5 * loss * H * np.clip(  # noqa: B023
+                    1 - (x / (0.8 * A)) ** 2 - (y / (0.8 * B)) ** 2, 0, 1),  # noqa: B023
             }[kind]()
             defect = body & cut
             vertebra &= ~defect

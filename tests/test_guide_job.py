@@ -17,6 +17,7 @@ from pipeline.errors import InputError, OsteoprintError
 from pipeline.exchange.manifest import read_manifest
 from pipeline.exchange.plan_files import plan_schema, read_plan
 from pipeline.exchange.stl import read_stl, write_stl
+from pipeline.guide import Plan
 from pipeline.jobs.guide import GuideOptions, run_check_guide, run_guide
 from pipeline.printing import SUITABILITY
 
@@ -35,7 +36,7 @@ def patched(lumbar_scan, lumbar_segmentation, lumbar_anatomy, l3_guide, lumbar_b
     analysing the sample scan, measuring its bone density and building its L3 guide
     return the session's results (the same calls on the same data, made once per
     session and tested in the other guide and bone modules)."""
-    real_read, real_analyse, real_build = guide_job.read_scan, guide_job.analyse_segmentation, guide_job.build_guide
+    real_read, real_analyse, real_build = guide_job.read_volume, guide_job.analyse_segmentation, guide_job.build_guide
     real_measure = bone_job.measure
 
     def read(scan, series=None, progress=None):
@@ -64,7 +65,7 @@ def patched(lumbar_scan, lumbar_segmentation, lumbar_anatomy, l3_guide, lumbar_b
         return guide if same else real_build(screws, anatomy, seg, design, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(guide_job, "read_scan", read)
+        mp.setattr(guide_job, "read_volume", read)
         mp.setattr(guide_job, "build_guide", build)
         mp.setattr(guide_job, "segment_vertebrae", segment)
         mp.setattr(guide_job, "analyse_segmentation", analyse)
@@ -89,7 +90,7 @@ def test_plan_file_is_valid_and_is_the_planned_one(job, lumbar_plan, lumbar_scan
     out, manifest = job
     data = json.loads((out / "plan.json").read_text())
     jsonschema.Draft202012Validator(plan_schema()).validate(data)
-    plan = read_plan(out / "plan.json")
+    plan = Plan.from_dict(read_plan(out / "plan.json"))
     assert [s.id for s in plan.screws] == ["L3-left", "L3-right"]
     for s in plan.screws:
         ref = lumbar_plan.screw(s.id)

@@ -126,7 +126,9 @@ def test_gertzbein_robbins_grades_on_an_analytic_slab():
     # Bone = the half space z < 0; sdf = z (negative inside). A screw of radius 2
     # along +x with its axis at height z_axis pokes out by exactly z_axis + 2.
     frame = VertebraFrame(np.zeros(3), np.eye(3))
-    sdf = lambda p: np.asarray(p)[..., 2]
+    def sdf(p):
+        return np.asarray(p)[..., 2]
+
     for z_axis, grade in ((-3.0, "A"), (-1.5, "B"), (0.5, "C"), (2.5, "D"), (4.5, "E")):
         s = Screw("L3", "left", (0, 0, z_axis), (10, 0, z_axis), 4.0, 30.0)
         b = measure_breach(s, sdf, frame)
@@ -142,7 +144,9 @@ def test_grading_starts_at_the_cortex_wherever_the_entry_point_sits(entry_y):
     # through the wall everywhere; the first 3 mm past the cortex are not graded,
     # whether the plan's entry point lies on, behind or in front of the cortex.
     frame = VertebraFrame(np.zeros(3), np.eye(3))
-    sdf = lambda p: np.maximum(np.asarray(p)[..., 1], np.asarray(p)[..., 0] - 3.0)
+    def sdf(p):
+        return np.maximum(np.asarray(p)[..., 1], np.asarray(p)[..., 0] - 3.0)
+
     s = Screw("L3", "left", (1.5, entry_y, 0.0), (1.5, entry_y - 30.0, 0.0), 5.0, 30.0)
     b = measure_breach(s, sdf, frame)
     assert b.cortical_entry_mm == pytest.approx(entry_y, abs=1e-6)
@@ -233,9 +237,9 @@ def test_bad_plans_are_flagged_with_grade_and_direction(lumbar_plan, lumbar_trut
 
 def test_plan_file_round_trip_and_bad_files(lumbar_plan, tmp_path):
     p = tmp_path / "plan.json"
-    digest = write_plan(p, lumbar_plan)
+    digest = write_plan(p, lumbar_plan.as_dict())
     assert len(digest) == 64
-    back = read_plan(p)
+    back = Plan.from_dict(read_plan(p))
     for a, b in zip(lumbar_plan.screws, back.screws):
         assert a.id == b.id and np.allclose(a.entry, b.entry, atol=1e-4) and np.allclose(a.target, b.target, atol=1e-4)
     data = json.loads(p.read_text())

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import trimesh
 
-from pipeline.exchange.manifest import manifest_bytes, merge_prints, new_manifest, read_manifest, validate_manifest
 from pipeline.errors import InputError
+from pipeline.exchange.manifest import manifest_bytes, merge_prints, new_manifest, read_manifest, validate_manifest
 from pipeline.mesh import check_mesh
-from pipeline.prints import print_record
+from pipeline.printing import print_record
 from pipeline.volume import CTVolume, ScanInfo
 
 

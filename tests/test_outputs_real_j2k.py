@@ -107,7 +107,7 @@ def test_identifiers_only_in_the_dicom_files(job):
     out, _, manifest, ct = job
     secrets = [str(ct[0].FrameOfReferenceUID), str(ct[0].IssuerOfPatientID), "Petersgraben"]
     secrets += [str(h.file_meta.MediaStorageSOPInstanceUID) for h in ct[:3]]
-    texts = {"manifest.json": (out / "manifest.json").read_text(encoding="utf-8"), "report.html": (out / "report.html").read_text(encoding="utf-8")}
+    texts = {name: (out / name).read_text(encoding="utf-8") for name in ("manifest.json", "report.html")}
     with zipfile.ZipFile(out / "prints.3mf") as z:
         texts["prints.3mf"] = " ".join(z.read(n).decode("utf-8", "replace") for n in z.namelist())
     for name, text in texts.items():

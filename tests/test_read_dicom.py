@@ -10,10 +10,10 @@ import pydicom
 import pydicom.data
 import pytest
 
+from pipeline.errors import InputError
 from pipeline.exchange.dicom_read import list_series, load_series
 from pipeline.exchange.dicom_write import TRANSFER_SYNTAXES, write_series
 from pipeline.exchange.scan import load_scan
-from pipeline.errors import InputError
 
 
 def get_testdata_file(name):
@@ -229,7 +229,7 @@ def test_gantry_tilt_is_corrected(blobs, write_ct, find_blob):
     normal = np.array([0.0, 0.0, 1.0])
     assert np.allclose(vol.affine[:3, 0], 2.5 * normal, atol=1e-9)
     half_voxel = 0.5 * min(vol.spacing)
-    for i, blob in enumerate(blobs.blobs):
+    for blob in blobs.blobs:
         truth = tilted[:3, :3] @ np.asarray(blob.index) + tilted[:3, 3]
         assert np.linalg.norm(find_blob(vol.hu, vol.affine, truth) - truth) <= half_voxel
 

@@ -18,9 +18,9 @@ from scipy import ndimage
 from skimage.measure import marching_cubes
 
 from pipeline.scaffold import Region, build_scaffold
+from pipeline.scaffold.grid import SamplingGrid
 from pipeline.scaffold.measure import pore_connectivity
 from pipeline.scaffold.meshing import drop_fragments, mesh_field
-from pipeline.scaffold.grid import SamplingGrid
 
 BOX = "box:0,0,0,3.3,3.7,4.1"  # not a whole number of 2 mm cells on any axis
 BOX_VOLUME = 3.3 * 3.7 * 4.1

@@ -16,8 +16,15 @@ Modules: :mod:`.compartment` (the voxels read), :mod:`.roi` (the oval ROI),
 """
 
 from .compartment import TrabecularRule
-from .measure import BoneQuality, Screening, VertebraDensity, level_near, measure_bone_quality
-from .modulus import DensityCalibration, ModulusEstimate, compare_with_bone, scaffold_beside_bone, trabecular_modulus
+from .measure import BoneQuality, Screening, VertebraDensity, measure_bone_quality
+from .modulus import (
+                      DensityCalibration,
+                      ModulusEstimate,
+                      compare_with_bone,
+                      level_near,
+                      scaffold_beside_bone,
+                      trabecular_modulus,
+)
 from .roi import OvalROI
 from .screening import classify
 

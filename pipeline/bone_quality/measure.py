@@ -294,29 +294,3 @@ def _screen(levels, segmentation, fractured: set, notes: list) -> Screening:
     value = usable.get(level) if level else None
     return Screening(level, value, scr.classify(value), reason, tuple(notes))
 
-
-def level_near(segmentation, point_lps, radius_mm: float = 15.0) -> str | None:
-    """The vertebra most present within ``radius_mm`` of an LPS point (None if none).
-
-    Used to find which vertebra's bone a scaffold region meets: a fracture defect
-    lies outside the label it belongs to, next to it.
-    """
-    from ..volume import lps_to_index
-
-    labels = np.asarray(segmentation.labels)
-    spacing = np.asarray(voxel_sizes(segmentation.affine))
-    centre = lps_to_index(segmentation.affine, np.asarray(point_lps, float))
-    reach = np.ceil(radius_mm / spacing).astype(int)
-    lo = np.maximum(np.floor(centre).astype(int) - reach, 0)
-    hi = np.minimum(np.ceil(centre).astype(int) + reach + 1, labels.shape)
-    if np.any(hi <= lo):
-        return None
-    box = labels[tuple(slice(a, b) for a, b in zip(lo, hi))]
-    idx = np.indices(box.shape).reshape(3, -1).T + lo
-    near = np.linalg.norm((idx - centre) * spacing, axis=1) <= radius_mm
-    values = box.reshape(-1)[near]
-    values = values[values > 0]
-    if values.size == 0:
-        return None
-    value = int(np.bincount(values).argmax())
-    return segmentation.levels.get(value)

@@ -22,6 +22,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
+from ..volume import lps_to_index, voxel_sizes
+
 #: Morgan, Bayraktar & Keaveny 2003, vertebra: E [MPa] = A * rho_app[g/cm3] ** B.
 MORGAN_VERTEBRA_A_MPA = 4730.0
 MORGAN_VERTEBRA_B = 1.56
@@ -191,8 +195,6 @@ def scaffold_beside_bone(bone_quality, segmentation, level: str | None, point_lp
         :func:`compare_with_bone`'s record; when that vertebra has no measured
         density, the screening level's is used and ``note`` says so.
     """
-    from .measure import level_near
-
     level = level or level_near(segmentation, point_lps)
     record = bone_quality.level(level) if level else None
     note = ""
@@ -203,3 +205,28 @@ def scaffold_beside_bone(bone_quality, segmentation, level: str | None, point_lp
         level, record = fallback, bone_quality.level(fallback) if fallback else None
     return compare_with_bone(scaffold_modulus_gpa, level or "none", None if record is None else record.mean_hu,
                              bone_quality.calibration, note)
+
+
+def level_near(segmentation, point_lps, radius_mm: float = 15.0) -> str | None:
+    """The vertebra most present within ``radius_mm`` of an LPS point (None if none).
+
+    Used to find which vertebra's bone a scaffold region meets: a fracture defect
+    lies outside the label it belongs to, next to it.
+    """
+    labels = np.asarray(segmentation.labels)
+    spacing = np.asarray(voxel_sizes(segmentation.affine))
+    centre = lps_to_index(segmentation.affine, np.asarray(point_lps, float))
+    reach = np.ceil(radius_mm / spacing).astype(int)
+    lo = np.maximum(np.floor(centre).astype(int) - reach, 0)
+    hi = np.minimum(np.ceil(centre).astype(int) + reach + 1, labels.shape)
+    if np.any(hi <= lo):
+        return None
+    box = labels[tuple(slice(a, b) for a, b in zip(lo, hi))]
+    idx = np.indices(box.shape).reshape(3, -1).T + lo
+    near = np.linalg.norm((idx - centre) * spacing, axis=1) <= radius_mm
+    values = box.reshape(-1)[near]
+    values = values[values > 0]
+    if values.size == 0:
+        return None
+    value = int(np.bincount(values).argmax())
+    return segmentation.levels.get(value)

@@ -242,7 +242,9 @@ def _endplate_axis(field, affine, frame: VertebraFrame, extent) -> np.ndarray | 
             run = line_run(field, affine, frame.to_lps([x, y, zc]), frame.axes[:, 2], reach)
             if run is None or run[0] > 0 or run[1] < 0:
                 continue
-            xy.append((x, y)); bot.append(zc + run[0]); top.append(zc + run[1])
+            xy.append((x, y))
+            bot.append(zc + run[0])
+            top.append(zc + run[1])
     if len(xy) < 12:
         return None
     xy = np.asarray(xy)
@@ -288,7 +290,8 @@ def _wall_frame(field, affine, frame: VertebraFrame, extent, reach: float) -> Ve
         for dx in (-6.0, -4.0, 4.0, 6.0):
             run = line_run(field, affine, frame.to_lps([dx, 0.0, dz]), frame.axes[:, 1], reach)
             if run is not None and run[0] <= 0 <= run[1]:
-                zs.append(dz); ys.append(run[1])
+                zs.append(dz)
+                ys.append(run[1])
     zs, ys = np.asarray(zs), np.asarray(ys)
     # A ray that runs on into a pedicle (a narrow canal) exits far behind the wall.
     near = np.abs(ys - np.median(ys)) <= 3.0 if len(ys) else np.zeros(0, bool)

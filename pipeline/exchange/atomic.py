@@ -23,12 +23,13 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
 
 from ..errors import InputError, OptionError, one_line
-from ..interrupts import committed as committed_results, deferred, pending
+from ..interrupts import committed as committed_results
+from ..interrupts import deferred, pending
 
 #: The marker and top-level entries of a job's result folder.
 MANIFEST = "manifest.json"
@@ -360,16 +361,24 @@ def _umask() -> int:
     return mask
 
 
-def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write one file so that readers see either the old or the complete new content."""
+@contextmanager
+def atomic_file(path: str | os.PathLike):
+    """A binary file handle whose content replaces ``path`` whole when the block ends.
+
+    Readers see either the old file or the complete new one: the data goes to a
+    hidden ``.part`` file beside ``path`` (missing folders are made), renamed over
+    ``path`` on success and removed, with the folders made for it, on any error or
+    signal. The one permission policy of every file osteoprint writes: that of an
+    ordinary new file under the user's umask (``0o666 & ~umask``), since mkstemp's
+    0600 would hide outputs the lab shares.
+    """
     path = Path(path)
     created = _make_parents(path.parent)
     remove_stale(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.osteoprint-{os.getpid()}-", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        # mkstemp creates 0600; outputs are ordinary files the lab shares.
+            yield fh
         os.chmod(tmp, 0o666 & ~_umask())
         with deferred():
             os.replace(tmp, path)
@@ -382,3 +391,9 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
                 except OSError:
                     break
         raise
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write one file so that readers see either the old or the complete new content."""
+    with atomic_file(path) as fh:
+        fh.write(data)

@@ -115,7 +115,7 @@ def decode_stack(records, plan, integral: bool, on_progress) -> np.ndarray:
     for index, rec in enumerate(records):
         slots.setdefault(rec.path, []).append((index, rec.frame))
     done = 0
-    for path, wanted in slots.items():
+    for wanted in slots.values():
         for index, image in _decode_file(records[wanted[0][0]], [f for _, f in wanted],
                                          [i for i, _ in wanted]):
             rec = records[index]

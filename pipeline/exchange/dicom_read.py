@@ -12,23 +12,42 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from ..errors import InputError
 from ..volume import CTVolume, ScanInfo
-from .dicom_geometry import (DuplicateClash, GeometryError, drop_duplicates, majority_geometry,
-                             plan_stack, resample_positions, slice_normal, sort_by_position)
-from .dicom_pixels import (check_decoders, check_rescale, check_sizes, decode_hu, decode_stack,
-                           final_dtype, syntax_name)
-from .dicom_scan import (NO_SERIES_UID, FolderScan, ImageRecord, SeriesSummary, Skip,
-                         count_phrase, most_common, read_header, scan_folder, series_hash,
-                         series_key, summarize)
+from .dicom_geometry import (
+    DuplicateClash,
+    GeometryError,
+    drop_duplicates,
+    majority_geometry,
+    plan_stack,
+    resample_positions,
+    slice_normal,
+    sort_by_position,
+)
+from .dicom_pixels import check_decoders, check_rescale, check_sizes, decode_hu, decode_stack, final_dtype, syntax_name
+from .dicom_scan import (
+    NO_SERIES_UID,
+    FolderScan,
+    ImageRecord,
+    SeriesSummary,
+    Skip,
+    count_phrase,
+    most_common,
+    read_header,
+    scan_folder,
+    series_hash,
+    series_key,
+    summarize,
+)
 from .nifti import is_nifti
 from .plausible import check_hounsfield
+
 
 @dataclass
 class ReadReport:

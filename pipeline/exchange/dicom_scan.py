@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .dicom_geometry import GeometryError, image_plane
-from .dicom_tags import (about, float_value, has_rescale, int_value, padding, rescale, transfer_syntax,
-                         words)
+from .dicom_tags import about, float_value, has_rescale, int_value, padding, rescale, transfer_syntax, words
 
 ENHANCED_CT_IMAGES = ("1.2.840.10008.5.1.4.1.1.2.1", "1.2.840.10008.5.1.4.1.1.2.2")
 _MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"
@@ -152,9 +151,9 @@ def read_header(path: Path):
     except InvalidDicomError:
         pass
     except OSError as exc:
-        raise Skip("unreadable file", f"cannot be read ({exc.strerror or type(exc).__name__})")
+        raise Skip("unreadable file", f"cannot be read ({exc.strerror or type(exc).__name__})") from None
     except Exception as exc:  # pydicom raises many types on corrupt headers
-        raise Skip("unreadable DICOM file", f"corrupt DICOM header ({_short(exc)})")
+        raise Skip("unreadable DICOM file", f"corrupt DICOM header ({_short(exc)})") from None
     if not _looks_like_raw_dataset(path):
         raise Skip("non-DICOM file", "not a DICOM file")
     try:
@@ -162,7 +161,7 @@ def read_header(path: Path):
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
     except Exception as exc:
-        raise Skip("unreadable DICOM file", f"corrupt DICOM dataset ({_short(exc)})")
+        raise Skip("unreadable DICOM file", f"corrupt DICOM dataset ({_short(exc)})") from None
     if "SOPClassUID" not in ds and "Modality" not in ds:
         raise Skip("non-DICOM file", "not a DICOM file")
     return ds, True

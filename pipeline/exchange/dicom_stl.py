@@ -55,7 +55,7 @@ def encapsulated_stl(stl: bytes, study: DicomStudy, *, title: str, instance_numb
         and the STL's SHA-256, so the same print always gets the same UID.
     """
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
 
     series_uid = series_uid or prints_series_uid(study)
     created = created or datetime.now()

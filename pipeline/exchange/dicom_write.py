@@ -15,8 +15,9 @@ pixel bytes in big-endian order itself.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -211,7 +212,7 @@ def _ds_str(x: float) -> str:
 def _slice_dataset(k, sop_uid, pixels, *, study_uid, series_uid, frame_uid, description,
                    intercept, slope, pixel_rep, bits_stored, geometry, extra):
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 
     g = geometry
     ipp = g["origin"] + k * g["step"]

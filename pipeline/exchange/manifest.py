@@ -8,6 +8,7 @@ merge into the manifest already there instead of replacing it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from functools import lru_cache
@@ -115,3 +116,13 @@ def read_manifest(path: str | os.PathLike) -> dict:
     except ValueError as exc:
         raise InputError(path, f"not an osteoprint manifest ({exc})") from None
     return manifest
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 hex digest of a file's bytes, read a megabyte at a time (the manifest
+    and the reports name files by content)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -2,7 +2,9 @@
 ``pipeline/schemas/plan.schema.json`` (draft 2020-12).
 
 A bad plan never gets past :func:`read_plan`: the error names the file and, in one
-line, the screw and the field that is wrong.
+line, the screw and the field that is wrong. Plans travel as their JSON documents
+(plain dicts): :class:`pipeline.guide.plan.Plan` converts with ``Plan.from_dict``
+and ``plan.as_dict()``, so this file-format layer needs nothing from the guide stage.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from importlib import resources
 import numpy as np
 
 from ..errors import InputError
-from ..guide.plan import Plan
 from .atomic import write_bytes_atomic
 
 
@@ -56,17 +57,17 @@ def plan_problems(data) -> list[str]:
     return problems
 
 
-def plan_from_json(data, path=None) -> Plan:
-    """A :class:`Plan` from a parsed JSON document; :class:`InputError` if invalid."""
+def valid_plan(data, path=None) -> dict:
+    """``data`` itself once it is a valid plan document; :class:`InputError` if not."""
     problems = plan_problems(data)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise InputError(path or "plan", f"invalid screw plan: {problems[0]}{more}")
-    return Plan.from_dict(data)
+    return data
 
 
-def read_plan(path: str | os.PathLike) -> Plan:
-    """Read and validate a plan file.
+def read_plan(path: str | os.PathLike) -> dict:
+    """Read and validate a plan file; return its document (``Plan.from_dict`` takes it).
 
     Raises
     ------
@@ -81,20 +82,19 @@ def read_plan(path: str | os.PathLike) -> Plan:
             data = json.loads(fh.read().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(path, f"not a JSON file ({exc.__class__.__name__}: {exc})".replace("\n", " ")) from None
-    return plan_from_json(data, path)
+    return valid_plan(data, path)
 
 
-def plan_json(plan: Plan) -> str:
-    """The plan as validated, pretty-printed JSON text."""
-    data = plan.as_dict()
+def plan_json(data: dict) -> str:
+    """A plan document (``plan.as_dict()``) as validated, pretty-printed JSON text."""
     problems = plan_problems(data)
     if problems:
         raise ValueError(f"refusing to write an invalid plan: {problems[0]}")
     return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
 
-def write_plan(path: str | os.PathLike, plan: Plan) -> str:
-    """Write a plan atomically; return the file's SHA-256 hex digest."""
-    data = plan_json(plan).encode("utf-8")
+def write_plan(path: str | os.PathLike, data: dict) -> str:
+    """Write a plan document atomically; return the file's SHA-256 hex digest."""
+    data = plan_json(data).encode("utf-8")
     write_bytes_atomic(path, data)
     return hashlib.sha256(data).hexdigest()

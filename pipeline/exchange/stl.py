@@ -1,4 +1,4 @@
-"""Binary STL, the format every slicer takes. Written with numpy-stl's record layout.
+"""Binary STL, the format every slicer takes, written by numpy-stl.
 
 STL carries no units or coordinate system. Every file osteoprint writes states them
 in its 80-byte header, which starts with a short description of the print and ends
@@ -10,32 +10,34 @@ left-to-right). Vertices are millimetres in DICOM patient coordinates (LPS).
 from __future__ import annotations
 
 import hashlib
+import io
 import os
-import struct
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import trimesh
 from stl import mesh as stl_mesh
 
 from ..errors import InputError
+from .atomic import atomic_file
 
 #: Ends every header: units, and the coordinate system as 3D Slicer reads it.
 HEADER_SUFFIX = b" (osteoprint, mm) SPACE=LPS"
 HEADER_BYTES = 80
 
 
-def _records(vertices: np.ndarray, faces: np.ndarray) -> bytes:
-    """Binary STL records (normal, three vertices, attribute) of ``faces``."""
-    tris = vertices[faces]
-    normals = np.cross(tris[:, 1] - tris[:, 0], tris[:, 2] - tris[:, 0])
-    length = np.linalg.norm(normals, axis=1, keepdims=True)
-    normals = np.divide(normals, length, out=np.zeros_like(normals), where=length > 0)
-    rec = np.zeros(len(tris), dtype=stl_mesh.Mesh.dtype)
-    rec["vectors"] = tris
-    rec["normals"] = normals
-    return rec.tobytes()
+class _StatedMesh(stl_mesh.Mesh):
+    """numpy-stl's mesh with osteoprint's header (see :func:`stl_header`).
+
+    numpy-stl's own header stamps the current time, which would make identical
+    inputs give different files; ``get_header`` is its hook for another one.
+    """
+
+    def __init__(self, data: np.ndarray, header: bytes):
+        super().__init__(data, calculate_normals=False, remove_empty_areas=False)
+        self._header = header
+
+    def get_header(self, name) -> str:
+        return self._header.decode("ascii")
 
 
 def stl_header(description: str = "") -> bytes:
@@ -49,8 +51,6 @@ def stl_header(description: str = "") -> bytes:
     if text[:5].lower() == b"solid":
         text = b"part " + text
     room = HEADER_BYTES - len(HEADER_SUFFIX)
-    # numpy-stl's own writer stamps the current time into the header, which would
-    # make identical inputs give different files.
     return (text[:room] + HEADER_SUFFIX).ljust(HEADER_BYTES, b" ")
 
 
@@ -64,48 +64,49 @@ def header_text(path_or_bytes) -> str:
     return head.rstrip(b" \0").decode("ascii", "replace")
 
 
-def _header(n_triangles: int, description: str) -> bytes:
-    return stl_header(description) + struct.pack("<I", n_triangles)
+def _stated_mesh(mesh: trimesh.Trimesh, description: str, chunk: int) -> _StatedMesh:
+    """``mesh`` as numpy-stl records with unit face normals (zero for a degenerate
+    face), filled ``chunk`` triangles at a time so that the float64 temporaries of a
+    scaffold of tens of millions of triangles stay small beside the records (50
+    bytes per triangle)."""
+    faces = np.asarray(mesh.faces)
+    vertices = np.asarray(mesh.vertices)
+    data = np.zeros(len(faces), dtype=stl_mesh.Mesh.dtype)
+    for start in range(0, len(faces), chunk):
+        tris = vertices[faces[start : start + chunk]]
+        normals = np.cross(tris[:, 1] - tris[:, 0], tris[:, 2] - tris[:, 0])
+        length = np.linalg.norm(normals, axis=1, keepdims=True)
+        data["vectors"][start : start + chunk] = tris
+        data["normals"][start : start + chunk] = np.divide(normals, length, out=np.zeros_like(normals),
+                                                           where=length > 0)
+    return _StatedMesh(data, stl_header(description))
 
 
-def stl_bytes(mesh: trimesh.Trimesh, description: str = "") -> bytes:
-    """Encode ``mesh`` as binary STL (float32 vertices, per-face normals).
+def stl_bytes(mesh: trimesh.Trimesh, description: str = "", chunk: int = 1_000_000) -> bytes:
+    """Encode ``mesh`` as binary STL (float32 vertices, per-face unit normals).
 
     ``description`` says what the print is, e.g. ``"L1 vertebra model"``; it starts
     the header (see :func:`stl_header`).
     """
-    faces = np.asarray(mesh.faces)
-    return _header(len(faces), description) + _records(np.asarray(mesh.vertices), faces)
+    out = io.BytesIO()
+    # Normals are ours (unit length, computed in float64): numpy-stl's are not normalised.
+    _stated_mesh(mesh, description, chunk).save("print.stl", fh=out, mode=stl_mesh.stl.Mode.BINARY,
+                                                update_normals=False)
+    return out.getvalue()
 
 
 def write_stl(path: str | os.PathLike, mesh: trimesh.Trimesh, description: str = "",
               chunk: int = 1_000_000) -> str:
     """Write ``mesh`` as binary STL atomically; return the file's SHA-256 hex digest.
 
-    ``description`` starts the header (see :func:`stl_header`). Written in chunks of
-    ``chunk`` triangles so that a scaffold of tens of millions of triangles never
-    needs its whole file in memory.
+    ``description`` starts the header (see :func:`stl_header`); ``chunk`` bounds the
+    temporaries (see :func:`_stated_mesh`).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    faces = np.asarray(mesh.faces)
-    vertices = np.asarray(mesh.vertices)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            head = _header(len(faces), description)
-            fh.write(head)
-            digest.update(head)
-            for start in range(0, len(faces), chunk):
-                data = _records(vertices, faces[start : start + chunk])
-                fh.write(data)
-                digest.update(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    stated = _stated_mesh(mesh, description, chunk)
+    with atomic_file(path) as fh:
+        stated.save(os.fspath(path), fh=fh, mode=stl_mesh.stl.Mode.BINARY, update_normals=False)
+    digest = hashlib.sha256(stl_header(description) + np.uint32(len(stated.data)).tobytes())
+    digest.update(memoryview(stated.data).cast("B"))
     return digest.hexdigest()
 
 

@@ -25,6 +25,7 @@ from ..volume import index_to_lps, voxel_sizes
 from .frames import SIDES, BoneField, LocalGrid, VertebraFrame, direction_angles, ray_exit, resample_mask
 from .pedicle import Pedicle, find_pedicle
 
+
 @dataclass(frozen=True)
 class VertebraAnatomy:
     """One vertebra, resampled into its own frame, with its landmarks.

@@ -26,7 +26,6 @@ import numpy as np
 import trimesh
 from scipy import optimize
 
-
 #: Largest angle between neighbouring faces of one smooth patch (deg).
 SMOOTH_DEG = 12.0
 #: Smallest patch area (mm²) worth fitting: a bore 1 mm wide and 2 mm long.

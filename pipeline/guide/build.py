@@ -270,7 +270,7 @@ def build_guide(screws: list, anatomy: VertebraAnatomy, segmentation, design: Gu
     for side, s in SIDES.items():
         xe = [e[0] for e, sc in zip(le, screws) if sc.side == side]
         reach = abs(xe[0]) * 0.6 if xe else 10.0
-        regions.append(((s * X >= 3.0) & (s * X <= max(reach, 5.0)) & (Z >= ze.min() - 12.0) & (Z <= ze.min() - 2.0)))
+        regions.append((s * X >= 3.0) & (s * X <= max(reach, 5.0)) & (Z >= ze.min() - 12.0) & (Z <= ze.min() - 2.0))
     regions.append((np.abs(X) <= 2.5) & (Z >= ze.min() - 12.0) & (Z <= ze.max() + 3.0))
     for reg in regions:
         cand = reg & band & top_own

@@ -16,10 +16,9 @@ import numpy as np
 from ..errors import DesignError
 from . import catalogue as cat
 from .anatomy import VertebraAnatomy, analyse_segmentation, level_above
-from .frames import direction_angles
 from .bone import Bone, SurfaceDistance, surface_mesh
 from .breach import measure_breach, screw_surface
-from .frames import ray_exit
+from .frames import direction_angles, ray_exit, segment_distance
 from .plan import Plan, Screw
 from .report import Check, make_check, overall
 from .trajectory import PlannerSettings, _geometry_from_entry
@@ -52,21 +51,6 @@ def isthmus_walls(screw: Screw, anatomy: VertebraAnatomy, sdf=None) -> dict:
         exit_t = ray_exit(sdf, q, w, max_mm=40.0, step=0.1)
         out[name] = (exit_t if exit_t is not None else 40.0) - screw.radius_mm
     return {"walls_mm": out, "depth_mm": t, "point_lps": q}
-
-
-def segment_distance(p0, p1, q0, q1) -> float:
-    """Smallest distance between segments p0-p1 and q0-q1 (mm)."""
-    p0, p1, q0, q1 = (np.asarray(v, float) for v in (p0, p1, q0, q1))
-    best = np.inf
-    # Dense sampling of one segment against the exact point-segment distance is
-    # plenty for screws (sub-micrometre at 0.05 mm steps); avoids edge cases of
-    # the closed form for parallel segments.
-    ts = np.linspace(0.0, 1.0, 801)
-    pts = p0 + ts[:, None] * (p1 - p0)
-    e = q1 - q0
-    u = np.clip(((pts - q0) @ e) / max(e @ e, 1e-12), 0.0, 1.0)
-    best = float(np.min(np.linalg.norm(pts - (q0 + u[:, None] * e), axis=1)))
-    return best
 
 
 def level_surface(segmentation, level: str, cache: dict) -> SurfaceDistance | None:

@@ -22,13 +22,11 @@ import trimesh
 
 from ..errors import DesignError
 from ..mesh import check_mesh
-from ..printing import PROCESSES
 from .anatomy import VertebraAnatomy
 from .bone import Bone, SurfaceDistance, levels_near, segmentation_surfaces
 from .bore import fit_bore, ray_thickness, sleeve_wall
 from .build import GuideDesign
-from .checks import segment_distance
-from .frames import BoneField, LocalGrid, VertebraFrame, resample_mask
+from .frames import BoneField, LocalGrid, VertebraFrame, resample_mask, segment_distance
 from .report import Check, make_check, overall
 from .solids import cylinder, to_manifold
 
@@ -156,7 +154,8 @@ def _sleeve_checks(screw, fit, manifold, design: GuideDesign, wall_min: float, w
 def check_guide(guide_mesh: trimesh.Trimesh, screws, segmentation=None, *, bone=None,
                 anatomy: VertebraAnatomy | None = None, placement_direction=None,
                 design: GuideDesign | None = None, process: str = "vat_photopolymerization",
-                material_class: str = "polymer", quality=None, surfaces: dict | None = None) -> dict:
+                material_class: str = "polymer", process_min_wall_mm: float = 0.2, quality=None,
+                surfaces: dict | None = None) -> dict:
     """Check a guide against its planned screws and the bone.
 
     Parameters
@@ -178,8 +177,13 @@ def check_guide(guide_mesh: trimesh.Trimesh, screws, segmentation=None, *, bone=
     design : GuideDesign, optional
         Drill diameter and designed clearance (defaults if not given).
     process, material_class : str
-        Printing process (``pipeline.printing.PROCESSES`` key) and material class
-        whose minimum wall the sleeves and the thinnest wall must exceed.
+        Printing process and material class the guide is checked against (named in
+        the checks' sources).
+    process_min_wall_mm : float
+        That process's smallest printable wall for that material class, mm
+        (:func:`pipeline.printing.min_feature_mm`; the default is vat
+        photopolymerization's for polymer): the sleeves and the thinnest wall must
+        exceed it. Passed in, since the printing table sits above the stages.
     quality : MeshQuality, optional
         :func:`pipeline.mesh.check_mesh` of the mesh if already measured.
     surfaces : dict, optional
@@ -212,7 +216,7 @@ def check_guide(guide_mesh: trimesh.Trimesh, screws, segmentation=None, *, bone=
         manifold = to_manifold(guide_mesh)
     except DesignError:          # not a closed solid: walls and the drill path cannot be measured
         manifold = None
-    proc_min = PROCESSES[process].min_feature_mm.get(material_class, 0.0)
+    proc_min = float(process_min_wall_mm)
     wall_min = max(MIN_SLEEVE_WALL_MM, proc_min)
     wall_source = f"{SOURCE_SLEEVE_WALL} ({process}, {material_class}: {proc_min} mm)"
     fits = {}

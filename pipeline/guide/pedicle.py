@@ -19,7 +19,6 @@ from scipy import ndimage, optimize
 from ..errors import DesignError
 from .frames import SIDES, BoneField, LocalGrid, VertebraFrame, direction_angles, direction_from_angles
 
-
 #: Smallest distance (mm) of the isthmus centre behind the body's posterior wall.
 MIN_BEHIND_WALL_MM = 1.0
 

@@ -64,7 +64,7 @@ class Screw:
     def radius_mm(self) -> float:
         return self.diameter_mm / 2
 
-    def moved(self, entry=None, direction=None) -> "Screw":
+    def moved(self, entry=None, direction=None) -> Screw:
         """Copy with another entry and/or direction (target placed at the tip)."""
         e = self.entry if entry is None else np.asarray(entry, float)
         d = self.direction if direction is None else np.asarray(direction, float) / np.linalg.norm(direction)
@@ -82,7 +82,7 @@ class Screw:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Screw":
+    def from_dict(cls, d: dict) -> Screw:
         return cls(d["level"], d["side"], d["entry_lps"], d["target_lps"], float(d["diameter_mm"]),
                    float(d["length_mm"]), d.get("id", ""))
 
@@ -138,6 +138,6 @@ class Plan:
         return out
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Plan":
+    def from_dict(cls, d: dict) -> Plan:
         return cls(tuple(Screw.from_dict(s) for s in d["screws"]), d.get("series_hash", ""),
                    d.get("source", "imported"), dict(d.get("planning", {})))

@@ -14,7 +14,7 @@ import trimesh
 from skimage import measure
 
 from ..errors import DesignError
-from ..mesh import check_mesh
+from ..mesh import check_mesh, float32_vertices
 from .frames import LocalGrid
 
 
@@ -56,7 +56,7 @@ def float32_mesh(solid: m3d.Manifold, weld_mm: float = 5e-3, max_edge_mm: float 
     quality : MeshQuality
     """
     mesh = to_trimesh(solid.simplify(tolerance_mm).refine_to_length(max_edge_mm))
-    rounded = trimesh.Trimesh(np.asarray(mesh.vertices, np.float32).astype(np.float64), mesh.faces, process=False)
+    rounded = float32_vertices(mesh)
     quality = check_mesh(rounded)
     if not quality.self_intersections and not quality.degenerate_faces:
         return rounded, quality

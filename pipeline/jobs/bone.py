@@ -14,8 +14,18 @@ from dataclasses import dataclass
 
 from ..bone_quality import BoneQuality, measure_bone_quality
 from ..exchange.bone_files import bone_json_bytes
-from .common import (Quiet, check_output, finish_result, read_scan, require_vertebrae, segmentation_entry,
-                     staged_result, start_manifest, write_label_map)
+from .common import (
+    Quiet,
+    check_output,
+    finish_result,
+    read_volume,
+    require_vertebrae,
+    segment,
+    segmentation_entry,
+    staged_result,
+    start_manifest,
+    write_label_map,
+)
 
 BONE_FILE = "bone.json"
 
@@ -67,11 +77,10 @@ def run_bone(scan: str | os.PathLike, out_dir: str | os.PathLike, options: BoneO
     spare reading and segmenting again.
     """
     from .deliver import study_for
-    from .model import segment
 
     progress = progress or Quiet()
     check_output(out_dir, scan)
-    volume = volume if volume is not None else read_scan(scan, options.series, progress)
+    volume = volume if volume is not None else read_volume(scan, options.series, progress)
     study = study_for(scan, volume, options.dicom, progress)
     seg = segmentation if segmentation is not None else segment(volume, progress=progress)
     require_vertebrae(seg, scan)

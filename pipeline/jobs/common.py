@@ -9,8 +9,8 @@ from contextlib import contextmanager
 from ..errors import InputError, NothingToPrint, OptionError
 from ..exchange.atomic import MANIFEST, Staging, check_output_folder, staged_output
 from ..exchange.manifest import is_result_folder, manifest_bytes, new_manifest, read_manifest
-from ..progress import detail
-from ..segment import VertebraSegmentation
+from ..progress import Quiet, detail
+from ..segment import VertebraSegmentation, segment_vertebrae
 from ..volume import CTVolume, obliquity_deg
 
 #: Largest angle between the scan's axes and the patient's that segmentation and
@@ -23,21 +23,12 @@ MAX_OBLIQUITY_DEG = 20.0
 VOXEL_MM = (0.05, 10.0)
 
 
-class Quiet:
-    """Progress reporter that says nothing (the API default)."""
+def read_volume(scan: str | os.PathLike, series: str | None = None, progress=None) -> CTVolume:
+    """The scan's :class:`CTVolume`, checked for a CT of the spine, with skipped files
+    and warnings reported to ``progress``.
 
-    def stage(self, name: str) -> None:
-        pass
-
-    def note(self, message: str) -> None:
-        pass
-
-    def detail(self, message: str) -> None:
-        pass
-
-
-def read_scan(scan: str | os.PathLike, series: str | None = None, progress=None) -> CTVolume:
-    """Read a DICOM folder/file or NIfTI CT and report skipped files to ``progress``.
+    :func:`pipeline.exchange.scan.load_scan` reads the file and returns the volume and
+    its read report; this is the jobs' reading step on top of it, hence the name.
 
     Raises :class:`InputError` as the reader does, and for a scan whose voxel sizes
     are outside :data:`VOXEL_MM` or whose axes are more than
@@ -181,3 +172,17 @@ def drop_kind(manifest: dict, kind: str) -> dict:
     out = dict(manifest)
     out["prints"] = [p for p in manifest["prints"] if p["kind"] != kind]
     return out
+
+
+def segment(volume: CTVolume, options=None, progress=None) -> VertebraSegmentation:
+    """Segment with a job's thresholds (``options.preset``, ``hu_low``, ``hu_high``;
+    the bone preset without options), reporting warnings to ``progress``."""
+    progress = progress or Quiet()
+    progress.stage("segmenting vertebrae")
+    if options is None:
+        seg = segment_vertebrae(volume)
+    else:
+        seg = segment_vertebrae(volume, options.preset, low=options.hu_low, high=options.hu_high)
+    for message in seg.warnings:
+        progress.note(f"warning: {message}")
+    return seg

@@ -17,8 +17,8 @@ from ..exchange.dicom_stl import encapsulated_stl, prints_series_uid
 from ..exchange.report import print_order, report_html
 from ..exchange.stl import read_stl
 from ..exchange.threemf import PlatePart, write_3mf
+from ..progress import Quiet
 from ..render import label_picture, print_colour, print_thumbnail
-from .common import Quiet
 
 LABELS_PICTURE = "labels.png"
 PRINTS_3MF = "prints.3mf"

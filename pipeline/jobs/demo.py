@@ -59,10 +59,9 @@ def sample_scan(progress=None) -> Path:
         return installed
     cached = _cache_folder()
     if not (cached / "dicom").is_dir():
-        from ..exchange.phantom_files import write_phantom
-        from ..phantom import make_phantom
+        from .phantom import run_phantom
 
         progress = progress or Quiet()
         progress.stage(f"generating the sample scan once into {cached} (about a minute)")
-        write_phantom(make_phantom(), cached, transfer_syntax="jpegls_lossless")
+        run_phantom(cached, transfer_syntax="jpegls_lossless", progress=progress)
     return cached / "dicom"

@@ -18,18 +18,29 @@ import numpy as np
 
 from ..errors import InputError, NothingToPrint, OptionError
 from ..exchange.atomic import check_output_file, write_bytes_atomic
-from ..exchange.manifest import merge_prints
+from ..exchange.manifest import file_sha256, merge_prints
 from ..exchange.plan_files import plan_json, read_plan
 from ..exchange.stl import read_stl, write_stl
 from ..guide import GuideDesign, Plan, analyse_segmentation, build_guide, check_guide, check_plan, plan_screws
 from ..guide.augmentation import with_bone_advice
 from ..guide.guide_checks import guide_bone
-from ..printing import PROCESSES
-from ..prints import print_record
+from ..printing import PROCESSES, min_feature_mm, print_record
 from ..segment import segment_vertebrae
 from . import options as check
-from .common import (Quiet, check_output, drop_kind, finish_result, read_scan, require_levels, require_vertebrae,
-                     segmentation_entry, staged_result, start_manifest, write_label_map)
+from .common import (
+    Quiet,
+    check_output,
+    drop_kind,
+    finish_result,
+    read_volume,
+    require_levels,
+    require_vertebrae,
+    segment,
+    segmentation_entry,
+    staged_result,
+    start_manifest,
+    write_label_map,
+)
 
 #: Material class of a guide's material for the process minima (resins and PA12 alike).
 GUIDE_MATERIAL_CLASS = "polymer"
@@ -138,12 +149,11 @@ def run_guide(scan: str | os.PathLike, out_dir: str | os.PathLike, options: Guid
     """
     from .bone import measure, stage_bone
     from .deliver import study_for
-    from .model import segment
 
     progress = progress or Quiet()
     check_output(out_dir, scan)
-    user_plan = read_plan(options.plan) if options.plan else None
-    volume = volume if volume is not None else read_scan(scan, options.series, progress)
+    user_plan = Plan.from_dict(read_plan(options.plan)) if options.plan else None
+    volume = volume if volume is not None else read_volume(scan, options.series, progress)
     if user_plan is not None:
         _same_scan(user_plan, volume, options.plan)
     study = study_for(scan, volume, options.dicom, progress)
@@ -214,7 +224,9 @@ def design_guides(seg, volume, options: GuideOptions, user_plan: Plan | None = N
             progress.note(f"warning: {level}: {w}")
         progress.stage(f"checking the {level} guide")
         report = check_guide(guide.mesh, screws, seg, bone=guide.bone, anatomy=anatomies[level], design=design,
-                             process=options.process, material_class=GUIDE_MATERIAL_CLASS, quality=guide.quality,
+                             process=options.process, material_class=GUIDE_MATERIAL_CLASS,
+                             process_min_wall_mm=min_feature_mm(options.process, GUIDE_MATERIAL_CLASS),
+                             quality=guide.quality,
                              surfaces=surfaces)
         for name in report["failed"]:
             progress.note(f"guide check failed: {level}: {name}")
@@ -232,7 +244,7 @@ def add_guides(stage, manifest: dict, volume, seg, guides: GuideSet, options: Gu
     if "segmentation" not in manifest:
         manifest["segmentation"] = segmentation_entry(seg)
         write_label_map(stage.path("segmentation.nii.gz"), seg, volume)
-    plan_text = plan_json(guides.plan).encode()
+    plan_text = plan_json(guides.plan.as_dict()).encode()
     stage.path("plan.json").write_bytes(plan_text)
     records = []
     for level, screws, guide, report in guides.built:
@@ -310,12 +322,12 @@ def run_check_guide(scan: str | os.PathLike, plan_path: str | os.PathLike, guide
     GuideOptions(drill_mm=drill_mm, clearance_mm=clearance_mm, process=process)  # the same option checks
     if report_path is not None:
         check_output_file(report_path, not_same_as=(scan, plan_path, guide_path))
-    plan = read_plan(plan_path)
+    plan = Plan.from_dict(read_plan(plan_path))
     mesh = read_stl(guide_path)
     screws = _served_screws(plan, mesh)
     if not screws:
         raise InputError(guide_path, f"no screw of the plan {plan_path} enters bone within 10 mm of this guide")
-    volume = read_scan(scan, series, progress)
+    volume = read_volume(scan, series, progress)
     _same_scan(plan, volume, plan_path)
     progress.stage("segmenting vertebrae")
     seg = segment_vertebrae(volume)
@@ -336,16 +348,17 @@ def run_check_guide(scan: str | os.PathLike, plan_path: str | os.PathLike, guide
     anatomy = anatomies[levels[0]]
     bone = guide_bone(seg, anatomy.frame, mesh, surfaces=surfaces)
     guide_report = check_guide(mesh, screws, seg, bone=bone, anatomy=anatomy, design=design, process=process,
-                               material_class=GUIDE_MATERIAL_CLASS, surfaces=surfaces)
+                               material_class=GUIDE_MATERIAL_CLASS,
+                               process_min_wall_mm=min_feature_mm(process, GUIDE_MATERIAL_CLASS), surfaces=surfaces)
     plan_checks = [c for r in plan_report["screws"] for c in r["checks"]] + plan_report["pairs"]
     failed = [f"{c['name']} ({c['subject']})" for c in plan_checks if c["passed"] is False] + guide_report["failed"]
     report = {
         "passed": bool(plan_report["passed"] and guide_report["passed"]),
         "scan": {"series_hash": volume.info.series_hash},
         # Files by content only: their names are the user's free text.
-        "plan": {"sha256": _sha256(plan_path),
+        "plan": {"sha256": file_sha256(plan_path),
                  "screws": _screw_summary(sub, plan_report, [s.id for s in screws])},
-        "guide": {"sha256": _sha256(guide_path), "levels": levels},
+        "guide": {"sha256": file_sha256(guide_path), "levels": levels},
         "failed": failed,
         "plan_checks": plan_checks,
         "guide_checks": guide_report["checks"],
@@ -356,11 +369,3 @@ def run_check_guide(scan: str | os.PathLike, plan_path: str | os.PathLike, guide
     for name in failed:
         progress.note(f"check failed: {name}")
     return report
-
-
-def _sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

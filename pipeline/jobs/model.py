@@ -7,13 +7,25 @@ from dataclasses import dataclass
 
 from ..exchange.manifest import merge_prints
 from ..exchange.stl import stl_bytes
-from ..models import VertebraModel, vertebra_models
-from ..prints import print_record
+from ..mesh import VertebraModel, vertebra_models
+from ..printing import print_record
 from ..progress import detail
-from ..segment import VertebraSegmentation, segment_vertebrae
+from ..segment import VertebraSegmentation
 from . import options as check
-from .common import (Quiet, check_output, drop_kind, finish_result, read_scan, require_levels, require_vertebrae,
-                     segmentation_entry, staged_result, start_manifest, write_label_map)
+from .common import (
+    Quiet,
+    check_output,
+    drop_kind,
+    finish_result,
+    read_volume,
+    require_levels,
+    require_vertebrae,
+    segment,
+    segmentation_entry,
+    staged_result,
+    start_manifest,
+    write_label_map,
+)
 
 
 @dataclass(frozen=True)
@@ -94,7 +106,7 @@ def run_model(
 
     progress = progress or Quiet()
     check_output(out_dir, scan)
-    volume = volume if volume is not None else read_scan(scan, options.series, progress)
+    volume = volume if volume is not None else read_volume(scan, options.series, progress)
     study = study_for(scan, volume, options.dicom, progress)
     seg = segmentation if segmentation is not None else segment(volume, options, progress)
     require_vertebrae(seg, scan)
@@ -147,11 +159,3 @@ def add_models(stage, manifest: dict, volume, seg: VertebraSegmentation, models:
     return manifest
 
 
-def segment(volume, options: ModelOptions = ModelOptions(), progress=None) -> VertebraSegmentation:
-    """Segment with the model options' thresholds, reporting warnings to ``progress``."""
-    progress = progress or Quiet()
-    progress.stage("segmenting vertebrae")
-    seg = segment_vertebrae(volume, options.preset, low=options.hu_low, high=options.hu_high)
-    for message in seg.warnings:
-        progress.note(f"warning: {message}")
-    return seg

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import OptionError, OsteoprintError
 
@@ -82,7 +82,7 @@ def parsed(option: str, value, parse: Callable):
 
 def hu_thresholds(preset: str, low, high) -> None:
     """Bone thresholds: finite, above soft tissue, and low below high."""
-    from ..segment.threshold import PRESETS
+    from ..segment import PRESETS
 
     choice("--preset", preset, PRESETS)
     p_lo, p_hi, _ = PRESETS[preset]

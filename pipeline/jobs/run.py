@@ -12,9 +12,18 @@ import os
 from dataclasses import replace
 
 from ..errors import NothingToPrint
-from .common import (Quiet, check_output, finish_result, read_scan, require_levels, require_vertebrae, staged_result,
-                     start_manifest)
-from .model import ModelOptions, add_models, mesh_models, segment
+from .common import (
+    Quiet,
+    check_output,
+    finish_result,
+    read_volume,
+    require_levels,
+    require_vertebrae,
+    segment,
+    staged_result,
+    start_manifest,
+)
+from .model import ModelOptions, add_models, mesh_models
 from .scaffold import ScaffoldOptions, add_scaffolds, defect_regions
 
 
@@ -55,6 +64,7 @@ def run_all(
     """
     from ..defect import find_compression_fractures
     from ..exchange.plan_files import read_plan
+    from ..guide import Plan
     from .bone import measure, stage_bone
     from .deliver import study_for
     from .guide import GuideOptions, _same_scan, add_guides, design_guides
@@ -62,8 +72,8 @@ def run_all(
     progress = progress or Quiet()
     guide = guide or GuideOptions()
     check_output(out_dir, scan)
-    user_plan = read_plan(guide.plan) if guide.plan else None
-    volume = read_scan(scan, model.series, progress)
+    user_plan = Plan.from_dict(read_plan(guide.plan)) if guide.plan else None
+    volume = read_volume(scan, model.series, progress)
     if user_plan is not None:
         _same_scan(user_plan, volume, guide.plan)
     study = study_for(scan, volume, model.dicom, progress)

@@ -14,12 +14,22 @@ from ..exchange.manifest import merge_prints
 from ..exchange.nifti import is_nifti, read_nifti
 from ..exchange.stl import write_stl
 from ..mesh import check_mesh
-from ..prints import print_record
+from ..printing import print_record
 from ..scaffold import Region, build_scaffold, get_lattice, get_material, parse_grading, parse_primitive
 from ..segment import VertebraSegmentation
 from . import options as check
-from .common import (Quiet, check_output, finish_result, read_scan, require_vertebrae, segmentation_entry,
-                     staged_result, start_manifest, write_label_map)
+from .common import (
+    Quiet,
+    check_output,
+    finish_result,
+    read_volume,
+    require_vertebrae,
+    segment,
+    segmentation_entry,
+    staged_result,
+    start_manifest,
+    write_label_map,
+)
 
 #: Self-intersection test above this many triangles is skipped: one marching-cubes
 #: surface of one scalar field cannot cross itself, and the test would cost minutes.
@@ -118,7 +128,8 @@ def _fracture_regions(volume, seg: VertebraSegmentation, options: ScaffoldOption
         mask = defect_region(seg, options.level, volume)
         if not mask.any():
             raise NothingToPrint(None, f"{options.level}: no collapse to fill ({mask.reason})")
-        found = [(options.level, np.asarray(mask, dtype=bool), {"level": options.level, "defect_volume_mm3": round(float(mask.volume_mm3), 1)})]
+        record = {"level": options.level, "defect_volume_mm3": round(float(mask.volume_mm3), 1)}
+        found = [(options.level, np.asarray(mask, dtype=bool), record)]
     else:
         if fractures is None:
             fractures = find_compression_fractures(seg, volume)
@@ -187,11 +198,10 @@ def run_scaffold(
     """
     from .bone import measure, stage_bone
     from .deliver import study_for
-    from .model import segment
 
     progress = progress or Quiet()
     check_output(out_dir, scan)
-    volume = volume if volume is not None else read_scan(scan, options.series, progress)
+    volume = volume if volume is not None else read_volume(scan, options.series, progress)
     study = study_for(scan, volume, options.dicom, progress)
     # Always segmented: the patient's bone density is read per vertebra.
     seg = segmentation if segmentation is not None else segment(volume, progress=progress)

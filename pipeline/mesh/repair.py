@@ -13,6 +13,13 @@ import numpy as np
 import trimesh
 
 
+def float32_vertices(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+    """``mesh`` with its vertices rounded to float32 as a binary STL stores them
+    (held as float64), the faces as they are: nothing merged, nothing removed."""
+    vertices = np.asarray(mesh.vertices, dtype=np.float32).astype(np.float64)
+    return trimesh.Trimesh(vertices, np.asarray(mesh.faces), process=False)
+
+
 def snap_to_float32(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     """``mesh`` with float32-representable vertices, merged, without collapsed faces.
 
@@ -21,14 +28,14 @@ def snap_to_float32(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
     """
     if len(mesh.faces) == 0:
         return mesh
-    vertices = np.asarray(mesh.vertices, dtype=np.float32).astype(np.float64)
-    unique, inverse = np.unique(vertices, axis=0, return_inverse=True)
+    rounded = float32_vertices(mesh)
+    unique, inverse = np.unique(rounded.vertices, axis=0, return_inverse=True)
     faces = inverse.reshape(-1)[np.asarray(mesh.faces)]
     ok = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
     if ok.all() and len(unique) == len(mesh.vertices):
         # Nothing merged; still hand back the rounded coordinates, so that every
         # later check sees exactly what the file will hold.
-        return trimesh.Trimesh(vertices, np.asarray(mesh.faces), process=False)
+        return rounded
     out = trimesh.Trimesh(unique, faces[ok], process=False)
     out.remove_unreferenced_vertices()
     return out

@@ -16,14 +16,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from .levels import LABELS, LEVELS, MIN_GAP, DISCS, build_frames, spec
-from .pelvis import RIB_GAP, ilium_shape, rib_shape, sacrum_shape
-from .truthgeom import body_depth_points, ray_exit
-from .shapes import (Frame, Function, HalfSpace, Intersection, RoundCone, Separated, Shape,
-                     Subtraction, Union, ellipse_2d_approx)
 from .distance import refine_distance
-from .vertebra import (VertebralBody, arch_parts, canal_cutter, facet_joint,
-                       inferior_process, superior_process, junction)
+from .levels import DISCS, LABELS, LEVELS, MIN_GAP, build_frames, spec
+from .pelvis import RIB_GAP, ilium_shape, rib_shape, sacrum_shape
+from .shapes import (
+    Frame,
+    Function,
+    HalfSpace,
+    Intersection,
+    RoundCone,
+    Separated,
+    Shape,
+    Subtraction,
+    Union,
+    ellipse_2d_approx,
+)
+from .truthgeom import body_depth_points, ray_exit
+from .vertebra import VertebralBody, arch_parts, canal_cutter, facet_joint, inferior_process, junction, superior_process
 
 #: Fraction of the anterior body height lost by the L1 wedge fracture.
 FRACTURE_LOSS = 0.30

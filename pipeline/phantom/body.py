@@ -15,8 +15,19 @@ from scipy.interpolate import PchipInterpolator
 
 from .anatomy import SpineModel
 from .levels import spec
-from .shapes import (EllipticTube, Ellipsoid, Frame, Function, Intersection, Offset,
-                     RoundCone, Shape, Union, ellipse_2d_approx, rotation)
+from .shapes import (
+    Ellipsoid,
+    EllipticTube,
+    Frame,
+    Function,
+    Intersection,
+    Offset,
+    RoundCone,
+    Shape,
+    Union,
+    ellipse_2d_approx,
+    rotation,
+)
 
 #: Thickness of the table's carbon-fibre skins, its total thickness and the pad, mm.
 TABLE_SHELL, TABLE_THICKNESS, PAD_THICKNESS = 2.0, 30.0, 6.0

@@ -14,8 +14,20 @@ from __future__ import annotations
 import numpy as np
 
 from .levels import LevelSpec
-from .shapes import (EllipticTube, Frame, HalfSpace, Intersection, RoundBox, RoundCone,
-                     Shape, Cylinder, Offset, Union, Subtraction, rotation)
+from .shapes import (
+    Cylinder,
+    EllipticTube,
+    Frame,
+    HalfSpace,
+    Intersection,
+    Offset,
+    RoundBox,
+    RoundCone,
+    Shape,
+    Subtraction,
+    Union,
+    rotation,
+)
 from .vertebra import VertebralBody, facet_joint, superior_process
 
 #: Sacroiliac joint space, mm.

@@ -20,12 +20,9 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from ..volume import CTVolume, ScanInfo
-from .tissues import INDEX, KVP, PhantomModel
+from .tissues import INDEX, KVP, NOISE_CORRELATION_PX, PSF_SIGMA_MM, PhantomModel
+from .truth import build_truth
 
-#: Scanner point-spread function, Gaussian sigma in mm (isotropic).
-PSF_SIGMA_MM = 0.5
-#: In-plane correlation of the image noise (Gaussian kernel sigma, pixels).
-NOISE_CORRELATION_PX = 0.8
 HU_MIN, HU_MAX = -1024, 3071
 
 
@@ -284,8 +281,6 @@ def make_phantom(*, matrix=(240, 232), pixel_mm=0.8, n_slices=212, slice_mm=1.25
     -------
     Phantom
     """
-    from .truth import build_truth
-
     rows, cols = (int(v) for v in matrix)
     n_slices = int(n_slices)
     model = default_model()

@@ -66,7 +66,7 @@ class Frame:
     def vector(self, local) -> np.ndarray:
         return self.R @ np.asarray(local, float)
 
-    def compose(self, R_local=None, local_origin=(0.0, 0.0, 0.0)) -> "Frame":
+    def compose(self, R_local=None, local_origin=(0.0, 0.0, 0.0)) -> Frame:
         """A frame given relative to this one."""
         R_local = np.eye(3) if R_local is None else np.asarray(R_local, float)
         return Frame(self.R @ R_local, self.point(local_origin))

@@ -55,6 +55,10 @@ CHUNK = 8192
 SCLEROTIC_MM = 5.0
 #: Tube voltage the tissue values stand for (HU tables are for 120 kVp CT), kV.
 KVP = 120.0
+#: Scanner point-spread function, Gaussian sigma in mm (isotropic).
+PSF_SIGMA_MM = 0.5
+#: In-plane correlation of the image noise (Gaussian kernel sigma, pixels).
+NOISE_CORRELATION_PX = 0.8
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from ..volume import axis_codes, voxel_sizes
@@ -9,6 +11,7 @@ from .anatomy import DEPTHS, FRACTURE_LEVEL, FRACTURE_LOSS, SPUR_LEVEL, SpineMod
 from .levels import DISCS, FACET_GAP, MIN_GAP, endplate_angle
 from .pelvis import RIB_GAP, SI_GAP
 from .shapes import Intersection, Shape
+from .tissues import KVP, NOISE_CORRELATION_PX, PSF_SIGMA_MM, RIND_MM, SCLEROTIC_MM, TISSUES
 from .truthgeom import body_heights, ray_exit, volume_and_centroid
 from .vertebra import CORTEX_MM
 
@@ -132,11 +135,6 @@ def model_truth(model) -> dict:
 
 def build_truth(model, volume, labels, defect, *, noise_hu, supersample, seed) -> dict:
     """Everything a test may compare the pipeline's output with."""
-    import copy
-
-    from .scan import NOISE_CORRELATION_PX, PSF_SIGMA_MM
-    from .tissues import KVP, RIND_MM, SCLEROTIC_MM, TISSUES
-
     spine: SpineModel = model.spine
     base = copy.deepcopy(model_truth(model))
     vox = float(np.prod(voxel_sizes(volume.affine)))

@@ -12,9 +12,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from .levels import FACET_GAP, LevelSpec
-from .shapes import (Cylinder, EllipticTube, Frame, Intersection, RoundBox, RoundCone,
-                     Shape, _box_of_local_box, basis_from_axis, ellipse_2d,
-                     rotation, rounded_extrusion, smin, Union)
+from .shapes import (
+    Cylinder,
+    EllipticTube,
+    Frame,
+    Intersection,
+    RoundBox,
+    RoundCone,
+    Shape,
+    Union,
+    _box_of_local_box,
+    basis_from_axis,
+    ellipse_2d,
+    rotation,
+    rounded_extrusion,
+    smin,
+)
 
 #: Thickness of the cortical shell of every bone (mm).
 CORTEX_MM = 1.0

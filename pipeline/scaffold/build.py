@@ -15,7 +15,6 @@ import numpy as np
 import trimesh
 
 from pipeline.errors import DesignError, InputError
-from pipeline.mesh.repair import snap_to_float32
 from pipeline.scaffold.calibrate import check_design, choose_voxel_mm, solve_level, thinnest_feature_mm
 from pipeline.scaffold.design import ScaffoldDesign
 from pipeline.scaffold.grading import Grading, parse_grading
@@ -23,6 +22,8 @@ from pipeline.scaffold.grid import SamplingGrid, sampling_grid
 from pipeline.scaffold.lattice import get_lattice
 from pipeline.scaffold.meshing import closed_and_consistent, drop_fragments, mesh_field
 from pipeline.scaffold.region import Region
+
+from ..mesh import snap_to_float32
 
 
 @dataclass(frozen=True, eq=False)

@@ -16,6 +16,8 @@ import numpy as np
 
 from ..volume import CTVolume, reorient, voxel_sizes
 from .assign import label_vertebrae
+from .bone import largest_piece
+from .distance import depth_mm, within_mm
 from .landmarks import find_landmarks
 from .levels import VERSE_LABELS, label_value, name_levels, spacing_warnings
 from .sacrum import first_sacral_segment
@@ -26,7 +28,10 @@ __all__ = [
     "PRESETS",
     "VERSE_LABELS",
     "VertebraSegmentation",
+    "depth_mm",
+    "largest_piece",
     "segment_vertebrae",
+    "within_mm",
 ]
 
 

@@ -14,8 +14,8 @@ import numpy as np
 
 from .canal import SpineAxis, extend_axis, find_canal
 from .column import StraightSpine, straighten
-from .endplates import DiscPlane, fit_disc
 from .discs import BODY_FILL, DEFAULT_PERIOD_MM, NO_BODY_FILL, DiscEvidence, disc_evidence, find_discs, find_pedicles
+from .endplates import DiscPlane, fit_disc
 from .grid import analysis_grid
 
 #: A vertebra cut by the end of the scan is kept when at least this share of a

@@ -29,10 +29,9 @@ def bases(tmp_path_factory, lumbar_scan) -> Bases:
 def computed(bases):
     """Segmentation and vertebra models of the reduced phantom, computed once."""
     from pipeline.exchange.scan import load_scan
-    from pipeline.models import vertebra_models
-    from pipeline.segment import segment_vertebrae
-
     from pipeline.jobs.bone import measure
+    from pipeline.mesh import vertebra_models
+    from pipeline.segment import segment_vertebrae
 
     volume = load_scan(bases.small)[0]
     seg = segment_vertebrae(volume)
@@ -44,10 +43,11 @@ def replayed(computed):
     """The model job with its segmentation, meshing and bone measurement replayed
     from ``computed``."""
     import pipeline.jobs.bone as bone_job
+    import pipeline.jobs.common as common_job
     import pipeline.jobs.model as model_job
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(model_job, "segment_vertebrae", lambda *a, **k: computed[0])
+        mp.setattr(common_job, "segment_vertebrae", lambda *a, **k: computed[0])
         mp.setattr(model_job, "vertebra_models", lambda *a, **k: computed[1])
         mp.setattr(bone_job, "measure", lambda *a, **k: computed[2])
         yield

@@ -144,15 +144,16 @@ def write_nifti_array(path: Path, data: np.ndarray, affine=None, *, slope=None) 
 
 
 def nifti_declaring(path: Path, shape, dtype=np.int16, data_bytes: int = 1024, *, data=None,
-                    sform=np.diag([-1.0, -1.0, 1.0, 1.0])) -> Path:
+                    sform=None) -> Path:
     """A (gzipped if .gz) NIfTI written byte by byte: the header declares ``shape``
-    and ``sform`` (stored as given, e.g. singular), the data is ``data`` or
-    ``data_bytes`` zero bytes."""
+    and ``sform`` (stored as given, e.g. singular; default RAS of an LPS identity),
+    the data is ``data`` or ``data_bytes`` zero bytes."""
     import nibabel as nib
 
     header = nib.Nifti1Header()
     header.set_data_shape(shape)
     header.set_data_dtype(dtype)
+    sform = np.diag([-1.0, -1.0, 1.0, 1.0]) if sform is None else sform
     header.set_sform(np.asarray(sform, float), code=1)
     header["vox_offset"] = 352
     payload = bytes(data_bytes) if data is None else np.asarray(data, dtype).tobytes(order="F")

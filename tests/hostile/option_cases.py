@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from .cases import Case, Inputs, junk_file, on_small
 
+
 def _option(name, cls_commands, expect, *options):
     return Case(name, "options", on_small(*options), cls_commands, 2, expect, True)
 

@@ -177,12 +177,12 @@ def test_a_failure_in_the_middle_of_the_commit_leaves_the_previous_result(where,
 def test_an_internal_error_is_one_line_naming_the_logged_traceback(error, bases, prepared, capsys, monkeypatch,
                                                                    log_dir):
     out, digest = prepared
-    import pipeline.jobs.model as model_job
+    import pipeline.jobs.common as common_job
 
     def fails(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(model_job, "segment_vertebrae", fails)
+    monkeypatch.setattr(common_job, "segment_vertebrae", fails)
     code, _, err = run_cli(_model(bases, out, "-q"), capsys)
     assert code == 70 and len(err.splitlines()) == 1, err
     (log,) = list(log_dir.iterdir())

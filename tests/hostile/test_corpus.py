@@ -16,8 +16,8 @@ import pytest
 from pipeline.cli import main
 
 from . import inputs as I
-from .corpus import CASES, argv
 from .conftest import copy_result, tree_digest
+from .corpus import CASES, argv
 
 # Every case once with its first command in the everyday suite; every other
 # command on it under the ``slow`` marker (``make test-all``).
@@ -112,7 +112,7 @@ def test_resource_attacks_stay_small_in_memory(bases, tmp_path):
     runs = [(c.name, cmd) for c in CASES if c.cls == "resources" for cmd in c.commands]
     results, peak = run_in_child(runs, bases, tmp_path)
     assert [r[2] for r in results] == [2] * len(runs), results
-    for name, command, code, err in results:
+    for _name, _command, _code, err in results:
         assert_one_error_line(err, "", before_work=False)
     print(f"peak RSS over {len(runs)} resource-attack runs: {peak / 1e6:.0f} MB")
     assert peak < 1.5e9

@@ -1,4 +1,4 @@
-"""Vertebra models: the anatomical prints made from a segmentation (stages 3-4, pure)."""
+"""Vertebra models: each labelled vertebra meshed and measured, the anatomical prints (pure)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import numpy as np
 import trimesh
 from scipy import ndimage
 
-from .mesh import MeshQuality, check_mesh, mesh_vertebra, smallest_feature_mm
-from .parallel import map_processes
-from .segment import VertebraSegmentation
-from .volume import crop_affine, reorient
+from ..parallel import map_processes
+from ..segment import VertebraSegmentation, largest_piece
+from ..volume import crop_affine, reorient
+from .checks import MeshQuality, check_mesh
+from .surface import mesh_vertebra, smallest_feature_mm
 
 
 @dataclass(frozen=True)
@@ -88,15 +89,6 @@ def vertebra_models(
     return models
 
 
-def _largest_piece(mask: np.ndarray) -> np.ndarray:
-    labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3)))
-    if n <= 1:
-        return mask
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    return labels == int(np.argmax(sizes))
-
-
 def _model(job) -> VertebraModel:
     """Mesh, check and measure one vertebra (runs in a worker process)."""
     level, value, mask, box_affine, decimate, taubin_iterations, voxel_mm3, cut = job
@@ -112,7 +104,7 @@ def _model(job) -> VertebraModel:
         # the surface is sound.
         opened = ndimage.binary_opening(mask, ndimage.generate_binary_structure(3, 1)) & mask
         if opened.any():
-            mask = _largest_piece(opened)
+            mask = largest_piece(opened)
             mesh = mesh_vertebra(mask, box_affine, decimate=decimate, taubin_iterations=taubin_iterations)
             quality = check_mesh(mesh)
     return VertebraModel(
