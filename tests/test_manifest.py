@@ -70,3 +70,23 @@ def test_corrupt_manifest_is_a_user_error(tmp_path):
     p.write_text("{not json")
     with pytest.raises(InputError, match="manifest.json: not valid JSON"):
         read_manifest(p)
+
+
+def _scaffold_record(design: dict):
+    mesh = trimesh.creation.icosphere(radius=3)
+    return print_record(
+        mesh, file="scaffolds/L1-defect-gyroid-skeletal.stl", kind="scaffold", label="L1 defect scaffold",
+        sha256="b" * 64, quality=check_mesh(mesh), purpose="ti6al4v", smallest_feature_mm=0.5,
+        extra={"design": design},
+    )
+
+
+def test_schema_requires_a_scaffolds_deviation_bound():
+    from pipeline.scaffold import deviation_bound
+
+    resolution = {**deviation_bound("ti6al4v").describe(), "deviation_bound_mm": 0.075,
+                  "deviation_p999_mm": 0.07, "deviation_max_mm": 0.3, "voxel_mm": 0.147}
+    validate_manifest(merge_prints(_manifest(), [_scaffold_record({"mesh_resolution": resolution})]))
+    for design in ({}, {"mesh_resolution": None}, {"mesh_resolution": {**resolution, "bound_mm": 0}}):
+        with pytest.raises(ValueError, match="manifest invalid"):
+            validate_manifest(merge_prints(_manifest(), [_scaffold_record(design)]))

@@ -15,7 +15,8 @@ from ..exchange.nifti import is_nifti, read_nifti
 from ..exchange.stl import write_stl
 from ..mesh import check_mesh
 from ..printing import print_record
-from ..scaffold import Region, build_scaffold, get_lattice, get_material, parse_grading, parse_primitive
+from ..scaffold import (Region, ScaffoldMeasurement, build_scaffold, deviation_bound, get_lattice, get_material,
+                        parse_grading, parse_primitive)
 from ..segment import VertebraSegmentation
 from . import options as check
 from .common import (
@@ -147,13 +148,18 @@ def _fracture_regions(volume, seg: VertebraSegmentation, options: ScaffoldOption
     return out
 
 
-def scaffold_record(scaffold, measured: dict, quality, *, file: str, label: str, material: str, info: dict, sha256: str,
-                    patient_bone: dict | None = None) -> dict:
+def scaffold_record(scaffold, measured: ScaffoldMeasurement, quality, *, file: str, label: str, material: str,
+                    info: dict, sha256: str, patient_bone: dict | None = None, bound=None) -> dict:
     """Manifest record of one scaffold print; ``patient_bone`` compares its stiffness
-    with this patient's trabecular bone (:func:`pipeline.bone_quality.scaffold_beside_bone`)."""
-    wall = measured.get("wall_thickness_mm") or {}
-    pores = measured.get("pore_diameter_mm") or {}
-    smallest_wall = wall.get("p05") if wall.get("p05") is not None else measured.get("smallest_feature_mm", 0.0)
+    with this patient's trabecular bone (:func:`pipeline.bone_quality.scaffold_beside_bone`);
+    ``bound`` (:class:`~pipeline.scaffold.DeviationBound`) says where the mesh's
+    chord-deviation bound came from."""
+    wall = measured.wall_thickness_mm or {}
+    pores = measured.pore_diameter_mm or {}
+    smallest_wall = wall.get("p05") if wall.get("p05") is not None else (measured.smallest_feature_mm or 0.0)
+    design = scaffold.parameters()
+    if bound is not None and design.get("mesh_resolution") is not None:
+        design["mesh_resolution"] = {**bound.describe(), **design["mesh_resolution"]}
     return print_record(
         scaffold.mesh,
         file=file,
@@ -166,11 +172,11 @@ def scaffold_record(scaffold, measured: dict, quality, *, file: str, label: str,
         smallest_pore_mm=None if pores.get("d10") is None else float(pores["d10"]),
         extra={
             "material": get_material(material).label,
-            "porosity": measured.get("porosity"),
-            "porosity_voxel": measured.get("porosity_voxel"),
+            "porosity": measured.porosity,
+            "porosity_voxel": measured.porosity_voxel,
             "defect": info,
-            "design": scaffold.parameters(),
-            "measured": measured,
+            "design": design,
+            "measured": measured.to_dict(),
             **({"patient_bone": patient_bone} if patient_bone is not None else {}),
         },
     )
@@ -238,11 +244,13 @@ def add_scaffolds(stage, manifest: dict, volume, seg: VertebraSegmentation | Non
         manifest["segmentation"] = segmentation_entry(seg)
         write_label_map(stage.path("segmentation.nii.gz"), seg, volume)
     records = []
+    # the mesh follows the design no closer than the printer can print
+    bound = deviation_bound(options.material)
     for item in regions:
         progress.stage(f"building {options.lattice} scaffold: {item.label}")
         scaffold = build_scaffold(
             item.region, options.lattice, cell_mm=options.cell_mm, porosity=options.porosity,
-            grading=grading, rim_mm=options.rim_mm, voxel_mm=options.voxel_mm,
+            grading=grading, rim_mm=options.rim_mm, voxel_mm=options.voxel_mm, deviation_mm=bound.bound_mm,
         )
         for w in scaffold.warnings:
             progress.note(f"warning: {w}")
@@ -255,19 +263,19 @@ def add_scaffolds(stage, manifest: dict, volume, seg: VertebraSegmentation | Non
             made[rel] = scaffold.mesh
         against = None
         if bone is not None and seg is not None:
-            centre = (measured.get("measurement") or {}).get("feature_block_center_lps_mm")
+            centre = (measured.measurement or {}).get("feature_block_center_lps_mm")
             if centre is None:
                 centre = np.mean(np.asarray(item.region.bounds(), float), axis=0)
             against = scaffold_beside_bone(bone, seg, item.info.get("level"), centre,
-                                           measured["apparent_modulus_gpa"])
+                                           measured.apparent_modulus_gpa)
             progress.note(f"{rel}: {against['statement']}")
         records.append(
             scaffold_record(scaffold, measured, quality, file=rel, label=item.label,
                             material=options.material, info=_json_ready(item.info), sha256=sha,
-                            patient_bone=against)
+                            patient_bone=against, bound=bound)
         )
         progress.note(
-            f"{rel}: porosity {measured['porosity']:.3f} (target {scaffold.porosity_target:.3f}), "
+            f"{rel}: porosity {measured.porosity:.3f} (target {scaffold.porosity_target:.3f}), "
             f"{len(scaffold.mesh.faces)} triangles"
         )
     manifest = merge_prints(manifest, records)

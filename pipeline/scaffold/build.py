@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import trimesh
@@ -22,6 +23,10 @@ from pipeline.scaffold.grid import SamplingGrid, sampling_grid
 from pipeline.scaffold.lattice import get_lattice
 from pipeline.scaffold.meshing import closed_and_consistent, drop_fragments, mesh_field
 from pipeline.scaffold.region import Region
+from .resolution import DEVIATION_PERCENTILE, implicit_deviation_mm
+
+if TYPE_CHECKING:
+    from pipeline.scaffold.measure import ScaffoldMeasurement
 
 from ..mesh import snap_to_float32
 
@@ -56,6 +61,11 @@ class Scaffold:
     bodies : int
         Separate solid pieces left (1 for a sound scaffold).
     warnings : tuple of str
+    resolution : dict or None
+        With a chord-deviation bound: ``deviation_bound_mm``, the measured
+        ``deviation_p999_mm`` and ``deviation_max_mm`` (first-order distance from face
+        centroids to the design's surface, mm) and the ``voxel_mm`` sampled at; None
+        without a bound.
     """
 
     mesh: trimesh.Trimesh
@@ -70,6 +80,7 @@ class Scaffold:
     fragments_dropped_mm3: float
     bodies: int
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    resolution: dict | None = None
 
     @property
     def region(self) -> Region:
@@ -100,13 +111,14 @@ class Scaffold:
             "fragments_dropped_mm3": self.fragments_dropped_mm3,
             "bodies": self.bodies,
             "warnings": list(self.warnings),
+            "mesh_resolution": self.resolution,
         }
         if self.level is not None:
             out["level"] = self.level
             out.update(d.lattice.level_to_parameter(self.level, d.cell_mm))
         return out
 
-    def measure(self, **kwargs) -> dict:
+    def measure(self, **kwargs) -> ScaffoldMeasurement:
         """Shorthand for :func:`pipeline.scaffold.measure.measure_scaffold` on this scaffold."""
         from pipeline.scaffold.measure import measure_scaffold
 
@@ -132,7 +144,8 @@ def build_scaffold(region, lattice: str = "gyroid-sheet", cell_mm: float = 2.0,
                    vent_fraction: float = 0.4, min_wall_mm: float | None = None,
                    min_pore_mm: float | None = None, rotation=None, origin=None,
                    max_triangles: int = 40_000_000, tolerance: float = 0.0025,
-                   max_slab_voxels: int = 8_000_000) -> Scaffold:
+                   max_slab_voxels: int = 8_000_000, deviation_mm: float | None = None,
+                   max_cached_voxels: int = 24_000_000) -> Scaffold:
     """Fill ``region`` with a porous lattice and return its closed mesh.
 
     Parameters
@@ -175,6 +188,14 @@ def build_scaffold(region, lattice: str = "gyroid-sheet", cell_mm: float = 2.0,
         is corrected from the mesh and the mesh remade (at most twice).
     max_slab_voxels : int
         Voxels per slab (memory; float32 fields, about 40 bytes per voxel in flight).
+    deviation_mm : float, optional
+        Chord-deviation bound, mm (see :func:`pipeline.scaffold.resolution.deviation_bound`):
+        the automatic voxel is then at most twice this (marching cubes cuts a crease by
+        up to half a voxel) instead of a 24th of the cell, and the mesh's deviation
+        from the design is measured (``Scaffold.resolution``).
+    max_cached_voxels : int
+        Grids up to this size keep the region distance and lattice field between the
+        level corrections instead of evaluating them again (8 bytes per voxel).
 
     Returns
     -------
@@ -219,7 +240,8 @@ def build_scaffold(region, lattice: str = "gyroid-sheet", cell_mm: float = 2.0,
     exact = region.exact_volume_mm3()
     if voxel_mm is None:
         rough = exact if exact else float(np.prod(hi - lo))
-        voxel_mm, notes = choose_voxel_mm(design, rough, max_triangles=max_triangles)
+        voxel_mm, notes = choose_voxel_mm(design, rough, max_triangles=max_triangles,
+                                          deviation_mm=deviation_mm)
         warnings += notes
     else:
         thinnest = thinnest_feature_mm(design)
@@ -230,6 +252,9 @@ def build_scaffold(region, lattice: str = "gyroid-sheet", cell_mm: float = 2.0,
     grid = sampling_grid(region, voxel_mm, rot)
 
     cal = solve_level(design, grid, max_voxels=max_slab_voxels)
+    # The region distance and lattice field do not depend on the level: keep them
+    # between corrections when they fit (they are most of a remesh's time).
+    cache: dict | None = {} if grid.n_voxels <= max_cached_voxels else None
     region_volume = exact if exact else cal.region_volume_mm3
     target = cal.target
     shift = cal.shift
@@ -239,7 +264,11 @@ def build_scaffold(region, lattice: str = "gyroid-sheet", cell_mm: float = 2.0,
             check_design(design, min_wall_mm=min_wall_mm, min_pore_mm=min_pore_mm)
 
         def slab(k0, k1, design=design):
-            return design.solid_from_parts(*design.grid_parts(grid, k0, k1))
+            if cache is None:
+                return design.solid_from_parts(*design.grid_parts(grid, k0, k1))
+            if (k0, k1) not in cache:
+                cache[(k0, k1)] = design.grid_parts(grid, k0, k1)
+            return design.solid_from_parts(*cache[(k0, k1)])
 
         verts, faces = mesh_field(grid, slab, max_voxels=max_slab_voxels)
         if len(faces) == 0:
@@ -252,12 +281,29 @@ def build_scaffold(region, lattice: str = "gyroid-sheet", cell_mm: float = 2.0,
             break
         # the shift is in porosity units, so the mesh's error corrects it one to one
         shift -= error
-    if abs(error) > tolerance:
-        warnings.append(f"mesh porosity {porosity_mesh:.1%} misses the target {target:.1%} "
-                        f"by {abs(error):.1%} after correction")
+    if cache is not None:
+        cache.clear()  # the fields are not needed beyond the last remesh
     # The STL file holds float32: make the mesh exactly what the file will be.
     snapped = snap_to_float32(trimesh.Trimesh(vertices=verts, faces=faces, process=False, validate=False))
     verts, faces = np.asarray(snapped.vertices), np.asarray(snapped.faces)
+    resolution = None
+    if deviation_mm is not None:
+        dev = implicit_deviation_mm(design, verts, faces)
+        p999 = float(np.percentile(dev, DEVIATION_PERCENTILE))
+        resolution = {
+            "deviation_bound_mm": float(deviation_mm),
+            "deviation_p999_mm": p999,
+            "deviation_max_mm": float(dev.max()),
+            "deviation_method": "first-order distance |f|/|grad f| from each face centroid "
+                                "to the design's implicit surface; p999 = 99.9th percentile",
+            "voxel_mm": grid.voxel_mm,
+        }
+        if p999 > deviation_mm:
+            warnings.append(f"the mesh strays up to {p999:.3f} mm (99.9th percentile) from the "
+                            f"design, beyond the printer's {deviation_mm:.3f} mm; give a smaller voxel")
+    if abs(error) > tolerance:
+        warnings.append(f"mesh porosity {porosity_mesh:.1%} misses the target {target:.1%} "
+                        f"by {abs(error):.1%} after correction")
     if not closed_and_consistent(faces, len(verts)) or volume <= 0:
         raise RuntimeError("scaffold mesh is not closed and consistently wound (bug)")
     if cleanup.bodies == 0:
@@ -283,5 +329,5 @@ def build_scaffold(region, lattice: str = "gyroid-sheet", cell_mm: float = 2.0,
                     porosity_voxel=float(cal.porosity_at(design.shift)),
                     region_volume_mm3=float(region_volume), level=level,
                     fragments_dropped=cleanup.dropped, fragments_dropped_mm3=cleanup.dropped_mm3,
-                    bodies=cleanup.bodies, warnings=tuple(warnings))
+                    bodies=cleanup.bodies, warnings=tuple(warnings), resolution=resolution)
 

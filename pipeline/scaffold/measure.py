@@ -7,13 +7,15 @@ finely enough for sub-voxel accuracy, pore connectivity by labelling the pore sp
 of the whole region. The one model is the Gibson-Ashby stiffness estimate, whose
 coefficients and source are returned with it.
 
-All values are plain floats/ints/lists (JSON-ready); units are in the key names:
+The result is a :class:`ScaffoldMeasurement`; its values are plain floats, ints,
+lists and dicts (``to_dict()`` is JSON-ready) and units are in the field names:
 ``_mm``, ``_mm2``, ``_mm3``, ``_per_mm``, ``_gpa``; fractions are 0..1.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 
 import cc3d
 import numpy as np
@@ -22,8 +24,90 @@ from pipeline.scaffold.calibrate import cell_features
 from pipeline.scaffold.design import ScaffoldDesign
 from pipeline.scaffold.grid import SamplingGrid, sampling_grid
 from pipeline.scaffold.materials import DESIGN_TARGETS, GIBSON_ASHBY, get_material
+from pipeline.scaffold.meshing import signed_volumes
 from pipeline.scaffold.region import Region
 from pipeline.scaffold.thickness import distribution, local_thickness
+
+
+@dataclass(frozen=True, eq=False)
+class ScaffoldMeasurement:
+    """What a built scaffold is, measured on its mesh and its design.
+
+    Fields needing the design (voxel porosity, feature sizes, connectivity) are None
+    without it. Fractions are 0..1; units are in the names.
+
+    Attributes
+    ----------
+    porosity : float
+        ``1 - solid_volume_mm3 / region_volume_mm3``, from the mesh's signed volume.
+    porosity_voxel : float or None
+        Porosity of the design's field sampled with partial volumes (cross-check).
+    porosity_difference : float or None
+        ``porosity - porosity_voxel``.
+    region_volume_mm3, solid_volume_mm3 : float
+    surface_area_mm2 : float
+    surface_to_volume_per_mm : float or None
+        Surface area over solid volume, mm^-1.
+    specific_surface_per_mm : float
+        Surface area over region volume, mm^-1.
+    relative_density : float
+        ``1 - porosity``.
+    wall_thickness_mm : dict or None
+        Local wall (strut) thickness percentiles ``p01 p05 p50 median mean p95 max``, mm.
+    pore_diameter_mm : dict or None
+        Local pore diameter ``d10 d50 d90 mean p01 max``, mm.
+    smallest_feature_mm : float or None
+        The smaller of the walls' and pores' 1st percentiles, mm.
+    interconnected_pore_fraction : float or None
+        Share of the pore volume connected to the region's boundary.
+    closed_pores : int or None
+    closed_pore_volume_mm3 : float or None
+    connectivity_voxel_mm : float or None
+        Voxel the connectivity was labelled on, mm.
+    measurement : dict or None
+        How the feature sizes were measured (blocks, voxels, method).
+    material : dict
+        :meth:`pipeline.scaffold.materials.Material.describe`.
+    apparent_modulus_gpa : float
+        Gibson-Ashby estimate, GPa (``modulus_model`` gives its form and source).
+    modulus_model : dict
+    bone_modulus_band_gpa : list of 2 floats
+    modulus_in_bone_band : bool
+    porosity_band : list of 2 floats
+    porosity_in_band : bool
+    pore_size_ok : bool or None
+        Median pore at least the recommended minimum pore size.
+    """
+
+    porosity: float
+    porosity_voxel: float | None
+    porosity_difference: float | None
+    region_volume_mm3: float
+    solid_volume_mm3: float
+    surface_area_mm2: float
+    surface_to_volume_per_mm: float | None
+    specific_surface_per_mm: float
+    relative_density: float
+    wall_thickness_mm: dict | None
+    pore_diameter_mm: dict | None
+    smallest_feature_mm: float | None
+    interconnected_pore_fraction: float | None
+    closed_pores: int | None
+    closed_pore_volume_mm3: float | None
+    connectivity_voxel_mm: float | None
+    measurement: dict | None
+    material: dict
+    apparent_modulus_gpa: float
+    modulus_model: dict
+    bone_modulus_band_gpa: list
+    modulus_in_bone_band: bool
+    porosity_band: list
+    porosity_in_band: bool
+    pore_size_ok: bool | None
+
+    def to_dict(self) -> dict:
+        """JSON-ready copy (for the manifest)."""
+        return asdict(self)
 
 
 def gibson_ashby_modulus_gpa(relative_density: float, solid_modulus_gpa: float,
@@ -122,7 +206,7 @@ def measure_scaffold(mesh, region: Region, design: ScaffoldDesign | None = None,
                      region_volume_mm3: float | None = None, voxel_mm: float | None = None,
                      material: str = "ti6al4v", block_cells: float = 1.0,
                      max_block_voxels: int = 128 ** 3,
-                     connectivity_max_voxels: int = 64_000_000) -> dict:
+                     connectivity_max_voxels: int = 64_000_000) -> ScaffoldMeasurement:
     """Measure a scaffold mesh filling ``region``.
 
     Parameters
@@ -136,7 +220,9 @@ def measure_scaffold(mesh, region: Region, design: ScaffoldDesign | None = None,
     region_volume_mm3 : float, optional
         Region volume; default analytic for primitives, else measured on the grid.
     voxel_mm : float, optional
-        Grid for the voxel porosity and connectivity; default ``cell / 32``.
+        Grid for the voxel porosity and connectivity; default ``cell / 32``
+        (:meth:`Scaffold.measure` passes the build's voxel, tied to the thinnest
+        feature and the printer's resolution).
     material : str
         Key of :data:`pipeline.scaffold.materials.MATERIALS` for the stiffness estimate.
     block_cells : float
@@ -147,11 +233,12 @@ def measure_scaffold(mesh, region: Region, design: ScaffoldDesign | None = None,
 
     Returns
     -------
-    dict
-        See the module docstring; ``None`` for what needs ``design`` when it is absent.
+    ScaffoldMeasurement
+        ``None`` in the fields that need ``design`` when it is absent.
     """
     mat = get_material(material)
-    solid = float(mesh.volume)
+    # the mesh's signed volume, as the STL file holds it (no mass properties needed)
+    solid = float(signed_volumes(np.asarray(mesh.vertices), np.asarray(mesh.faces)).sum())
     area = float(mesh.area)
     out: dict = {}
     pv = None
@@ -180,8 +267,11 @@ def measure_scaffold(mesh, region: Region, design: ScaffoldDesign | None = None,
         name, cell = design.lattice.name, design.cell_mm
         p_lo, p_hi = design.porosity_range()
         centre = deepest_point(region)
-        wall_est = cell_features(name, p_hi + design.shift, "solid")
-        pore_est = cell_features(name, p_lo + design.shift, "pores")
+        # Estimates that only size the blocks and voxels: at the nominal porosities,
+        # which the build has already worked out (the level's small shift would
+        # cost a fresh cell sample and change them by a few percent).
+        wall_est = cell_features(name, p_hi, "solid")
+        pore_est = cell_features(name, p_lo, "pores")
         inner = block_cells * cell
         # voxels: ten (walls) or twelve (pores) across the thinnest; margins: the largest ball
         walls, wv, wside = _phase_sizes(design, centre, inner, 0.75 * wall_est.median * cell,
@@ -206,7 +296,8 @@ def measure_scaffold(mesh, region: Region, design: ScaffoldDesign | None = None,
         }
     else:
         for key in ("wall_thickness_mm", "pore_diameter_mm", "smallest_feature_mm",
-                    "interconnected_pore_fraction", "closed_pores", "closed_pore_volume_mm3"):
+                    "interconnected_pore_fraction", "closed_pores", "closed_pore_volume_mm3",
+                    "connectivity_voxel_mm", "measurement"):
             out[key] = None
     modulus = gibson_ashby_modulus_gpa(rho, mat.modulus_gpa)
     band = DESIGN_TARGETS["vertebral_cancellous_modulus"]["value"]
@@ -222,4 +313,4 @@ def measure_scaffold(mesh, region: Region, design: ScaffoldDesign | None = None,
     )
     d50 = (out.get("pore_diameter_mm") or {}).get("d50")
     out["pore_size_ok"] = None if d50 is None else bool(d50 >= DESIGN_TARGETS["pore_size_min"]["value"])
-    return out
+    return ScaffoldMeasurement(**out)
