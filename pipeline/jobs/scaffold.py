@@ -15,8 +15,16 @@ from ..exchange.nifti import is_nifti, read_nifti
 from ..exchange.stl import write_stl
 from ..mesh import check_mesh
 from ..printing import print_record
-from ..scaffold import (Region, ScaffoldMeasurement, build_scaffold, deviation_bound, get_lattice, get_material,
-                        parse_grading, parse_primitive)
+from ..scaffold import (
+    Region,
+    ScaffoldMeasurement,
+    build_scaffold,
+    deviation_bound,
+    get_lattice,
+    get_material,
+    parse_grading,
+    parse_primitive,
+)
 from ..segment import VertebraSegmentation
 from . import options as check
 from .common import (

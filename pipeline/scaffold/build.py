@@ -23,7 +23,7 @@ from pipeline.scaffold.grid import SamplingGrid, sampling_grid
 from pipeline.scaffold.lattice import get_lattice
 from pipeline.scaffold.meshing import closed_and_consistent, drop_fragments, mesh_field
 from pipeline.scaffold.region import Region
-from .resolution import DEVIATION_PERCENTILE, implicit_deviation_mm
+from pipeline.scaffold.resolution import DEVIATION_PERCENTILE, implicit_deviation_mm
 
 if TYPE_CHECKING:
     from pipeline.scaffold.measure import ScaffoldMeasurement
