@@ -21,14 +21,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import edt
 import numpy as np
 from scipy import ndimage
 
 from ..frame import VertebraFrame  # noqa: F401 - re-exported for the guide modules
+from ..geometry.distance import signed_distance
 from ..volume import lps_to_index
-
-
 
 #: Sign of the patient's left (+x of the frame) for each side.
 SIDES = {"left": 1.0, "right": -1.0}
@@ -142,19 +140,6 @@ def resample_mask(mask: np.ndarray, affine: np.ndarray, grid: LocalGrid, *,
     vals = ndimage.affine_transform(crop, M, offset, output_shape=sub_shape, order=1, mode="constant", cval=0.0)
     out[g0[0]:g1[0], g0[1]:g1[1], g0[2]:g1[2]] = vals >= 0.5
     return out
-
-
-def signed_distance(mask: np.ndarray, h: float) -> np.ndarray:
-    """Signed distance (mm, negative inside) of a boolean grid mask of spacing ``h``.
-
-    The Euclidean distance transform measures centre to nearest centre of the other
-    phase; the surface lies half a voxel before that, hence the ``h/2`` correction.
-    """
-    mask = np.asarray(mask, bool)
-    inside = edt.edt(mask, anisotropy=(h, h, h), black_border=False, parallel=2)
-    outside = edt.edt(~mask, anisotropy=(h, h, h), black_border=False, parallel=2)
-    sdf = np.where(mask, -(inside - h / 2), outside - h / 2).astype(np.float32)
-    return sdf
 
 
 @dataclass(frozen=True)

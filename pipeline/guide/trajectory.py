@@ -18,6 +18,7 @@ import numpy as np
 from scipy import optimize
 
 from ..errors import DesignError
+from ..geometry.lines import segment_distance
 from . import catalogue as cat
 from .anatomy import VertebraAnatomy, analyse_segmentation
 from .frames import direction_angles, direction_from_angles
@@ -261,8 +262,6 @@ def plan_screws(segmentation=None, levels=None, *, sides=("left", "right"), anat
 def _separate(pair: list, planning: dict, margin_mm: float = 0.5) -> list:
     """Shorten converging screws of one vertebra until their tips keep the wanted
     clearance (the longer one first, 5 mm at a time)."""
-    from .checks import segment_distance
-
     def gap(a, b):
         return segment_distance(a.entry, a.tip, b.entry, b.tip) - a.radius_mm - b.radius_mm
 

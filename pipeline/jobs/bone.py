@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ..bone_quality import BoneQuality, measure_bone_quality
 from ..exchange.bone_files import bone_json_bytes
-from .common import (Quiet, check_output, finish_result, read_scan, require_vertebrae, segmentation_entry,
+from .common import (Quiet, check_output, finish_result, read_scan, require_vertebrae, segment, segmentation_entry,
                      staged_result, start_manifest, write_label_map)
 
 BONE_FILE = "bone.json"
@@ -67,7 +67,6 @@ def run_bone(scan: str | os.PathLike, out_dir: str | os.PathLike, options: BoneO
     spare reading and segmenting again.
     """
     from .deliver import study_for
-    from .model import segment
 
     progress = progress or Quiet()
     check_output(out_dir, scan)

@@ -10,10 +10,10 @@ from ..exchange.stl import stl_bytes
 from ..models import VertebraModel, vertebra_models
 from ..prints import print_record
 from ..progress import detail
-from ..segment import VertebraSegmentation, segment_vertebrae
+from ..segment import VertebraSegmentation
 from . import options as check
 from .common import (Quiet, check_output, drop_kind, finish_result, read_scan, require_levels, require_vertebrae,
-                     segmentation_entry, staged_result, start_manifest, write_label_map)
+                     segment, stage_segmentation, staged_result, start_manifest)
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def add_models(stage, manifest: dict, volume, seg: VertebraSegmentation, models:
     with the model records (replacing earlier ones) and the segmentation."""
     stl_data = {f"vertebrae/{m.level}.stl": stl_bytes(m.mesh, f"{m.level} vertebra model") for m in models}
     manifest = merge_prints(drop_kind(manifest, "anatomical_model"), model_records(models, options.purpose, stl_data))
-    manifest["segmentation"] = segmentation_entry(seg)
+    manifest = stage_segmentation(stage, manifest, seg, volume)
     manifest["parameters"]["model"] = {
         **seg.parameters,
         "purpose": options.purpose,
@@ -143,15 +143,4 @@ def add_models(stage, manifest: dict, volume, seg: VertebraSegmentation, models:
     manifest["warnings"] = sorted(set(manifest["warnings"]) | set(seg.warnings))
     for rel, data in stl_data.items():
         stage.path(rel).write_bytes(data)
-    write_label_map(stage.path("segmentation.nii.gz"), seg, volume)
     return manifest
-
-
-def segment(volume, options: ModelOptions = ModelOptions(), progress=None) -> VertebraSegmentation:
-    """Segment with the model options' thresholds, reporting warnings to ``progress``."""
-    progress = progress or Quiet()
-    progress.stage("segmenting vertebrae")
-    seg = segment_vertebrae(volume, options.preset, low=options.hu_low, high=options.hu_high)
-    for message in seg.warnings:
-        progress.note(f"warning: {message}")
-    return seg

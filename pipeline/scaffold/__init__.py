@@ -19,7 +19,7 @@ checks, fragments), ``build`` (the stage), ``thickness`` (sub-voxel local thickn
 
 from pipeline.scaffold.build import Scaffold, build_scaffold
 from pipeline.scaffold.design import ScaffoldDesign
-from pipeline.scaffold.grading import Grading, parse_grading
+from pipeline.scaffold.grading import PorosityGrading, parse_grading
 from pipeline.scaffold.grid import SamplingGrid, sampling_grid
 from pipeline.scaffold.lattice import get_lattice, lattice_names
 from pipeline.scaffold.materials import DESIGN_TARGETS, MATERIALS, get_material
@@ -27,7 +27,7 @@ from pipeline.scaffold.measure import measure_scaffold
 from pipeline.scaffold.region import Region, parse_primitive
 
 __all__ = [
-    "DESIGN_TARGETS", "Grading", "MATERIALS", "Region", "SamplingGrid", "Scaffold", "ScaffoldDesign",
+    "DESIGN_TARGETS", "MATERIALS", "PorosityGrading", "Region", "SamplingGrid", "Scaffold", "ScaffoldDesign",
     "build_scaffold", "get_lattice", "get_material", "lattice_names", "measure_scaffold",
     "parse_grading", "parse_primitive", "sampling_grid",
 ]
