@@ -133,7 +133,6 @@ def add_models(stage, manifest: dict, volume, seg: VertebraSegmentation, models:
     with the model records (replacing earlier ones) and the segmentation."""
     stl_data = {f"vertebrae/{m.level}.stl": stl_bytes(m.mesh, f"{m.level} vertebra model") for m in models}
     manifest = merge_prints(drop_kind(manifest, "anatomical_model"), model_records(models, options.purpose, stl_data))
-    manifest = stage_segmentation(stage, manifest, seg, volume)
     manifest["parameters"]["model"] = {
         **seg.parameters,
         "purpose": options.purpose,
@@ -143,4 +142,4 @@ def add_models(stage, manifest: dict, volume, seg: VertebraSegmentation, models:
     manifest["warnings"] = sorted(set(manifest["warnings"]) | set(seg.warnings))
     for rel, data in stl_data.items():
         stage.path(rel).write_bytes(data)
-    return manifest
+    return stage_segmentation(stage, manifest, seg, volume)

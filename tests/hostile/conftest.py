@@ -44,10 +44,11 @@ def replayed(computed):
     """The model job with its segmentation, meshing and bone measurement replayed
     from ``computed``."""
     import pipeline.jobs.bone as bone_job
+    import pipeline.jobs.common as common_job
     import pipeline.jobs.model as model_job
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(model_job, "segment_vertebrae", lambda *a, **k: computed[0])
+        mp.setattr(common_job, "segment_vertebrae", lambda *a, **k: computed[0])
         mp.setattr(model_job, "vertebra_models", lambda *a, **k: computed[1])
         mp.setattr(bone_job, "measure", lambda *a, **k: computed[2])
         yield

@@ -69,9 +69,9 @@ def test_library_warnings_never_reach_the_terminal(tmp_path, capsys, monkeypatch
     the user: the job's own checks say what matters, in one line."""
     import warnings
 
-    import pipeline.jobs.model as model_job
+    import pipeline.jobs.common as common_job
 
-    real = model_job.segment_vertebrae
+    real = common_job.segment_vertebrae
 
     def noisy(volume, *args, **kwargs):
         np.log(np.zeros(3))                       # RuntimeWarning: divide by zero
@@ -79,7 +79,7 @@ def test_library_warnings_never_reach_the_terminal(tmp_path, capsys, monkeypatch
         warnings.warn("a library's deprecation", DeprecationWarning)
         return real(volume, *args, **kwargs)
 
-    monkeypatch.setattr(model_job, "segment_vertebrae", noisy)
+    monkeypatch.setattr(common_job, "segment_vertebrae", noisy)
     I.write_dicom(I.body_hu(), I.BODY_AFFINE, tmp_path / "scan")
     with warnings.catch_warnings():
         # As outside pytest (which records warnings instead): shown on stderr.
