@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from pipeline.defect import defect_region, find_compression_fractures, genant_grade, grade_levels
+from pipeline.defect import defect_region, find_compression_fractures, fractures_to_fill, genant_grade, grade_levels
 from pipeline.segment import VertebraSegmentation
 
 NAMES = ["L1", "L2", "L3", "L4"]
@@ -133,6 +133,17 @@ def test_level_without_collapse_gives_an_empty_mask_and_says_why():
     assert found.full_mask().shape == seg.labels.shape and not found.any() and not found.full_mask().any()
     assert found.info.volume_mm3 == 0.0
     assert "no collapse" in found.info.reason and "L3" in found.info.reason
+
+
+def test_the_fractures_to_fill_are_the_graded_ones_unless_a_level_is_named():
+    seg, truth = synthetic_spine(10.0)
+    (found,) = fractures_to_fill(seg)
+    assert found.level == "L2" and found.grade == 2 and found.any()
+    # A level named by the user comes back even without collapse, saying why it is empty.
+    (named,) = fractures_to_fill(seg, level="L3")
+    assert named.level == "L3" and named.grade == 0 and not named.any() and "no collapse" in named.info.reason
+    mild, _ = synthetic_spine(10.0, loss=0.15)
+    assert fractures_to_fill(mild) == []
 
 
 def test_a_mild_collapse_the_user_names_is_outlined():
