@@ -69,7 +69,7 @@ def run_case(region: str, voxel_mm: float | None, lattice: str, porosity: float,
 
     kwargs = {}
     try:
-        from pipeline.scaffold import deviation_bound
+        from pipeline.printing import deviation_bound
     except ImportError:  # a checkout from before the printer-sized meshes
         deviation_bound = None
     if printer and deviation_bound is not None:

@@ -29,7 +29,7 @@ _API = {
     "measure_bone_quality": "pipeline.bone_quality",
     "Region": "pipeline.scaffold",
     "build_scaffold": "pipeline.scaffold",
-    "deviation_bound": "pipeline.scaffold",
+    "deviation_bound": "pipeline.printing",
     "plan_screws": "pipeline.guide",
     "check_plan": "pipeline.guide",
     "run_model": "pipeline.jobs",

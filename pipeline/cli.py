@@ -53,10 +53,19 @@ def _add_scan(p: argparse.ArgumentParser, output_help: str | None) -> None:
         p.add_argument("--dicom", action="store_true", help="also write every print as a DICOM Encapsulated STL instance (OUT/dicom/) in the CT's study and frame of reference, for PACS; these files carry the patient's identifiers (every other output stays free of them)")
 
 
-def _add_model_options(p: argparse.ArgumentParser) -> None:
+def _add_threshold_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="bone", choices=sorted(PRESETS), help="bone threshold preset: " + "; ".join(f"{k} {v[0]:.0f}..{v[1]:.0f} HU ({v[2]})" for k, v in PRESETS.items()) + " (default: bone)")
     p.add_argument("--hu-min", type=float, help="lower HU threshold, overrides the preset's (at least 100: below it soft tissue counts as bone)")
     p.add_argument("--hu-max", type=float, help="upper HU threshold, overrides the preset's (above the lower one, at most 40000)")
+
+
+def _thresholds(args) -> dict:
+    """The segmentation's thresholds as job options."""
+    return {"preset": args.preset, "hu_low": args.hu_min, "hu_high": args.hu_max}
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    _add_threshold_options(p)
     p.add_argument("--levels", help="comma-separated levels to mesh, e.g. L1,L2 (default: all found)")
     p.add_argument("--purpose", default="planning", choices=purposes("anatomical_model"), help="intended use of the models, drives the printing-process recommendation (default: planning)")
     p.add_argument("--decimate", type=float, default=0.5, help="fraction of triangles to remove when the surface stays within 0.1 mm and watertight; 0 keeps all (default: 0.5)")
@@ -130,6 +139,7 @@ def _scaffold_options(args):
         series=args.series, defect=args.defect, level=args.level, lattice=args.lattice,
         cell_mm=args.cell, porosity=args.porosity, grading=args.grade, material=args.material,
         rim_mm=args.rim, clearance_mm=args.clearance, bone=args.bone, voxel_mm=args.voxel, dicom=args.dicom,
+        **_thresholds(args),
     )
 
 
@@ -163,7 +173,7 @@ def _guide_options(args, levels: str | None = None, clearance: float | None = No
             plan=args.plan, clearance_mm=args.clearance if clearance is None else clearance,
             sleeve_length_mm=args.sleeve_length, drill_mm=args.drill, process=args.guide_process,
             material="PA12" if args.guide_process == "powder_bed_fusion" else "surgical-guide resin",
-            dicom=bool(getattr(args, "dicom", False)),
+            dicom=bool(getattr(args, "dicom", False)), **_thresholds(args),
         )
     except OptionError as exc:
         if run and exc.option in ("--levels", "--clearance"):
@@ -184,16 +194,18 @@ def cmd_check_guide(args) -> int:
 
     progress = _progress(args)
     try:
-        report = run_check_guide(args.scan, args.plan, args.guide, args.output, progress, series=args.series,
-                                 drill_mm=args.drill, clearance_mm=args.clearance, process=args.guide_process)
+        result = run_check_guide(args.scan, args.plan, args.guide, args.output, progress, series=args.series,
+                                 drill_mm=args.drill, clearance_mm=args.clearance, process=args.guide_process,
+                                 **_thresholds(args))
     finally:
         progress.close()
     interrupts.ignore()
+    report = result.to_dict()
     if args.json:
         emit_json({"status": "ok", "command": "check-guide", **report})
     else:
         print_checks(report)
-    return 0 if report["passed"] else EXIT_FAILED
+    return 0 if result.passed else EXIT_FAILED
 
 
 def cmd_run(args) -> int:
@@ -282,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "TPMS or strut lattice whose level is solved for the target porosity on the real region, "
                        "measure porosity, pores and walls, and write OUT/scaffolds/<name>.stl plus manifest entries.")
     _add_scan(p, "output folder (created if missing); its manifest is extended")
+    _add_threshold_options(p)
     _add_scaffold_options(p)
     p.set_defaults(func=cmd_scaffold)
 
@@ -290,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "the screw catalogue, build a drill guide per vertebra and check plan and guide geometry. Writes "
                        "OUT/plan.json, OUT/guides/<LEVEL>-guide.stl and manifest entries of kind 'guide'.")
     _add_scan(p, "output folder (created if missing); its manifest is extended")
+    _add_threshold_options(p)
     _add_guide_options(p)
     p.set_defaults(func=cmd_guide)
 
@@ -316,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drill", type=float, default=GuideDesign.drill_diameter_mm, help=f"drill or K-wire diameter the sleeves must guide, mm (default: {GuideDesign.drill_diameter_mm})")
     p.add_argument("--clearance", type=float, default=GuideDesign.clearance_mm, help=f"guide-bone clearance it was designed with, mm (default: {GuideDesign.clearance_mm})")
     p.add_argument("--guide-process", default="vat_photopolymerization", choices=GUIDE_PROCESSES, help="printing process whose minimum wall the sleeves are checked against (default: vat_photopolymerization)")
+    _add_threshold_options(p)
     p.set_defaults(func=cmd_check_guide)
 
     p = command("run", help="everything for a scan: vertebra models, scaffolds for fractures found, a drill guide",

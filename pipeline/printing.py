@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .scaffold.materials import get_material
+
 if TYPE_CHECKING:  # annotations only: the table itself needs no mesh code
     import trimesh
 
@@ -327,3 +329,51 @@ def print_record(
     if extra:
         record.update(extra)
     return record
+
+
+#: The bound is this fraction of the smallest printable feature (wall or pore).
+FEATURE_FRACTION = 0.25
+
+
+@dataclass(frozen=True)
+class DeviationBound:
+    """How far a scaffold's mesh may deviate from its design.
+
+    Attributes
+    ----------
+    bound_mm : float
+        Largest allowed chord deviation, mm.
+    process : str
+        Printing process category the bound derives from (best suited to the material).
+    smallest_printable_mm : float
+        That process's smallest printable wall or pore for the material class, mm.
+    rule : str
+        The rule in words, for the manifest.
+    """
+
+    bound_mm: float
+    process: str
+    smallest_printable_mm: float
+    rule: str
+
+    def describe(self) -> dict:
+        return {"bound_mm": self.bound_mm, "process": self.process,
+                "smallest_printable_mm": self.smallest_printable_mm, "rule": self.rule}
+
+
+def deviation_bound(material: str, fraction: float = FEATURE_FRACTION) -> DeviationBound:
+    """Chord-deviation bound (mm) for a scaffold of ``material``.
+
+    The process is the best-scored one of :data:`SUITABILITY` for a
+    scaffold of this material; its smallest printable feature is the smaller of its
+    minimum wall and minimum pore for the material's class.
+    """
+    mat = get_material(material)
+    cls, scores = SUITABILITY[("scaffold", mat.name)]
+    best = max(scores, key=lambda c: scores[c][0])
+    proc = PROCESSES[best]
+    smallest = min(v for v in (proc.min_feature_mm.get(cls), proc.min_pore_mm.get(cls)) if v)
+    return DeviationBound(
+        bound_mm=fraction * smallest, process=best, smallest_printable_mm=smallest,
+        rule=f"{fraction:g} x the smallest printable wall or pore of the process best suited "
+             f"to {mat.label} ({best}: {smallest:g} mm)")

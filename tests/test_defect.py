@@ -55,16 +55,16 @@ def _iou(a, b) -> float:
 def test_l1_is_the_only_fracture_graded_moderate_wedge(fractures, truth):
     assert [f.level for f in fractures] == ["L1"]  # nothing on T12, L2-L5
     f = fractures[0]
-    loss = f.height_loss["anterior"]
+    loss = f.info.height_loss["anterior"]
     print(f"L1 anterior loss {loss:.3f} (truth {truth['fracture']['anterior_height_loss_fraction']}), "
-          f"grade {f.grade} {f.morphology}, losses {f.height_loss}")
-    assert f.grade == 2 and f.grading.grade_name == "moderate"
-    assert f.morphology == "wedge"
+          f"grade {f.grade} {f.info.morphology}, losses {f.info.height_loss}")
+    assert f.grade == 2 and f.info.grading.grade_name == "moderate"
+    assert f.info.morphology == "wedge"
     assert 0.25 <= loss < 0.40
     assert abs(loss - truth["fracture"]["anterior_height_loss_fraction"]) <= 0.05
     # The wedge spares the posterior wall: no posterior loss against the neighbours.
-    assert abs(f.height_loss["posterior"]) < 0.05
-    assert f.defect_mask.collapsed_endplate == "superior"
+    assert abs(f.info.height_loss["posterior"]) < 0.05
+    assert f.info.collapsed_endplate == "superior"
 
 
 def test_body_heights_match_truth(phantom, truth):
@@ -92,10 +92,10 @@ def test_body_heights_match_truth(phantom, truth):
     "endplate is flatter than the wedge's (too thin in front, too thick behind) and L1's "
     "label reaches ~1 voxel into the defect"))
 def test_defect_matches_truth(fractures, truth_defect, truth, phantom):
-    mask = fractures[0].defect_mask
+    mask = fractures[0].full_mask()
     assert mask.shape == truth_defect.shape and mask.dtype == bool
     iou = _iou(mask, truth_defect)
-    vol = fractures[0].defect_volume_mm3
+    vol = fractures[0].info.volume_mm3
     true_vol = truth["fracture"]["defect_volume_mm3"]
     print(f"defect IoU {iou:.3f}, volume {vol:.0f} mm3 (truth {true_vol:.0f})")
     assert iou >= 0.8
@@ -109,8 +109,8 @@ def test_labels_alone_still_find_the_defect(phantom, truth_defect):
     _, seg = phantom
     found = find_compression_fractures(seg)
     assert [f.level for f in found] == ["L1"]
-    assert found[0].morphology == "wedge" and found[0].grade == 2
-    assert _iou(found[0].defect_mask, truth_defect) >= 0.75
+    assert found[0].info.morphology == "wedge" and found[0].grade == 2
+    assert _iou(found[0].full_mask(), truth_defect) >= 0.75
 
 
 def _mirror(array):
@@ -129,8 +129,9 @@ def test_mirrored_storage_gives_the_same_defect_in_lps(phantom, fractures):
     affine = _mirrored_affine(seg.affine, seg.labels.shape)
     seg_m = replace(seg, labels=_mirror(seg.labels), affine=affine)
     vol_m = replace(volume, hu=_mirror(volume.hu), affine=affine)
-    mirrored = defect_region(seg_m, "L1", vol_m)
-    original = fractures[0].defect_mask
+    found = defect_region(seg_m, "L1", vol_m)
+    mirrored = found.full_mask()
+    original = fractures[0].full_mask()
 
     def lps_set(mask, aff):
         pts = np.round(index_to_lps(aff, np.argwhere(mask)), 3)
@@ -138,7 +139,7 @@ def test_mirrored_storage_gives_the_same_defect_in_lps(phantom, fractures):
 
     assert mirrored.sum() == original.sum() > 0
     assert lps_set(mirrored, affine) == lps_set(original, seg.affine)
-    assert mirrored.volume_mm3 == pytest.approx(original.volume_mm3)
+    assert found.info.volume_mm3 == pytest.approx(fractures[0].info.volume_mm3)
 
 
 def test_levels_the_user_cannot_fill(phantom):
@@ -157,7 +158,7 @@ def test_level_cut_by_the_scan_edge_is_refused(phantom):
 
 
 def test_json_report_has_no_mask(fractures):
-    d = json.loads(json.dumps(fractures[0].as_dict()))
+    d = json.loads(json.dumps(fractures[0].info.to_dict()))
     assert d["level"] == "L1" and d["genant_grade"] == 2 and d["morphology"] == "wedge"
     assert set(d["expected_heights_mm"]) == {"anterior", "middle", "posterior"}
     assert d["defect_volume_mm3"] > 0 and "mask" not in json.dumps(d)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from pipeline.defect import defect_region, find_compression_fractures, genant_grade, grade_levels
+from pipeline.defect import defect_region, find_compression_fractures, fractures_to_fill, genant_grade, grade_levels
 from pipeline.segment import VertebraSegmentation
 
 NAMES = ["L1", "L2", "L3", "L4"]
@@ -81,15 +81,15 @@ def test_wedge_graded_and_outlined_whatever_the_tilt(tilt):
     found = find_compression_fractures(seg)
     assert [f.level for f in found] == ["L2"]
     f = found[0]
-    iou = _iou(f.defect_mask, truth)
-    print(f"tilt {tilt}: loss {f.height_loss}, IoU {iou:.3f}")
+    iou = _iou(f.full_mask(), truth)
+    print(f"tilt {tilt}: loss {f.info.height_loss}, IoU {iou:.3f}")
     # Wedge hinged at 85 % depth: 30 % lost at 15 %, 15 % at mid-depth, none behind.
-    assert f.height_loss["anterior"] == pytest.approx(0.30, abs=0.025)
-    assert f.height_loss["middle"] == pytest.approx(0.15, abs=0.025)
-    assert abs(f.height_loss["posterior"]) < 0.025
-    assert (f.grade, f.morphology) == (2, "wedge")
+    assert f.info.height_loss["anterior"] == pytest.approx(0.30, abs=0.025)
+    assert f.info.height_loss["middle"] == pytest.approx(0.15, abs=0.025)
+    assert abs(f.info.height_loss["posterior"]) < 0.025
+    assert (f.grade, f.info.morphology) == (2, "wedge")
     assert iou >= 0.85
-    assert f.defect_volume_mm3 == pytest.approx(truth.sum() * 0.64, rel=0.15)
+    assert f.info.volume_mm3 == pytest.approx(truth.sum() * 0.64, rel=0.15)
 
 
 @pytest.mark.parametrize("kind, loss, morphology, endplate, min_iou", [
@@ -103,12 +103,12 @@ def test_morphology_endplate_and_region(kind, loss, morphology, endplate, min_io
     found = find_compression_fractures(seg)
     assert [f.level for f in found] == ["L2"]
     f = found[0]
-    iou = _iou(f.defect_mask, truth)
-    print(f"{kind}: grade {f.grade} {f.morphology}, losses {f.height_loss}, "
-          f"endplate {f.defect_mask.collapsed_endplate}, IoU {iou:.3f}")
-    assert f.morphology == morphology
-    assert f.grade == genant_grade(max(f.height_loss.values()))[0]
-    assert f.defect_mask.collapsed_endplate == endplate
+    iou = _iou(f.full_mask(), truth)
+    print(f"{kind}: grade {f.grade} {f.info.morphology}, losses {f.info.height_loss}, "
+          f"endplate {f.info.collapsed_endplate}, IoU {iou:.3f}")
+    assert f.info.morphology == morphology
+    assert f.grade == genant_grade(max(f.info.height_loss.values()))[0]
+    assert f.info.collapsed_endplate == endplate
     assert iou >= min_iou
 
 
@@ -116,7 +116,7 @@ def test_restoration_keeps_clear_of_the_neighbour():
     # A 2.5 mm disc: the restored endplate would come within 2.5 mm of L1, so the
     # defect stops 3 mm (the default clearance) short of it, surface to surface.
     seg, truth = synthetic_spine(10.0, gap=2.5)
-    mask = find_compression_fractures(seg)[0].defect_mask
+    mask = find_compression_fractures(seg)[0].full_mask()
     centres = ndimage.distance_transform_edt(seg.labels != 20, sampling=(1.0, 0.8, 0.8))
     gap = centres - 1.0  # voxel surfaces: one (largest) voxel step closer than centres
     kept = truth & (gap >= 3.0)
@@ -130,19 +130,35 @@ def test_restoration_keeps_clear_of_the_neighbour():
 
 def test_level_without_collapse_gives_an_empty_mask_and_says_why():
     seg, _ = synthetic_spine(10.0)
-    mask = defect_region(seg, "L3")
-    assert mask.shape == seg.labels.shape and not mask.any()
-    assert mask.volume_mm3 == 0.0
-    assert "no collapse" in mask.reason and "L3" in mask.reason
+    found = defect_region(seg, "L3")
+    assert found.full_mask().shape == seg.labels.shape and not found.any() and not found.full_mask().any()
+    assert found.info.volume_mm3 == 0.0
+    assert "no collapse" in found.info.reason and "L3" in found.info.reason
+
+
+def test_the_fractures_to_fill_are_the_graded_ones_unless_a_level_is_named():
+    seg, truth = synthetic_spine(10.0)
+    (found,) = fractures_to_fill(seg)
+    assert found.level == "L2" and found.grade == 2 and found.any()
+    # A level named by the user comes back even without collapse, saying why it is empty.
+    (named,) = fractures_to_fill(seg, level="L3")
+    assert named.level == "L3" and named.grade == 0 and not named.any() and "no collapse" in named.info.reason
+    mild, _ = synthetic_spine(10.0, loss=0.15)
+    assert fractures_to_fill(mild) == []
 
 
 def test_a_mild_collapse_the_user_names_is_outlined():
     seg, truth = synthetic_spine(10.0, loss=0.15)
     assert find_compression_fractures(seg) == []  # 15 %: below Genant grade 1
-    mask = defect_region(seg, "L2")
-    assert mask.any() and mask.reason == ""
+    found = defect_region(seg, "L2")
+    assert found.any() and found.info.reason == ""
+    mask = found.full_mask()
     assert (mask & truth).sum() >= 0.6 * truth.sum()
-    assert mask.collapsed_endplate == "superior"
+    assert found.info.collapsed_endplate == "superior"
+    # The mask is cropped to its box; the volume is the whole defect's, once.
+    voxel = abs(np.linalg.det(seg.affine[:3, :3]))
+    assert found.info.volume_mm3 == pytest.approx(mask.sum() * voxel)
+    assert found.mask.sum() == mask.sum() and found.mask.shape == tuple(np.ptp(np.argwhere(mask), 0) + 1)
 
 
 def test_genant_thresholds():

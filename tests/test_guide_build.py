@@ -21,7 +21,7 @@ def built(l3_guide):
 
 
 def _by(report, name, subject=None):
-    return [c for c in report["checks"] if c["name"] == name and (subject is None or c["subject"] == subject)]
+    return report.find(name, subject)
 
 
 def test_generated_guide_passes_every_check(built, lumbar_anatomy, lumbar_segmentation):
@@ -29,17 +29,17 @@ def test_generated_guide_passes_every_check(built, lumbar_anatomy, lumbar_segmen
     assert guide.quality.printable and guide.quality.self_intersections == 0
     report = check_guide(guide.mesh, screws, lumbar_segmentation, bone=guide.bone, anatomy=lumbar_anatomy[LEVEL],
                          design=guide.design, quality=guide.quality)
-    assert report["passed"], report["failed"]
-    assert _by(report, "contact_patches")[0]["value"] >= 3
-    assert _by(report, "bone_penetration")[0]["value"] == 0.0
+    assert report.passed, [str(f) for f in report.failures]
+    assert _by(report, "contact_patches")[0].value >= 3
+    assert _by(report, "bone_penetration")[0].value == 0.0
     # Clearance, exact against the vertebra meshes: the designed 0.3 mm, less the
     # marching cubes' corner cutting on the 0.4 mm grid (see pipeline.guide.build).
-    gap = _by(report, "bone_clearance")[0]["value"]
+    gap = _by(report, "bone_clearance")[0].value
     assert guide.design.clearance_mm - 0.1 <= gap <= guide.design.clearance_mm + 0.01, gap
     for c in _by(report, "sleeve_axis_angle") + _by(report, "sleeve_entry_offset"):
-        assert c["value"] <= 0.01, c
+        assert c.value <= 0.01, c
     for c in _by(report, "sleeve_wall"):
-        assert abs(c["value"] - guide.design.sleeve_wall_mm) < 0.01, c
+        assert abs(c.value - guide.design.sleeve_wall_mm) < 0.01, c
 
 
 def test_rotated_and_moved_sleeves_fail_alignment_with_the_right_numbers(l3_perturbed_guide, lumbar_anatomy,
@@ -47,15 +47,15 @@ def test_rotated_and_moved_sleeves_fail_alignment_with_the_right_numbers(l3_pert
     screws, bad, (rotated_id, moved_id) = l3_perturbed_guide
     report = check_guide(bad.mesh, screws, lumbar_segmentation, bone=bad.bone, anatomy=lumbar_anatomy[LEVEL],
                          design=bad.design, quality=bad.quality)
-    assert not report["passed"]
+    assert not report.passed
     ang_a = _by(report, "sleeve_axis_angle", rotated_id)[0]
     off_a = _by(report, "sleeve_entry_offset", rotated_id)[0]
     ang_b = _by(report, "sleeve_axis_angle", moved_id)[0]
     off_b = _by(report, "sleeve_entry_offset", moved_id)[0]
-    assert ang_a["passed"] is False and abs(ang_a["value"] - 2.0) <= 0.1, ang_a
-    assert off_a["value"] <= 0.05, off_a
-    assert off_b["passed"] is False and abs(off_b["value"] - 1.0) <= 0.05, off_b
-    assert ang_b["value"] <= 0.1, ang_b
+    assert ang_a.passed is False and abs(ang_a.value - 2.0) <= 0.1, ang_a
+    assert off_a.value <= 0.05, off_a
+    assert off_b.passed is False and abs(off_b.value - 1.0) <= 0.05, off_b
+    assert ang_b.value <= 0.1, ang_b
 
 
 def test_bore_is_recovered_from_the_mesh_not_the_plan():
@@ -85,17 +85,17 @@ def test_guide_pushed_into_bone_fails_interference(built, lumbar_anatomy, lumbar
     report = check_guide(pushed, screws, lumbar_segmentation, bone=guide.bone, anatomy=lumbar_anatomy[LEVEL],
                          design=guide.design, quality=guide.quality)
     pen = _by(report, "bone_penetration")[0]
-    assert pen["passed"] is False
-    assert abs(pen["value"] - (0.5 - guide.design.clearance_mm)) <= 0.1, pen["value"]
+    assert pen.passed is False
+    assert abs(pen.value - (0.5 - guide.design.clearance_mm)) <= 0.1, pen.value
     # The same depth measured by trimesh (an independent implementation) on the
     # vertebra meshes, at the deepest point found and at the guide's vertices nearest bone.
     meshes = [lumbar_surfaces[lv].mesh for lv in ("L2", "L3", "L4")]
-    deepest = np.array(pen["details"]["deepest_point_lps"])
+    deepest = np.array(pen.details["deepest_point_lps"])
     depth = max(trimesh.proximity.signed_distance(m, deepest[None])[0] for m in meshes)   # + inside
-    assert depth == pytest.approx(pen["value"], abs=1e-3)
+    assert depth == pytest.approx(pen.value, abs=1e-3)
     near = pushed.vertices[np.argsort(np.asarray(guide.bone.coarse(pushed.vertices)))[:60]]
     deepest_any = max(trimesh.proximity.signed_distance(m, near).max() for m in meshes)
-    assert deepest_any <= pen["value"] + 1e-3
+    assert deepest_any <= pen.value + 1e-3
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import pipeline.jobs.bone as bone_job
+import pipeline.jobs.common as common_job
 import pipeline.jobs.guide as guide_job
 from pipeline.errors import InputError, OsteoprintError
 from pipeline.exchange.manifest import read_manifest
@@ -30,12 +31,17 @@ PROVISIONAL_RULE = ("polymer", {
 })
 
 
+#: Every segmentation the jobs asked for: (job options, progress).
+SEGMENTED = []
+
+
 @pytest.fixture(scope="module")
 def patched(lumbar_scan, lumbar_segmentation, lumbar_anatomy, l3_guide, lumbar_bone):
     """The jobs run as the CLI runs them, except that reading, segmenting and
     analysing the sample scan, measuring its bone density and building its L3 guide
     return the session's results (the same calls on the same data, made once per
-    session and tested in the other guide and bone modules)."""
+    session and tested in the other guide and bone modules). Segmentation is
+    counted in :data:`SEGMENTED`."""
     real_read, real_analyse, real_build = guide_job.read_volume, guide_job.analyse_segmentation, guide_job.build_guide
     real_measure = bone_job.measure
 
@@ -44,8 +50,9 @@ def patched(lumbar_scan, lumbar_segmentation, lumbar_anatomy, l3_guide, lumbar_b
             return real_read(scan, series, progress)
         return lumbar_scan
 
-    def segment(volume, *args, **kwargs):
-        assert volume is lumbar_scan and not args and not kwargs
+    def segment(volume, options=None, progress=None):
+        assert volume is lumbar_scan and (options.preset, options.hu_low, options.hu_high) == ("bone", None, None)
+        SEGMENTED.append((options, progress))
         return lumbar_segmentation
 
     def analyse(seg, levels=None, **options):
@@ -67,7 +74,9 @@ def patched(lumbar_scan, lumbar_segmentation, lumbar_anatomy, l3_guide, lumbar_b
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(guide_job, "read_volume", read)
         mp.setattr(guide_job, "build_guide", build)
-        mp.setattr(guide_job, "segment_vertebrae", segment)
+        mp.setattr(guide_job, "segment", segment)
+        # Anything else that segments would be a second segmentation.
+        mp.setattr(common_job, "segment_vertebrae", _no_second_segmentation)
         mp.setattr(guide_job, "analyse_segmentation", analyse)
         mp.setattr(bone_job, "measure", measure)
         if ("guide", "surgical_guide") not in SUITABILITY:
@@ -75,10 +84,26 @@ def patched(lumbar_scan, lumbar_segmentation, lumbar_anatomy, l3_guide, lumbar_b
         yield
 
 
+def _no_second_segmentation(*args, **kwargs):
+    raise AssertionError("the scan was segmented outside the job's one segmentation")
+
+
 @pytest.fixture(scope="module")
 def job(patched, tmp_path_factory):
     out = tmp_path_factory.mktemp("guide")
-    return out, run_guide(SAMPLE, out, GuideOptions(levels=("L3",)))
+    SEGMENTED.clear()
+    options = GuideOptions(levels=("L3",))
+    manifest = run_guide(SAMPLE, out, options)
+    assert [o for o, _ in SEGMENTED] == [options]      # once, with the user's thresholds
+    return out, manifest
+
+
+def test_the_job_segments_once_and_records_that_segmentation(job, lumbar_segmentation):
+    out, manifest = job
+    entry = manifest["segmentation"]
+    assert entry["threshold_preset"] == "bone" and entry["hu_low"] == lumbar_segmentation.parameters["hu_low"]
+    assert entry["label_values"] == {name: int(v) for v, name in lumbar_segmentation.levels.items()}
+    assert (out / entry["file"]).is_file()
 
 
 def _record(manifest):
@@ -154,8 +179,11 @@ def test_guide_record_carries_each_screws_bone_density(job, lumbar_truth):
 def test_check_job_passes_the_jobs_own_guide(job, tmp_path):
     out, manifest = job
     report_path = tmp_path / "report.json"
-    report = run_check_guide(SAMPLE, out / "plan.json", out / "guides" / "L3-guide.stl", report_path)
-    assert report["passed"], report["failed"]
+    SEGMENTED.clear()
+    result = run_check_guide(SAMPLE, out / "plan.json", out / "guides" / "L3-guide.stl", report_path)
+    assert len(SEGMENTED) == 1
+    report = result.to_dict()
+    assert result.passed and report["passed"], [str(f) for f in result.failures]
     assert json.loads(report_path.read_text()) == json.loads(json.dumps(report))
     # Measured again from the STL alone, against a bone grid made around the mesh:
     # the same clearance as when it was built (exact distances to the same meshes).
@@ -169,13 +197,16 @@ def test_check_job_fails_a_guide_with_a_moved_sleeve(job, l3_perturbed_guide, tm
     out, _ = job
     _, bad, (rotated_id, moved_id) = l3_perturbed_guide
     write_stl(tmp_path / "tampered.stl", bad.mesh)
-    report = run_check_guide(SAMPLE, out / "plan.json", tmp_path / "tampered.stl")
-    assert report["passed"] is False
+    result = run_check_guide(SAMPLE, out / "plan.json", tmp_path / "tampered.stl")
+    report = result.to_dict()
+    assert result.passed is False and report["passed"] is False
     by = {(c["name"], c["subject"]): c for c in report["guide_checks"]}
     assert abs(by[("sleeve_entry_offset", moved_id)]["value"] - 1.0) <= 0.05
     assert by[("sleeve_axis_angle", moved_id)]["value"] <= 0.1
     assert abs(by[("sleeve_axis_angle", rotated_id)]["value"] - 2.0) <= 0.1
     assert f"sleeve_entry_offset ({moved_id})" in report["failed"]
+    (moved,) = [f for f in result.failures if (f.check, f.subject) == ("sleeve_entry_offset", moved_id)]
+    assert moved.detail.startswith(f"{by[('sleeve_entry_offset', moved_id)]['value']:.3g} mm")
 
 
 def test_bad_options_and_files_fail_early_in_one_line(job, tmp_path):
@@ -189,3 +220,20 @@ def test_bad_options_and_files_fail_early_in_one_line(job, tmp_path):
         run_check_guide(SAMPLE, out / "plan.json", tmp_path / "far.stl")
     assert str(err.value).startswith(str(tmp_path / "far.stl")) and "\n" not in str(err.value)
     assert not (tmp_path / "x").exists()
+
+
+def test_a_guide_job_segments_with_the_users_thresholds(monkeypatch, tmp_path, lumbar_scan):
+    class Segmented(Exception):
+        pass
+
+    calls = []
+
+    def segment(volume, options=None, progress=None):
+        calls.append(options)
+        raise Segmented     # the rest of the job is tested above
+
+    monkeypatch.setattr(guide_job, "segment", segment)
+    options = GuideOptions(levels=("L3",), preset="compact", hu_high=1800.0)
+    with pytest.raises(Segmented):
+        run_guide(SAMPLE, tmp_path / "out", options, volume=lumbar_scan)
+    assert calls == [options] and not (tmp_path / "out").exists()

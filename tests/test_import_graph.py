@@ -9,14 +9,16 @@ from layers below its own, never from a sibling in its own layer):
 0. ``errors``, ``interrupts``, the package root (``__version__``): no imports.
 1. ``frame``, ``volume``, ``parallel``, ``progress``: the shared layer, plain
    values every stage passes around.
-2. ``exchange``: files to plain values and back; imports no stage.
-3. ``phantom``, ``segment``: volumes in, volumes or labels out.
-4. ``mesh``, ``defect``: surfaces and body heights of a segmentation.
-5. ``bone_quality``: density inside the bodies ``defect`` measures.
-6. ``scaffold``, ``guide``: the implants.
-7. ``printing``, ``render``: which process prints what; pictures.
-8. ``jobs``: orchestration, the only place where stages meet files.
-9. ``summary``, then 10. ``outcome``, then 11. ``cli``: the command line, which
+2. ``geometry``: distances, signed distances and the vertebral body frame on
+   masks, written once for every stage.
+3. ``exchange``: files to plain values and back; imports no stage.
+4. ``phantom``, ``segment``: volumes in, volumes or labels out.
+5. ``mesh``, ``defect``: surfaces and body heights of a segmentation.
+6. ``bone_quality``: density inside the bodies ``defect`` measures.
+7. ``scaffold``, ``guide``: the implants.
+8. ``printing``, ``render``: which process prints what; pictures.
+9. ``jobs``: orchestration, the only place where stages meet files.
+10. ``summary``, then 11. ``outcome``, then 12. ``cli``: the command line, which
    parses and prints (and reaches stages and files only through ``jobs``).
 """
 
@@ -34,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1] / "pipeline"
 LAYERS: list[set[str]] = [
     {"errors", "interrupts", ""},
     {"frame", "volume", "parallel", "progress"},
+    {"geometry"},
     {"exchange"},
     {"phantom", "segment"},
     {"mesh", "defect"},

@@ -82,7 +82,7 @@ def _scaffold_record(design: dict):
 
 
 def test_schema_requires_a_scaffolds_deviation_bound():
-    from pipeline.scaffold import deviation_bound
+    from pipeline.printing import deviation_bound
 
     resolution = {**deviation_bound("ti6al4v").describe(), "deviation_bound_mm": 0.075,
                   "deviation_p999_mm": 0.07, "deviation_max_mm": 0.3, "voxel_mm": 0.147}

@@ -26,7 +26,7 @@ SAMPLE = Path(__file__).resolve().parents[1] / "sample_scans" / "lumbar_phantom"
 def l1_defect(lumbar_scan, lumbar_segmentation):
     volume, seg = lumbar_scan, lumbar_segmentation
     (fracture,) = [f for f in find_compression_fractures(seg, volume) if f.level == "L1"]
-    region = Region.from_mask(fracture.defect_mask, seg.affine)
+    region = Region.from_mask(fracture.mask, fracture.affine(seg.affine))
     lo, hi = region.bounds()
     h = 0.1
     axes = [np.arange(lo[i] - 0.5, hi[i] + 0.5, h) for i in range(3)]
@@ -40,7 +40,7 @@ def test_defect_region_lands_on_the_truth(l1_defect):
     truth, affine = read_nifti(SAMPLE / "truth" / "defect.nii.gz")
     assert np.allclose(affine, seg.affine[:, [2, 1, 0, 3]])
     truth = np.transpose(truth, (2, 1, 0)) > 0
-    ours = np.asarray(fracture.defect_mask, dtype=bool)
+    ours = fracture.full_mask()
     voxel = abs(np.linalg.det(seg.affine[:3, :3]))
     # The region is the mask's surface (the mask's own overlap with the truth is
     # tests/test_defect.py's): same volume, same place.

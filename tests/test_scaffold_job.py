@@ -68,3 +68,22 @@ def test_titanium_scaffold_goes_to_powder_bed_fusion(sphere_job):
     assert record["smallest_feature_mm"] == pytest.approx(walls["p05"], abs=1e-3)
     for r in ranked[1:]:
         assert r["score"] < ranked[0]["score"]
+
+
+def test_the_job_segments_once_with_the_users_thresholds(monkeypatch, tmp_path, lumbar_scan):
+    import pipeline.jobs.scaffold as scaffold_job
+
+    class Segmented(Exception):
+        pass
+
+    calls = []
+
+    def segment(volume, options=None, progress=None):
+        calls.append(options)
+        raise Segmented     # the rest of the job is tested above
+
+    monkeypatch.setattr(scaffold_job, "segment", segment)
+    options = ScaffoldOptions(defect="sphere:0,40,-375,5", preset="osteoporotic", hu_low=200.0)
+    with pytest.raises(Segmented):
+        run_scaffold(SAMPLE, tmp_path / "out", options, volume=lumbar_scan)
+    assert calls == [options] and not (tmp_path / "out").exists()

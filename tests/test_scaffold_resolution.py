@@ -9,7 +9,8 @@ import pytest
 
 from pipeline.exchange.stl import read_stl, write_stl
 from pipeline.mesh import check_mesh
-from pipeline.scaffold import build_scaffold, deviation_bound
+from pipeline.printing import deviation_bound
+from pipeline.scaffold import build_scaffold
 
 CENTRE = np.array([1.0, -2.0, 3.0])
 RADIUS = 5.0

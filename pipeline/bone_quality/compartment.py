@@ -35,11 +35,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import edt
 import numpy as np
 from scipy import ndimage
 
 from ..defect.body import VertebralBody
+from ..geometry.distance import depth_mm, within_mm
 from ..volume import voxel_sizes
 
 
@@ -182,7 +182,7 @@ def trabecular_compartment(body: VertebralBody, hu: np.ndarray, defect: np.ndarr
     local = body_local(body)
     # A boundary voxel's centre lies half a voxel inside the surface, one voxel from
     # the nearest outside centre: take off half the coarsest step.
-    depth = edt.edt(inside, anisotropy=spacing, black_border=True) - 0.5 * max(spacing)
+    depth = depth_mm(inside, spacing, edge_is_outside=True) - 0.5 * max(spacing)
     plates = endplate_distance(inside, local, max(spacing))
     rules = [
         ("cortex", depth < rule.cortex_margin_mm),
@@ -191,7 +191,7 @@ def trabecular_compartment(body: VertebralBody, hu: np.ndarray, defect: np.ndarr
     ]
     near = None
     if defect is not None and defect.any():
-        near = edt.edt(~defect, anisotropy=spacing, black_border=False) < rule.defect_margin_mm
+        near = depth_mm(~defect, spacing) < rule.defect_margin_mm
         rules.append(("fracture", near))
     candidate = inside.copy()
     excluded = {}
@@ -206,8 +206,7 @@ def trabecular_compartment(body: VertebralBody, hu: np.ndarray, defect: np.ndarr
         threshold = min(rule.sclerotic_hu, float(np.median(hu[candidate])) + rule.sclerotic_excess_hu)
         dense = candidate & (smooth > threshold)
         if dense.any():
-            sclerotic = inside & (edt.edt(~dense, anisotropy=spacing, black_border=False)
-                                  <= rule.sclerotic_margin_mm)
+            sclerotic = inside & within_mm(dense, spacing, rule.sclerotic_margin_mm)
     mask = candidate & ~sclerotic
     excluded["sclerotic"] = int((candidate & sclerotic).sum())
     return Compartment(mask=mask, candidate=candidate, sclerotic=sclerotic, local=local,

@@ -238,7 +238,7 @@ def measure_bone_quality(segmentation, volume, *, fractures=None, rule: Trabecul
         # The fracture grading isolates the same bodies (levels cut by the scan's edge aside).
         whole = {n: b for n, b in bodies.items() if n not in cut and not isinstance(b, DesignError)}
         fractures = find_compression_fractures(segmentation, volume, bodies=whole)
-    defects = {f.level: np.asarray(f.defect_mask, bool) for f in fractures if f.grade >= 1}
+    defects = {f.level: f.full_mask() for f in fractures if f.grade >= 1}
     voxel_mm3 = float(np.prod(voxel_sizes(affine_c)))
     out = []
     for value, name in segmentation.levels.items():

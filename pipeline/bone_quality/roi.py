@@ -24,10 +24,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import edt
 import numpy as np
 
 from ..defect.body import VertebralBody
+from ..geometry.distance import depth_mm
 from ..volume import index_to_lps, voxel_sizes
 from .compartment import Compartment, TrabecularRule, basivertebral_zone
 
@@ -104,7 +104,7 @@ def oval_roi(body: VertebralBody, hu: np.ndarray, compartment: Compartment,
     section = body.mask[k]
     if not section.any():
         return None
-    depth = edt.edt(section, anisotropy=spacing[1:], black_border=True) - 0.5 * max(spacing[1:])
+    depth = depth_mm(section, spacing[1:], edge_is_outside=True) - 0.5 * max(spacing[1:])
     local = compartment.local[k]
     eligible = (section & (depth >= rule.cortex_margin_mm)
                 & (compartment.endplate_distance[k] >= rule.endplate_margin_mm)

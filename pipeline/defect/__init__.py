@@ -15,17 +15,18 @@ Modules: :mod:`.body` (body isolation and frame), :mod:`.heights` (morphometry),
 :mod:`.fractures` (the entry points).
 """
 
-from .fractures import DefectMask, Fracture, defect_region, find_compression_fractures
-from .genant import Grading, genant_grade, grade_levels
+from .fractures import Fracture, FractureInfo, defect_region, find_compression_fractures, fractures_to_fill
+from .genant import FractureGrading, genant_grade, grade_levels
 from .heights import BodyHeights, measure_vertebral_bodies
 
 __all__ = [
     "BodyHeights",
-    "DefectMask",
     "Fracture",
-    "Grading",
+    "FractureGrading",
+    "FractureInfo",
     "defect_region",
     "find_compression_fractures",
+    "fractures_to_fill",
     "genant_grade",
     "grade_levels",
     "measure_vertebral_bodies",

@@ -7,11 +7,10 @@ at L5-S1): the scan's axial plane is not the endplate plane.
 
 How the body is isolated (in LPS mm, so the storage orientation does not matter):
 
-1. *Crude body*: the body is the thickest part of a vertebra, so the voxels within
-   ``r`` of the region deeper than ``r`` (``r`` = 60 % of the largest inscribed
-   radius; a morphological opening by reconstruction) keep the body and drop the
-   thin posterior elements. Its principal axis nearest the patient's head-foot
-   axis and the direction to the posterior elements give a first frame.
+1. *Crude body* and first frame: :func:`pipeline.geometry.body.body_frame` (the
+   thickest part of the vertebra; its principal axis nearest the patient's
+   head-foot axis and the direction to the posterior elements). A body-only label
+   falls back on the patient's posterior direction.
 2. *Endplate frame*: planes fitted to the superior and inferior endplates (central
    part only, away from rims and osteophytes); the bisector of their normals is the
    body's superior axis, the convention of the morphometry literature where the
@@ -34,13 +33,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cc3d
-import edt
 import numpy as np
 from scipy import ndimage, stats
 
 from ..errors import DesignError, InputError
 from ..frame import VertebraFrame
+from ..geometry.body import body_frame, component_at, lps_of, orthonormal_frame
 from ..volume import crop_affine, reorient, voxel_sizes
 
 #: Canonical orientation the stage works in (axis 0 head, 1 posterior, 2 left).
@@ -48,8 +46,6 @@ CANONICAL = "SPL"
 #: Names and label value of the sacrum, which has no body heights to grade.
 SACRUM_NAMES = ("S1", "sacrum")
 SACRUM_VALUE = 26
-#: Core threshold as a fraction of the vertebra's largest inscribed radius.
-CORE_FRACTION = 0.6
 #: How far (mm) behind the mid-sagittal posterior wall the body cut is placed; the
 #: wall is concave in real vertebrae, so the posterolateral corners lie a little
 #: behind the midline wall.
@@ -165,56 +161,6 @@ def line_run(field, affine, origin, direction, reach_mm: float, t0: float = 0.0)
     return crossing_run(sample_field(field, affine, pts), ts, t0)
 
 
-def _largest_component_at(mask: np.ndarray, seed) -> np.ndarray:
-    """The connected piece of ``mask`` holding ``seed`` (else the largest piece)."""
-    if not mask.any():
-        raise DesignError("no vertebral body left in the label")
-    comp = cc3d.connected_components(mask, connectivity=26)
-    value = comp[tuple(seed)]
-    if value == 0:
-        counts = np.bincount(comp.ravel())
-        counts[0] = 0
-        value = int(np.argmax(counts))
-    return comp == value
-
-
-def _crude_body(m: np.ndarray, spacing) -> np.ndarray:
-    depth = edt.edt(m, anisotropy=spacing, black_border=True)
-    r = CORE_FRACTION * float(depth.max())
-    seed = np.unravel_index(int(np.argmax(depth)), depth.shape)
-    core = _largest_component_at(depth >= r, seed)
-    return m & (edt.edt(~core, anisotropy=spacing) <= r)
-
-
-def _lps_of(mask: np.ndarray, affine: np.ndarray) -> np.ndarray:
-    idx = np.argwhere(mask).astype(float)
-    return idx @ affine[:3, :3].T + affine[:3, 3]
-
-
-def _orthonormal(y_hint: np.ndarray, z: np.ndarray) -> np.ndarray:
-    z = z / np.linalg.norm(z)
-    y = y_hint - (y_hint @ z) * z
-    n = np.linalg.norm(y)
-    if n < 1e-6:
-        y = np.array([0.0, 1.0, 0.0]) - z[1] * z
-        n = np.linalg.norm(y)
-    y = y / n
-    return np.column_stack([np.cross(y, z), y, z])
-
-
-def _first_frame(m: np.ndarray, crude: np.ndarray, affine: np.ndarray) -> VertebraFrame:
-    pts = _lps_of(crude, affine)
-    centre = pts.mean(axis=0)
-    _, vecs = np.linalg.eigh(np.cov((pts - centre).T))
-    z = vecs[:, int(np.argmax(np.abs(vecs[2])))]
-    z = z if z[2] > 0 else -z
-    rest = m & ~ndimage.binary_dilation(crude, iterations=2)
-    # Without posterior elements (a body-only label) fall back on the patient's
-    # posterior direction.
-    back = _lps_of(rest, affine).mean(axis=0) - centre if rest.sum() > 20 else np.array([0.0, 1.0, 0.0])
-    return VertebraFrame(centre, _orthonormal(back, z))
-
-
 def _fit_plane(xy: np.ndarray, z: np.ndarray):
     """Least-squares ``z = a + b x + c y`` with one pass of outlier rejection."""
     keep = np.ones(len(z), bool)
@@ -258,7 +204,7 @@ def _endplate_axis(field, affine, frame: VertebraFrame, extent) -> np.ndarray | 
 
 
 def _extent(mask: np.ndarray, affine: np.ndarray, frame: VertebraFrame):
-    q = frame.to_local(_lps_of(mask, affine))
+    q = frame.to_local(lps_of(mask, affine))
     lo, hi = np.percentile(q, 2, axis=0), np.percentile(q, 98, axis=0)
     return tuple((float(a), float(b)) for a, b in zip(lo, hi))
 
@@ -300,7 +246,7 @@ def _wall_frame(field, affine, frame: VertebraFrame, extent, reach: float) -> Ve
         return frame
     slope = stats.theilslopes(ys, zs).slope
     axis = frame.axes @ np.array([0.0, slope, 1.0])
-    return VertebraFrame(frame.origin, _orthonormal(frame.axes[:, 1], axis))
+    return VertebraFrame(frame.origin, orthonormal_frame(frame.axes[:, 1], axis))
 
 
 def find_body(labels_c: np.ndarray, affine_c: np.ndarray, value: int, level: str,
@@ -345,24 +291,24 @@ def find_body(labels_c: np.ndarray, affine_c: np.ndarray, value: int, level: str
     volume = float(m.sum() * np.prod(spacing))
     if volume < 1000.0:
         raise DesignError(f"{level} is too small ({volume:.0f} mm³) to hold a vertebral body")
-    crude = _crude_body(m, spacing)
+    first = body_frame(m, affine)
+    crude, frame = first.body, first.frame
     vfield = smooth_mask(m)
-    frame = _first_frame(m, crude, affine)
     for _ in range(2):
         axis = _endplate_axis(vfield, affine, frame, _extent(crude, affine, frame))
         if axis is None:
             break
-        frame = VertebraFrame(frame.origin, _orthonormal(frame.axes[:, 1], axis))
+        frame = VertebraFrame(frame.origin, orthonormal_frame(frame.axes[:, 1], axis))
     reach = 80.0
     frame = _wall_frame(vfield, affine, frame, _extent(crude, affine, frame), reach)
     back = _wall(vfield, affine, frame, +1.0, reach)
     if back is None:
         raise DesignError(f"{level}: cannot find the posterior wall of the vertebral body")
-    local = frame.to_local(_lps_of(np.ones_like(m), affine)).reshape(m.shape + (3,))
+    local = frame.to_local(lps_of(np.ones_like(m), affine)).reshape(m.shape + (3,))
     seed = tuple(int(v) for v in np.rint(np.linalg.solve(affine[:3, :3], frame.origin - affine[:3, 3])))
     seed = tuple(int(np.clip(s, 0, n - 1)) for s, n in zip(seed, m.shape))
-    body = _largest_component_at(m & (local[..., 1] <= back + WALL_MARGIN_MM), seed)
-    centre = _lps_of(body, affine).mean(axis=0)
+    body = component_at(m & (local[..., 1] <= back + WALL_MARGIN_MM), seed)
+    centre = lps_of(body, affine).mean(axis=0)
     frame = VertebraFrame(centre, frame.axes)
     field = smooth_mask(body)
     back = _wall(vfield, affine, frame, +1.0, reach)

@@ -41,13 +41,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import edt
 import numpy as np
 from scipy import ndimage
 
+from ..geometry.distance import depth_mm
 from ..volume import lps_to_index, voxel_sizes
 from .body import VertebralBody
-from .genant import Grading, deficits_mm
+from .genant import FractureGrading, deficits_mm
 from .heights import BodyHeights
 
 #: Room (mm) kept between the restored envelope and any neighbouring vertebra.
@@ -124,7 +124,7 @@ def depth_profile(ys, values, lo: float = -np.inf, hi: float = np.inf):
     return profile
 
 
-def deficit_profile(heights: BodyHeights, grading: Grading):
+def deficit_profile(heights: BodyHeights, grading: FractureGrading):
     """Height deficit (mm) as a function of local y (mm), see the module docstring."""
     d = deficits_mm(grading)
     ds = [d[k] for k in POSITIONS]
@@ -158,7 +158,7 @@ def disc_gaps(heights: BodyHeights, value: int, labels_c, affine_c, side: str) -
     return out
 
 
-def superior_share(heights: BodyHeights, grading: Grading, value: int, labels_c, affine_c) -> float:
+def superior_share(heights: BodyHeights, grading: FractureGrading, value: int, labels_c, affine_c) -> float:
     """Fraction of the height deficit belonging to the superior endplate."""
     d = deficits_mm(grading)
     up = disc_gaps(heights, value, labels_c, affine_c, "superior")
@@ -183,7 +183,7 @@ def superior_share(heights: BodyHeights, grading: Grading, value: int, labels_c,
     return 1.0
 
 
-def build_envelope(body: VertebralBody, heights: BodyHeights, grading: Grading, share: float) -> Envelope:
+def build_envelope(body: VertebralBody, heights: BodyHeights, grading: FractureGrading, share: float) -> Envelope:
     """Outline, collapsed endplates and their lifts on a grid in the body's frame."""
     f = body.frame
     idx = np.argwhere(body.mask).astype(float)
@@ -227,7 +227,7 @@ def build_envelope(body: VertebralBody, heights: BodyHeights, grading: Grading, 
                     superior_share=float(share))
 
 
-def _rim_lifts(heights: BodyHeights, grading: Grading, ends, outlines, X, Y):
+def _rim_lifts(heights: BodyHeights, grading: FractureGrading, ends, outlines, X, Y):
     """Lifts of both endplates of a biconcave body, restored to their own rims.
 
     A biconcave fracture depresses the centre of one or both endplates and leaves
@@ -256,7 +256,7 @@ def _rim_lifts(heights: BodyHeights, grading: Grading, ends, outlines, X, Y):
     return (np.clip(planes[0] - c - ends[0], 0.0, cap), np.clip(ends[1] - (planes[1] + c), 0.0, cap))
 
 
-def _restored_endplate(heights: BodyHeights, grading: Grading, coef, X, Y, side: str) -> np.ndarray:
+def _restored_endplate(heights: BodyHeights, grading: FractureGrading, coef, X, Y, side: str) -> np.ndarray:
     """Local z of the restored endplate on ``side``, built on the intact opposite one.
 
     The intact opposite endplate is fitted by a plane plus a quadratic ``Q`` (its
@@ -380,7 +380,7 @@ def envelope_mask(env: Envelope, body: VertebralBody, value: int, labels_c, affi
     if others.any() and clearance_mm > 0:
         # Room between voxel surfaces: centre distance less one (largest) voxel step.
         step = max(voxel_sizes(affine_c))
-        dist = edt.edt(~others, anisotropy=voxel_sizes(affine_c), black_border=False)
+        dist = depth_mm(~others, voxel_sizes(affine_c))
         region &= dist - step >= clearance_mm - 1e-6
     out[sl] = region
     return out

@@ -14,12 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from ..errors import DesignError, InputError
-from ..volume import voxel_sizes
+from ..volume import crop_affine, voxel_sizes
 from .body import canonical_labels, is_sacrum, level_value
 from .envelope import CLEARANCE_MM, build_envelope, envelope_mask, superior_share
-from .genant import MAX_NEIGHBOUR_STEPS, Grading, grade_levels
+from .genant import MAX_NEIGHBOUR_STEPS, FractureGrading, grade_levels
 from .heights import BodyHeights, measure_spine
 
 #: Smallest height loss (fraction) for which a defect is outlined on request.
@@ -28,71 +29,31 @@ from .heights import BodyHeights, measure_spine
 MIN_LOSS = 0.10
 
 
-class DefectMask(np.ndarray):
-    """Boolean defect mask on the segmentation's grid, with what it means.
-
-    A plain ``numpy`` boolean array (use it wherever a mask is expected) carrying:
-
-    Attributes
-    ----------
-    level : str
-    volume_mm3 : float
-        Volume of the mask, mm³.
-    reason : str
-        Why the mask is empty ("" when it is not).
-    collapsed_endplate : str
-        "superior", "inferior", "both" or "" (no collapse).
-    """
-
-    level: str = ""
-    volume_mm3: float = 0.0
-    reason: str = ""
-    collapsed_endplate: str = ""
-
-    def __new__(cls, mask, level="", volume_mm3=0.0, reason="", collapsed_endplate=""):
-        obj = np.asarray(mask, dtype=bool).view(cls)
-        obj.level, obj.volume_mm3 = level, float(volume_mm3)
-        obj.reason, obj.collapsed_endplate = reason, collapsed_endplate
-        return obj
-
-    def __array_finalize__(self, obj):
-        if obj is None:
-            return
-        self.level = getattr(obj, "level", "")
-        self.volume_mm3 = getattr(obj, "volume_mm3", 0.0)
-        self.reason = getattr(obj, "reason", "")
-        self.collapsed_endplate = getattr(obj, "collapsed_endplate", "")
-
-
 @dataclass(frozen=True)
-class Fracture:
-    """A graded vertebral compression fracture and its defect.
+class FractureInfo:
+    """What is known of one vertebral body's collapse and its defect (no mask).
 
     Attributes
     ----------
     level : str
     heights : BodyHeights
         Measured anterior/middle/posterior heights (mm) and the body's frame.
-    grading : Grading
+    grading : FractureGrading
         Expected heights (mm), height-loss fractions, Genant grade and morphology.
-    defect_mask : DefectMask
-        Boolean mask on the segmentation's grid.
-    defect_volume_mm3 : float
+    volume_mm3 : float
+        Volume of the defect region, mm³ (0 when there is nothing to fill).
+    reason : str
+        Why the defect is empty ("" when it is not).
+    collapsed_endplate : str
+        "superior", "inferior", "both" or "" (no collapse).
     """
 
     level: str
     heights: BodyHeights
-    grading: Grading
-    defect_mask: DefectMask
-    defect_volume_mm3: float
-
-    @property
-    def expected_heights(self) -> dict:
-        return self.grading.expected_mm
-
-    @property
-    def height_loss(self) -> dict:
-        return self.grading.loss
+    grading: FractureGrading
+    volume_mm3: float
+    reason: str = ""
+    collapsed_endplate: str = ""
 
     @property
     def grade(self) -> int:
@@ -102,18 +63,83 @@ class Fracture:
     def morphology(self) -> str:
         return self.grading.morphology
 
-    def as_dict(self) -> dict:
+    @property
+    def expected_heights(self) -> dict:
+        return self.grading.expected_mm
+
+    @property
+    def height_loss(self) -> dict:
+        return self.grading.loss
+
+    def to_dict(self) -> dict:
         """JSON-ready description (no mask, no patient data)."""
         out = self.grading.as_dict()
         out.update({
             "body": self.heights.as_dict(),
-            "defect_volume_mm3": round(self.defect_volume_mm3, 1),
-            "collapsed_endplate": self.defect_mask.collapsed_endplate,
-            "defect_note": self.defect_mask.reason,
+            "defect_volume_mm3": round(float(self.volume_mm3), 1),
+            "collapsed_endplate": self.collapsed_endplate,
+            "defect_note": self.reason,
             "method": "Genant semi-quantitative grading (Genant et al., J Bone Miner Res "
                       "1993;8:1137-48) on CT body heights at 15/50/85 % depth",
         })
         return out
+
+
+@dataclass(frozen=True, eq=False)
+class Fracture:
+    """A vertebral body's collapse: its defect mask and, apart, what it means.
+
+    Attributes
+    ----------
+    mask : ndarray of bool, read-only
+        The defect, cropped to its bounding box (shape ``(0, 0, 0)`` when empty).
+    offset : tuple of int
+        Index of ``mask[0, 0, 0]`` on the segmentation's grid.
+    grid_shape : tuple of int
+        Shape of the segmentation's grid.
+    info : FractureInfo
+        Level, grading, defect volume, why it may be empty; computed once with the
+        mask and kept apart from it, so no slice of the mask carries a stale volume.
+    """
+
+    mask: np.ndarray
+    offset: tuple
+    grid_shape: tuple
+    info: FractureInfo
+
+    @classmethod
+    def from_full_mask(cls, full: np.ndarray, info: FractureInfo) -> Fracture:
+        """Crop a mask on the segmentation's grid to its bounding box."""
+        full = np.asarray(full, bool)
+        box = ndimage.find_objects(full.astype(np.uint8))
+        if not box or box[0] is None:
+            crop, offset = np.zeros((0, 0, 0), bool), (0, 0, 0)
+        else:
+            crop, offset = np.array(full[box[0]]), tuple(int(s.start) for s in box[0])
+        crop.flags.writeable = False
+        return cls(crop, offset, tuple(int(n) for n in full.shape), info)
+
+    @property
+    def level(self) -> str:
+        return self.info.level
+
+    @property
+    def grade(self) -> int:
+        return self.info.grade
+
+    def any(self) -> bool:
+        """Whether there is anything to fill."""
+        return bool(self.mask.any())
+
+    def full_mask(self) -> np.ndarray:
+        """The defect on the segmentation's whole grid (a new array)."""
+        out = np.zeros(self.grid_shape, bool)
+        out[tuple(slice(o, o + n) for o, n in zip(self.offset, self.mask.shape))] = self.mask
+        return out
+
+    def affine(self, grid_affine: np.ndarray) -> np.ndarray:
+        """Index of :attr:`mask` -> LPS mm, given the segmentation's affine."""
+        return crop_affine(np.asarray(grid_affine, float), self.offset)
 
 
 @dataclass(frozen=True)
@@ -143,7 +169,7 @@ def _analyse(segmentation, volume=None, around: str | None = None, bodies: dict 
     return _Spine(labels_c, affine_c, undo, tuple(np.shape(segmentation.labels)), bodies, heights, gradings)
 
 
-def _defect(spine: _Spine, level: str, value: int, clearance_mm: float, min_loss: float) -> DefectMask:
+def _defect(spine: _Spine, level: str, value: int, clearance_mm: float, min_loss: float) -> Fracture:
     g = spine.gradings[level]
     h = spine.heights[level]
     vox = float(np.prod(voxel_sizes(spine.affine_c)))
@@ -154,7 +180,7 @@ def _defect(spine: _Spine, level: str, value: int, clearance_mm: float, min_loss
                 else "it has lost no height")
         reason = (f"{level} shows no collapse: {lost} against {against}, below the "
                   f"{min_loss:.0%} height loss needed to outline a defect")
-        return DefectMask(np.zeros(spine.shape, bool), level, 0.0, reason, "")
+        return Fracture.from_full_mask(np.zeros(spine.shape, bool), FractureInfo(level, h, g, 0.0, reason, ""))
     share = (0.5 if g.morphology == "biconcave"
              else superior_share(h, g, value, spine.labels_c, spine.affine_c))
     env = build_envelope(spine.bodies[level], h, g, share)
@@ -163,7 +189,8 @@ def _defect(spine: _Spine, level: str, value: int, clearance_mm: float, min_loss
     n = int(mask.sum())
     reason = "" if n else (f"{level}: the restored envelope lies entirely within {clearance_mm:g} mm "
                            f"of a neighbouring vertebra, nothing is left to fill")
-    return DefectMask(mask, level, n * vox, reason, env.collapsed_endplate if n else "")
+    info = FractureInfo(level, h, g, n * vox, reason, env.collapsed_endplate if n else "")
+    return Fracture.from_full_mask(mask, info)
 
 
 def find_compression_fractures(segmentation, volume=None, *, clearance_mm: float = CLEARANCE_MM,
@@ -192,7 +219,7 @@ def find_compression_fractures(segmentation, volume=None, *, clearance_mm: float
     Returns
     -------
     list of Fracture
-        Superior first; empty when no level is fractured.
+        Superior first, each with its defect; empty when no level is fractured.
     """
     spine = _analyse(segmentation, volume, bodies=bodies)
     values = {name: int(v) for v, name in segmentation.levels.items()}
@@ -200,14 +227,12 @@ def find_compression_fractures(segmentation, volume=None, *, clearance_mm: float
     for name, g in spine.gradings.items():
         if g.grade == 0:
             continue
-        mask = _defect(spine, name, values[name], clearance_mm, MIN_LOSS)
-        out.append(Fracture(level=name, heights=spine.heights[name], grading=g,
-                            defect_mask=mask, defect_volume_mm3=mask.volume_mm3))
+        out.append(_defect(spine, name, values[name], clearance_mm, MIN_LOSS))
     return out
 
 
 def defect_region(segmentation, level: str, volume=None, *, clearance_mm: float = CLEARANCE_MM,
-                  min_loss: float = MIN_LOSS) -> DefectMask:
+                  min_loss: float = MIN_LOSS) -> Fracture:
     """The defect of a named level: between its collapsed body and the restored one.
 
     Works for any level the user names, fractured by Genant's grading or not (a
@@ -229,9 +254,9 @@ def defect_region(segmentation, level: str, volume=None, *, clearance_mm: float 
 
     Returns
     -------
-    DefectMask
-        Boolean mask on the segmentation's grid with ``volume_mm3``, ``reason`` and
-        ``collapsed_endplate``.
+    Fracture
+        Its defect mask (cropped; empty below ``min_loss``) and its info: grading,
+        ``volume_mm3``, ``reason`` (why empty) and ``collapsed_endplate``.
 
     Raises
     ------
@@ -250,3 +275,23 @@ def defect_region(segmentation, level: str, volume=None, *, clearance_mm: float 
     if level not in spine.gradings:
         raise DesignError(f"{level}: its vertebral body could not be isolated and measured")
     return _defect(spine, level, value, clearance_mm, min_loss)
+
+
+def fractures_to_fill(segmentation, volume=None, level: str | None = None, fractures=None) -> list:
+    """The defects a scaffold should fill.
+
+    With ``level``, that level's defect whether graded a fracture or not (its mask
+    may be empty: ``info.reason`` says why); otherwise every graded fracture with
+    something left to fill. ``fractures`` (from :func:`find_compression_fractures`)
+    spares finding them again.
+
+    Returns
+    -------
+    list of Fracture
+        Superior first; empty when there is nothing to fill.
+    """
+    if level is not None:
+        return [defect_region(segmentation, level, volume)]
+    if fractures is None:
+        fractures = find_compression_fractures(segmentation, volume)
+    return [f for f in fractures if f.any()]

@@ -53,7 +53,7 @@ DEFAULT_RATIOS = {"anterior": 1.0, "middle": 0.92}
 
 
 @dataclass(frozen=True)
-class Grading:
+class FractureGrading:
     """Genant grade of one level with the numbers behind it.
 
     Attributes
@@ -145,7 +145,7 @@ def _neighbours(order: list, i: int, usable, positions: dict) -> list:
     return [(n, 1.0) for n, _ in found]
 
 
-def _grade_one(name: str, h: dict, refs: list, heights: dict) -> Grading:
+def _grade_one(name: str, h: dict, refs: list, heights: dict) -> FractureGrading:
     if refs:
         hp_exp = sum(w * heights[r]["posterior"] for r, w in refs)
         ratios = {k: sum(w * heights[r][k] / heights[r]["posterior"] for r, w in refs)
@@ -162,7 +162,7 @@ def _grade_one(name: str, h: dict, refs: list, heights: dict) -> Grading:
     restored = {"anterior": expected["anterior"], "middle": expected["middle"], "posterior": ref}
     loss = {k: 1.0 - h[k] / expected[k] for k in ("anterior", "middle", "posterior")}
     grade, grade_name = genant_grade(max(loss.values()))
-    return Grading(level=name, heights_mm=dict(h), expected_mm=expected, restored_mm=restored,
+    return FractureGrading(level=name, heights_mm=dict(h), expected_mm=expected, restored_mm=restored,
                    loss=loss, grade=grade, grade_name=grade_name,
                    morphology=morphology(loss) if grade else "none",
                    neighbours=tuple(r for r, _ in refs), note=note)
@@ -185,7 +185,7 @@ def grade_levels(heights: dict, positions: dict | None = None) -> dict:
     Returns
     -------
     dict
-        Level name -> :class:`Grading`, same order.
+        Level name -> :class:`FractureGrading`, same order.
     """
     table = {n: (h.heights if hasattr(h, "heights") else dict(h)) for n, h in heights.items()}
     order = list(table)
@@ -201,10 +201,10 @@ def grade_levels(heights: dict, positions: dict | None = None) -> dict:
     return out
 
 
-def deficits_mm(grading: Grading) -> dict:
+def deficits_mm(grading: FractureGrading) -> dict:
     """Height missing at each position against the restored body, mm (>= 0)."""
     return {k: max(0.0, grading.restored_mm[k] - grading.heights_mm[k]) for k in grading.heights_mm}
 
 
-def has_collapse(grading: Grading, min_loss: float) -> bool:
+def has_collapse(grading: FractureGrading, min_loss: float) -> bool:
     return bool(np.isfinite(grading.max_loss) and grading.max_loss >= min_loss)

@@ -12,8 +12,10 @@ Modules: :mod:`.frames` (vertebra frame, angles, grids, grid signed distance),
 isthmus), :mod:`.bone` (exact distance to the vertebra surface meshes),
 :mod:`.catalogue` (screw sizes and every rule's threshold and source), :mod:`.plan`
 (plan model), :mod:`.trajectory` (planner), :mod:`.breach` (Gertzbein-Robbins),
-:mod:`.checks` (plan checks), :mod:`.build` (guide geometry), :mod:`.bore` (sleeve
-bores recovered from a mesh), :mod:`.guide_checks` (guide checks), :mod:`.report`.
+:mod:`.plan_checks` (checks of a screw plan), :mod:`.build` (guide geometry),
+:mod:`.bore` (sleeve bores recovered from a mesh), :mod:`.guide_checks` (checks of
+a drill guide), :mod:`.report` (their results: :class:`PlanReport`,
+:class:`GuideReport`, :class:`Failure`).
 All coordinates LPS mm; signed distances negative inside bone.
 """
 
@@ -22,15 +24,17 @@ from .bone import Bone, SurfaceDistance, segmentation_surfaces, surface_mesh
 from .bore import fit_bore
 from .breach import Breach, gertzbein_robbins, measure_breach
 from .build import Guide, GuideDesign, build_guide
-from .checks import check_plan, check_screw
-from .guide_checks import check_guide, guide_bone, mesh_bone
+from .guide_checks import check_guide, guide_bone, mesh_bone, screws_served
 from .pedicle import Pedicle
 from .plan import Plan, Screw
+from .plan_checks import check_plan, check_screw, screw_summaries
+from .report import Check, Failure, GuideCheckReport, GuideFacts, GuideReport, PlanReport, ScrewMeasurement, ScrewReport
 from .trajectory import PlannerSettings, plan_screw, plan_screws
 
 __all__ = [
-    "Bone", "Breach", "Guide", "GuideDesign", "Pedicle", "Plan", "PlannerSettings", "Screw", "SurfaceDistance",
-    "VertebraAnatomy", "analyse_segmentation", "analyse_vertebra", "build_guide", "check_guide", "check_plan",
-    "check_screw", "fit_bore", "gertzbein_robbins", "guide_bone", "measure_breach", "mesh_bone", "plan_screw",
-    "plan_screws", "segmentation_surfaces", "surface_mesh",
+    "Bone", "Breach", "Check", "Failure", "Guide", "GuideCheckReport", "GuideDesign", "GuideFacts", "GuideReport",
+    "Pedicle", "Plan", "PlanReport", "PlannerSettings", "Screw", "ScrewMeasurement", "ScrewReport",
+    "SurfaceDistance", "VertebraAnatomy", "analyse_segmentation", "analyse_vertebra", "build_guide", "check_guide",
+    "check_plan", "check_screw", "fit_bore", "gertzbein_robbins", "guide_bone", "measure_breach", "mesh_bone",
+    "plan_screw", "plan_screws", "screw_summaries", "screws_served", "segmentation_surfaces", "surface_mesh",
 ]

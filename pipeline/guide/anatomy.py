@@ -1,13 +1,9 @@
 """Landmarks of one vertebra from its label mask: body frame, body walls, both pedicles.
 
 How the frame is found (all in LPS mm, so the scan's array orientation does not
-matter): the vertebral body is the thickest part of the vertebra, so a
-morphological opening with a ball of ~70 % of the largest inscribed radius keeps
-the body and removes pedicles, laminae and processes. The body's principal axis
-closest to the patient's head-foot axis is the cranial axis (the body is wider
-and deeper than tall); the posterior axis points from the body's centroid to the
-centroid of the posterior elements. Left = posterior x cranial, a proper rotation.
-Once both pedicles are found (:mod:`.pedicle`) the frame is refined: posterior =
+matter): first from the body's principal axes and the direction to the posterior
+elements (:func:`pipeline.geometry.body.body_frame`, shared with fracture
+grading). Once both pedicles are found (:mod:`.pedicle`) the frame is refined: posterior =
 normal of the body's posterior wall, left = from the right to the left isthmus.
 """
 
@@ -15,13 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import cc3d
-import edt
 import numpy as np
-from scipy import ndimage
 
 from ..errors import DesignError
-from ..volume import index_to_lps, voxel_sizes
+from ..geometry.body import body_frame, lps_of
+from ..volume import crop_affine, index_to_lps, voxel_sizes
 from .frames import SIDES, BoneField, LocalGrid, VertebraFrame, direction_angles, ray_exit, resample_mask
 from .pedicle import Pedicle, find_pedicle
 
@@ -76,32 +70,11 @@ def estimate_frame(mask: np.ndarray, affine: np.ndarray) -> tuple[VertebraFrame,
         LPS mm of the voxels kept as vertebral body.
     """
     sl, start = _crop(mask)
-    m = np.ascontiguousarray(mask[sl])
-    sp = voxel_sizes(affine)
-    depth = edt.edt(m, anisotropy=sp, black_border=True)
-    r = 0.7 * float(depth.max())
-    core = depth >= r
-    comp = cc3d.connected_components(core, connectivity=26)
-    seed = np.unravel_index(int(np.argmax(depth)), depth.shape)
-    core = comp == comp[seed]
-    body = (edt.edt(~core, anisotropy=sp) <= r) & m
-    body_idx = np.argwhere(body) + start
-    body_lps = index_to_lps(affine, body_idx)
-    centre = body_lps.mean(axis=0)
-    cov = np.cov((body_lps - centre).T)
-    _, vecs = np.linalg.eigh(cov)
-    z = vecs[:, int(np.argmax(np.abs(vecs[2])))]
-    z = z if z[2] > 0 else -z
-    grown = ndimage.binary_dilation(body, iterations=2)
-    rest = np.argwhere(m & ~grown) + start
-    if len(rest) < 10:
+    crop_aff = crop_affine(affine, tuple(int(v) for v in start))
+    est = body_frame(np.ascontiguousarray(mask[sl]), crop_aff)
+    if not est.posterior_elements:
         raise DesignError("the vertebra has no posterior elements in its mask: cannot find its pedicles")
-    back = index_to_lps(affine, rest).mean(axis=0) - centre
-    y = back - (back @ z) * z
-    y /= np.linalg.norm(y)
-    x = np.cross(y, z)
-    R = np.column_stack([x, y, z])
-    return VertebraFrame(centre, R), body_lps
+    return est.frame, lps_of(est.body, crop_aff)
 
 
 def analyse_vertebra(mask: np.ndarray, affine: np.ndarray, level: str = "", *, h: float = 0.5,
@@ -155,8 +128,6 @@ def analyse_vertebra(mask: np.ndarray, affine: np.ndarray, level: str = "", *, h
         pedicles = {s: _reangle(p, frame) for s, p in pedicles.items()}
     else:
         warnings.append(f"{level}: frame from the body's principal axes only (a pedicle is missing)")
-    body_local = frame.to_local(body_lps)
-    mid = np.abs(body_local[:, 0]) < 6.0
     y_wall = _wall(field, frame, +1.0)
     y_front = _wall(field, frame, -1.0)
     return VertebraAnatomy(level, frame, field, y_wall, y_front, pedicles, tuple(warnings),
@@ -226,3 +197,20 @@ def level_above(segmentation, level: str) -> str | None:
     names = list(segmentation.levels.values())
     i = names.index(level)
     return names[i - 1] if i > 0 else None
+
+
+def default_guide_levels(segmentation, fractured) -> tuple[str, ...]:
+    """The level to guide when the user names none.
+
+    Below a fracture the first intact lumbar or thoracic vertebra takes the screws of
+    a short stabilisation; without a fracture, the middle lumbar level. Returns an
+    empty tuple when no named lumbar or thoracic level is present.
+    """
+    names = [n for n in segmentation.levels.values() if n[0] in "TL"]
+    if not names:
+        return ()
+    for level in fractured:
+        if level in names and names.index(level) + 1 < len(names):
+            return (names[names.index(level) + 1],)
+    lumbar = [n for n in names if n.startswith("L")] or names
+    return (lumbar[len(lumbar) // 2],)

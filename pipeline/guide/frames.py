@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import edt
 import numpy as np
 from scipy import ndimage
 
 from ..frame import VertebraFrame  # noqa: F401 - re-exported for the guide modules
+from ..geometry.distance import signed_distance
 from ..volume import lps_to_index
 
 #: Sign of the patient's left (+x of the frame) for each side.
@@ -142,19 +142,6 @@ def resample_mask(mask: np.ndarray, affine: np.ndarray, grid: LocalGrid, *,
     return out
 
 
-def signed_distance(mask: np.ndarray, h: float) -> np.ndarray:
-    """Signed distance (mm, negative inside) of a boolean grid mask of spacing ``h``.
-
-    The Euclidean distance transform measures centre to nearest centre of the other
-    phase; the surface lies half a voxel before that, hence the ``h/2`` correction.
-    """
-    mask = np.asarray(mask, bool)
-    inside = edt.edt(mask, anisotropy=(h, h, h), black_border=False, parallel=2)
-    outside = edt.edt(~mask, anisotropy=(h, h, h), black_border=False, parallel=2)
-    sdf = np.where(mask, -(inside - h / 2), outside - h / 2).astype(np.float32)
-    return sdf
-
-
 @dataclass(frozen=True)
 class BoneField:
     """Signed distance (mm, negative inside) of bone on a :class:`LocalGrid`."""
@@ -252,17 +239,3 @@ def _ray_exit(sdf, o, d, max_mm, step, coarse_mm):
     f0, f1 = f[k - 1], f[k]
     return float(ts[k - 1] + (ts[k] - ts[k - 1]) * (-f0) / max(f1 - f0, 1e-9))
 
-
-def segment_distance(p0, p1, q0, q1) -> float:
-    """Smallest distance between segments p0-p1 and q0-q1 (mm)."""
-    p0, p1, q0, q1 = (np.asarray(v, float) for v in (p0, p1, q0, q1))
-    best = np.inf
-    # Dense sampling of one segment against the exact point-segment distance is
-    # plenty for screws (sub-micrometre at 0.05 mm steps); avoids edge cases of
-    # the closed form for parallel segments.
-    ts = np.linspace(0.0, 1.0, 801)
-    pts = p0 + ts[:, None] * (p1 - p0)
-    e = q1 - q0
-    u = np.clip(((pts - q0) @ e) / max(e @ e, 1e-12), 0.0, 1.0)
-    best = float(np.min(np.linalg.norm(pts - (q0 + u[:, None] * e), axis=1)))
-    return best

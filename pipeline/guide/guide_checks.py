@@ -21,13 +21,14 @@ import numpy as np
 import trimesh
 
 from ..errors import DesignError
+from ..geometry.lines import segment_distance
 from ..mesh import check_mesh
 from .anatomy import VertebraAnatomy
 from .bone import Bone, SurfaceDistance, levels_near, segmentation_surfaces
 from .bore import fit_bore, ray_thickness, sleeve_wall
 from .build import GuideDesign
-from .frames import BoneField, LocalGrid, VertebraFrame, resample_mask, segment_distance
-from .report import Check, make_check, overall
+from .frames import BoneField, LocalGrid, VertebraFrame, resample_mask
+from .report import Check, GuideFacts, GuideReport, make_check
 from .solids import cylinder, to_manifold
 
 #: Design tolerance of a sleeve axis against its planned trajectory.
@@ -155,7 +156,7 @@ def check_guide(guide_mesh: trimesh.Trimesh, screws, segmentation=None, *, bone=
                 anatomy: VertebraAnatomy | None = None, placement_direction=None,
                 design: GuideDesign | None = None, process: str = "vat_photopolymerization",
                 material_class: str = "polymer", process_min_wall_mm: float = 0.2, quality=None,
-                surfaces: dict | None = None) -> dict:
+                surfaces: dict | None = None) -> GuideReport:
     """Check a guide against its planned screws and the bone.
 
     Parameters
@@ -191,10 +192,10 @@ def check_guide(guide_mesh: trimesh.Trimesh, screws, segmentation=None, *, bone=
 
     Returns
     -------
-    dict
-        JSON-ready: ``passed``, ``checks`` (each name, subject, value, unit,
-        threshold, comparison, source, passed, details), ``failed`` and ``facts``
-        (measured figures for the print record and the process rule).
+    GuideReport
+        ``checks`` (each name, subject, value, unit, threshold, comparison, source,
+        passed, details), ``passed``, ``failures`` and ``facts`` (measured figures
+        for the print record and the process rule); ``to_dict()`` for JSON.
 
     A mesh that is not a closed manifold fails ``guide_printable``; its sleeve walls,
     drill paths and thinnest wall are then reported as not measured.
@@ -256,11 +257,16 @@ def check_guide(guide_mesh: trimesh.Trimesh, screws, segmentation=None, *, bone=
     checks.append(make_check("thinnest_wall", thin, "mm", proc_min, ">=", f"{SOURCE_THIN} ({process}, "
                              f"{material_class}: {proc_min} mm)", "guide"))
     sleeve_walls = [c.value for c in checks if c.name == "sleeve_wall" and c.value is not None]
-    facts = {"kind": "guide", "thinnest_wall_mm": thin,
-             "smallest_sleeve_wall_mm": min(sleeve_walls) if sleeve_walls else None,
-             "volume_mm3": q.volume_mm3, "bore_diameter_mm": design.bore_diameter_mm,
-             "clearance_mm": gap, "contact_area_mm2": area, "contact_patches": patches,
-             "sterilisation": "steam (134 C) or H2O2 plasma"}
-    return {"passed": overall(checks), "checks": [c.as_dict() for c in checks],
-            "failed": [c.name + (f" ({c.subject})" if c.subject else "") for c in checks if c.passed is False],
-            "facts": Check("", facts, "", None, "", "", None).as_dict()["value"]}
+    facts = GuideFacts(thinnest_wall_mm=thin, smallest_sleeve_wall_mm=min(sleeve_walls) if sleeve_walls else None,
+                       volume_mm3=q.volume_mm3, bore_diameter_mm=design.bore_diameter_mm, clearance_mm=gap,
+                       contact_area_mm2=area, contact_patches=patches)
+    return GuideReport(tuple(checks), facts)
+
+
+def screws_served(plan, mesh: trimesh.Trimesh, reach_mm: float = 10.0) -> list:
+    """The plan's screws whose entry lies within ``reach_mm`` of a vertex of ``mesh``
+    (a guide serves the screws whose entry it reaches)."""
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(np.asarray(mesh.vertices))
+    return [s for s in plan.screws if tree.query(s.entry)[0] <= reach_mm]

@@ -18,9 +18,10 @@ import numpy as np
 from scipy import optimize
 
 from ..errors import DesignError
+from ..geometry.lines import segment_distance
 from . import catalogue as cat
 from .anatomy import VertebraAnatomy, analyse_segmentation
-from .frames import direction_angles, direction_from_angles, ray_exit, segment_distance
+from .frames import direction_angles, direction_from_angles, ray_exit
 from .plan import Plan, Screw
 
 

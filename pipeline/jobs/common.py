@@ -56,6 +56,20 @@ def read_volume(scan: str | os.PathLike, series: str | None = None, progress=Non
     return volume
 
 
+def segment(volume: CTVolume, options=None, progress=None) -> VertebraSegmentation:
+    """Segment with a job's thresholds (``options.preset``, ``hu_low``, ``hu_high``;
+    the bone preset without options), reporting warnings to ``progress``."""
+    progress = progress or Quiet()
+    progress.stage("segmenting vertebrae")
+    if options is None:
+        seg = segment_vertebrae(volume)
+    else:
+        seg = segment_vertebrae(volume, options.preset, low=options.hu_low, high=options.hu_high)
+    for message in seg.warnings:
+        progress.note(f"warning: {message}")
+    return seg
+
+
 def check_output(out_dir, scan=None):
     """The result folder, checked before any work (see :func:`check_output_folder`)."""
     return check_output_folder(out_dir, scan=scan, is_result=is_result_folder)
@@ -84,14 +98,23 @@ def require_levels(seg: VertebraSegmentation, levels, option: str) -> None:
 
 
 def segmentation_entry(seg: VertebraSegmentation) -> dict:
-    """Manifest block describing the label map."""
+    """Manifest block describing the label map and the thresholds it was made with."""
+    made_with = {k: seg.parameters[k] for k in ("threshold_preset", "hu_low", "hu_high") if k in seg.parameters}
     return {
         "file": "segmentation.nii.gz",
         "label_values": {name: int(value) for value, name in seg.levels.items()},
         "label_convention": seg.parameters.get("label_convention", ""),
         "levels_named": bool(seg.named),
         "naming_evidence": seg.evidence,
+        **made_with,
     }
+
+
+def stage_segmentation(stage: Staging, manifest: dict, seg: VertebraSegmentation, volume: CTVolume) -> dict:
+    """Write the label map this job's prints were made from; return the manifest
+    recording it (replacing any earlier one, which may have other thresholds)."""
+    write_label_map(stage.path("segmentation.nii.gz"), seg, volume)
+    return {**manifest, "segmentation": segmentation_entry(seg)}
 
 
 def start_manifest(volume: CTVolume, stage: Staging, progress=None) -> dict:
@@ -172,17 +195,3 @@ def drop_kind(manifest: dict, kind: str) -> dict:
     out = dict(manifest)
     out["prints"] = [p for p in manifest["prints"] if p["kind"] != kind]
     return out
-
-
-def segment(volume: CTVolume, options=None, progress=None) -> VertebraSegmentation:
-    """Segment with a job's thresholds (``options.preset``, ``hu_low``, ``hu_high``;
-    the bone preset without options), reporting warnings to ``progress``."""
-    progress = progress or Quiet()
-    progress.stage("segmenting vertebrae")
-    if options is None:
-        seg = segment_vertebrae(volume)
-    else:
-        seg = segment_vertebrae(volume, options.preset, low=options.hu_low, high=options.hu_high)
-    for message in seg.warnings:
-        progress.note(f"warning: {message}")
-    return seg

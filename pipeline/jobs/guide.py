@@ -4,28 +4,38 @@
 drill guide per vertebra, checks each guide, and writes ``plan.json``,
 ``guides/<LEVEL>-guide.stl`` and ``guide`` records in ``manifest.json``.
 ``run_check_guide`` checks any plan and guide STL (osteoprint's or another
-tool's) against the scan and returns the report.
+tool's) against the scan and returns the report. Both read the scan once and
+segment it once, with the user's thresholds; every decision is the guide stage's.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import dataclass
 
-import numpy as np
-
 from ..errors import InputError, NothingToPrint, OptionError
-from ..exchange.atomic import check_output_file, write_bytes_atomic
+from ..exchange.atomic import check_output_file
+from ..exchange.check_report import write_check_report
 from ..exchange.manifest import file_sha256, merge_prints
-from ..exchange.plan_files import plan_json, read_plan
+from ..exchange.plan_files import read_plan, write_plan
 from ..exchange.stl import read_stl, write_stl
-from ..guide import GuideDesign, Plan, analyse_segmentation, build_guide, check_guide, check_plan, plan_screws
+from ..guide import (
+    GuideCheckReport,
+    GuideDesign,
+    GuideReport,
+    Plan,
+    PlanReport,
+    analyse_segmentation,
+    build_guide,
+    check_guide,
+    check_plan,
+    plan_screws,
+    screw_summaries,
+    screws_served,
+)
 from ..guide.augmentation import with_bone_advice
 from ..guide.guide_checks import guide_bone
 from ..printing import PROCESSES, min_feature_mm, print_record
-from ..segment import segment_vertebrae
 from . import options as check
 from .common import (
     Quiet,
@@ -36,10 +46,9 @@ from .common import (
     require_levels,
     require_vertebrae,
     segment,
-    segmentation_entry,
+    stage_segmentation,
     staged_result,
     start_manifest,
-    write_label_map,
 )
 
 #: Material class of a guide's material for the process minima (resins and PA12 alike).
@@ -70,6 +79,8 @@ class GuideOptions:
         Material named in the manifest, e.g. "surgical-guide resin" or "PA12".
     dicom : bool
         Also write every print as a DICOM Encapsulated STL in the CT's study.
+    preset, hu_low, hu_high
+        Bone thresholds of the segmentation (as for ``model``).
     """
 
     series: str | None = None
@@ -81,9 +92,13 @@ class GuideOptions:
     process: str = "vat_photopolymerization"
     material: str = "surgical-guide resin"
     dicom: bool = False
+    preset: str = "bone"
+    hu_low: float | None = None
+    hu_high: float | None = None
 
     def __post_init__(self):
         """Refuse impossible options before the long steps (one line each)."""
+        check.hu_thresholds(self.preset, self.hu_low, self.hu_high)
         object.__setattr__(self, "levels", check.levels("--levels", self.levels))
         if self.plan is not None and not str(self.plan).strip():
             raise OptionError("--plan", repr(self.plan), "no plan file given")
@@ -103,22 +118,14 @@ def _same_scan(plan: Plan, volume, plan_path) -> None:
                                     f"this scan {volume.info.series_hash}); its coordinates do not apply")
 
 
-def _screw_summary(plan: Plan, plan_report: dict, screw_ids: list) -> list:
-    rows = []
-    by_id = {r["id"]: r for r in plan_report["screws"]}
-    for sid in screw_ids:
-        s = plan.screw(sid)
-        r = by_id[sid]
-        breach = next(c for c in r["checks"] if c["name"] == "breach")
-        walls = [w for w in r["measured"]["isthmus_walls_mm"].values() if w is not None]
-        bone = plan.planning.get(sid, {}).get("bone_quality")
-        rows.append({**s.as_dict(), "grade": breach["details"]["grade"], "breach_mm": breach["value"],
-                     "breach_direction": breach["details"]["direction"],
-                     "min_isthmus_wall_mm": min(walls) if walls else None,
-                     "medial_angle_deg": r["measured"]["medial_angle_deg"],
-                     "cranial_angle_deg": r["measured"]["cranial_angle_deg"], "checks_passed": r["passed"],
-                     **({"bone_quality": bone} if bone is not None else {})})
-    return rows
+@dataclass(frozen=True)
+class GuidedLevel:
+    """One vertebra's screws, its drill guide and the guide's checks."""
+
+    level: str
+    screws: tuple
+    guide: object
+    report: GuideReport
 
 
 @dataclass(frozen=True)
@@ -126,9 +133,9 @@ class GuideSet:
     """Screws planned (or taken) and checked, and a checked drill guide per level."""
 
     plan: Plan
-    plan_report: dict
+    plan_report: PlanReport
     levels: tuple
-    built: tuple  # (level, screws, Guide, guide report) per guided level
+    built: tuple  # GuidedLevel per guided level
     user_plan: bool
 
 
@@ -136,16 +143,16 @@ def run_guide(scan: str | os.PathLike, out_dir: str | os.PathLike, options: Guid
               progress=None, *, volume=None, segmentation=None, bone_quality=None) -> dict:
     """Plan (or take) pedicle screws, build and check a drill guide per vertebra, write them.
 
-    Writes ``plan.json``, ``guides/<LEVEL>-guide.stl`` and ``guide`` records (every
-    plan and guide check, the plan's summary) in ``manifest.json``; returns the
-    manifest. The folder's result is replaced whole or not at all; guides of an
-    earlier run that this run did not make are not kept (``plan.json`` describes
-    this run's screws). A failing check does not stop the job: it is recorded
-    (``checks_passed``). Screws in vertebrae whose trabecular density is in the
-    likely-osteoporosis band carry augmentation advice
-    (:mod:`pipeline.guide.augmentation`); ``bone.json`` is written beside the plan.
-    ``volume``, ``segmentation`` and ``bone_quality`` spare reading, segmenting and
-    measuring again (``osteoprint run``).
+    Writes ``plan.json``, ``guides/<LEVEL>-guide.stl``, the label map the guides
+    were made from and ``guide`` records (every plan and guide check, the plan's
+    summary) in ``manifest.json``; returns the manifest. The folder's result is
+    replaced whole or not at all; guides of an earlier run that this run did not
+    make are not kept (``plan.json`` describes this run's screws). A failing check
+    does not stop the job: it is recorded (``checks_passed``). Screws in vertebrae
+    whose trabecular density is in the likely-osteoporosis band carry augmentation
+    advice (:mod:`pipeline.guide.augmentation`); ``bone.json`` is written beside the
+    plan. ``volume``, ``segmentation`` and ``bone_quality`` spare reading,
+    segmenting and measuring again (``osteoprint run``).
     """
     from .bone import measure, stage_bone
     from .deliver import study_for
@@ -157,18 +164,25 @@ def run_guide(scan: str | os.PathLike, out_dir: str | os.PathLike, options: Guid
     if user_plan is not None:
         _same_scan(user_plan, volume, options.plan)
     study = study_for(scan, volume, options.dicom, progress)
-    seg = segmentation if segmentation is not None else segment(volume, progress=progress)
+    seg = segmentation if segmentation is not None else segment(volume, options, progress)
     require_vertebrae(seg, scan)
     bone = bone_quality if bone_quality is not None else measure(volume, seg, progress)
     guides = design_guides(seg, volume, options, user_plan, progress, bone=bone)
     progress.stage("writing guides")
     with staged_result(out_dir, scan) as stage:
         meshes: dict = {}
-        manifest = add_guides(stage, start_manifest(volume, stage, progress), volume, seg, guides, options, made=meshes)
+        manifest = stage_segmentation(stage, start_manifest(volume, stage, progress), seg, volume)
+        manifest = add_guides(stage, manifest, guides, options, made=meshes)
         manifest = stage_bone(stage, manifest, bone, volume.info.series_hash)
         manifest = finish_result(stage, manifest, progress=progress, deliver={
             "volume": volume, "segmentation": seg, "meshes": meshes, "study": study})
     return manifest
+
+
+def _levels(seg, options: GuideOptions, user_plan: Plan | None) -> list:
+    if user_plan is not None:
+        return [lv for lv in user_plan.levels() if not options.levels or lv in options.levels]
+    return list(options.levels) if options.levels else [n for n in seg.levels.values() if n != "S1"]
 
 
 def design_guides(seg, volume, options: GuideOptions, user_plan: Plan | None = None, progress=None,
@@ -179,11 +193,7 @@ def design_guides(seg, volume, options: GuideOptions, user_plan: Plan | None = N
     vertebrae carry augmentation advice."""
     progress = progress or Quiet()
     design = options.design()
-    names = list(seg.levels.values())
-    if user_plan is not None:
-        levels = [lv for lv in user_plan.levels() if not options.levels or lv in options.levels]
-    else:
-        levels = list(options.levels) if options.levels else [n for n in names if n != "S1"]
+    levels = _levels(seg, options, user_plan)
     require_levels(seg, levels, option)
     if not levels:
         raise NothingToPrint(options.plan, "no level to plan: no screw of the plan is at the requested levels"
@@ -211,8 +221,8 @@ def design_guides(seg, volume, options: GuideOptions, user_plan: Plan | None = N
     progress.stage("checking the plan")
     surfaces = {}
     plan_report = check_plan(plan, seg, anatomies=anatomies, surfaces=surfaces)
-    for c in plan_report["failed"]:
-        progress.note(f"plan check failed: {c['name']} ({c['subject']}): {c['value']} {c['unit']}")
+    for f in plan_report.failures:
+        progress.note(f"plan check failed: {f}: {f.detail}")
     built = []
     for level in levels:
         screws = plan.by_level(level)
@@ -228,60 +238,52 @@ def design_guides(seg, volume, options: GuideOptions, user_plan: Plan | None = N
                              process_min_wall_mm=min_feature_mm(options.process, GUIDE_MATERIAL_CLASS),
                              quality=guide.quality,
                              surfaces=surfaces)
-        for name in report["failed"]:
-            progress.note(f"guide check failed: {level}: {name}")
-        built.append((level, screws, guide, report))
+        for f in report.failures:
+            progress.note(f"guide check failed: {level}: {f}")
+        built.append(GuidedLevel(level, tuple(screws), guide, report))
     if not built:
         raise NothingToPrint(options.plan, "no drill guide made: no screw at the requested levels")
     return GuideSet(plan, plan_report, tuple(levels), tuple(built), user_plan is not None)
 
 
-def add_guides(stage, manifest: dict, volume, seg, guides: GuideSet, options: GuideOptions,
-               made: dict | None = None) -> dict:
+def add_guides(stage, manifest: dict, guides: GuideSet, options: GuideOptions, made: dict | None = None) -> dict:
     """Write ``plan.json`` and the guides into ``stage``; return the manifest with
-    their records (replacing earlier guides) and the segmentation, if it had none.
-    The meshes made are added to ``made`` (print file -> mesh) when given."""
-    if "segmentation" not in manifest:
-        manifest["segmentation"] = segmentation_entry(seg)
-        write_label_map(stage.path("segmentation.nii.gz"), seg, volume)
-    plan_text = plan_json(guides.plan.as_dict()).encode()
-    stage.path("plan.json").write_bytes(plan_text)
+    their records (replacing earlier guides). The meshes made are added to ``made``
+    (print file -> mesh) when given."""
+    plan_sha = write_plan(stage.path("plan.json"), guides.plan.as_dict())
     records = []
-    for level, screws, guide, report in guides.built:
-        rel = f"guides/{level}-guide.stl"
-        sha = write_stl(stage.path(rel), guide.mesh, f"{level} drill guide")
+    for item in guides.built:
+        rel = f"guides/{item.level}-guide.stl"
+        sha = write_stl(stage.path(rel), item.guide.mesh, f"{item.level} drill guide")
         if made is not None:
-            made[rel] = guide.mesh
-        records.append(_record(guide, report, guides.plan, guides.plan_report, screws, rel, sha, options))
+            made[rel] = item.guide.mesh
+        records.append(_record(item, guides, rel, sha, options))
     manifest = merge_prints(drop_kind(manifest, "guide"), records)
     manifest["parameters"]["guide"] = {
         "levels": list(guides.levels), "plan": "user" if guides.user_plan else "osteoprint",
-        "plan_file": "plan.json", "plan_sha256": hashlib.sha256(plan_text).hexdigest(),
+        "plan_file": "plan.json", "plan_sha256": plan_sha,
         "process": options.process, "material": options.material, "design": options.design().as_dict(),
     }
     return manifest
 
 
-def _record(guide, report: dict, plan: Plan, plan_report: dict, screws: list, rel: str, sha: str,
-            options: GuideOptions) -> dict:
-    ids = [s.id for s in screws]
-    screw_checks = [c for r in plan_report["screws"] if r["id"] in ids for c in r["checks"]]
-    pair_checks = [c for c in plan_report["pairs"] if set(c["subject"].split("/")) <= set(ids)]
-    plan_ok = all(c["passed"] is not False for c in screw_checks + pair_checks)
-    facts = report["facts"]
+def _record(item: GuidedLevel, guides: GuideSet, rel: str, sha: str, options: GuideOptions) -> dict:
+    ids = [s.id for s in item.screws]
+    plan_part = guides.plan_report.of_screws(ids)
+    guide, facts = item.guide, item.report.facts
     return print_record(
         guide.mesh, file=rel, kind="guide", label=f"{guide.level} drill guide", sha256=sha,
-        quality=guide.quality, purpose=PURPOSE, smallest_feature_mm=float(facts["thinnest_wall_mm"] or 0.0),
+        quality=guide.quality, purpose=PURPOSE, smallest_feature_mm=float(facts.thinnest_wall_mm or 0.0),
         extra={
             "level": guide.level,
             "material": options.material,
-            "checks_passed": bool(report["passed"] and plan_ok),
-            "plan": {"source": plan.source, "screws": _screw_summary(plan, plan_report, ids), "passed": plan_ok},
-            "plan_checks": screw_checks + pair_checks,
-            "guide_checks": report["checks"],
-            "failed": report["failed"] + [f"{c['name']} ({c['subject']})" for c in screw_checks + pair_checks
-                                          if c["passed"] is False],
-            "measured": facts,
+            "checks_passed": bool(item.report.passed and plan_part.passed),
+            "plan": {"source": guides.plan.source, "screws": list(screw_summaries(guides.plan, plan_part, ids)),
+                     "passed": plan_part.passed},
+            "plan_checks": [c.to_dict() for c in plan_part.checks],
+            "guide_checks": [c.to_dict() for c in item.report.checks],
+            "failed": [str(f) for f in item.report.failures + plan_part.failures],
+            "measured": facts.to_dict(),
             "design": guide.design.as_dict(),
             "placement_direction_lps": [round(float(v), 5) for v in guide.placement_direction],
             "contact_pads_lps": [[round(float(v), 3) for v in p] for p in guide.pads],
@@ -289,48 +291,41 @@ def _record(guide, report: dict, plan: Plan, plan_report: dict, screws: list, re
     )
 
 
-def _served_screws(plan: Plan, mesh, reach_mm: float = 10.0) -> list:
-    """The plan's screws whose entry lies within ``reach_mm`` of the guide's surface."""
-    from scipy.spatial import cKDTree
-
-    tree = cKDTree(np.asarray(mesh.vertices))
-    return [s for s in plan.screws if tree.query(s.entry)[0] <= reach_mm]
-
-
 def run_check_guide(scan: str | os.PathLike, plan_path: str | os.PathLike, guide_path: str | os.PathLike,
                     report_path: str | os.PathLike | None = None, progress=None, *, series: str | None = None,
                     drill_mm: float = GuideDesign.drill_diameter_mm, clearance_mm: float = GuideDesign.clearance_mm,
-                    process: str = "vat_photopolymerization") -> dict:
+                    process: str = "vat_photopolymerization", preset: str = "bone", hu_low: float | None = None,
+                    hu_high: float | None = None) -> GuideCheckReport:
     """Check a screw plan and a drill-guide STL (from any tool) against the scan.
 
     The screws checked are those of the plan whose entry lies within 10 mm of the
-    guide; the guide's sleeves are recovered from the mesh, not taken from the plan.
-    ``drill_mm`` and ``clearance_mm`` are the drill the sleeves must guide and the
-    clearance the guide was designed with (reported next to the measured one).
+    guide (:func:`pipeline.guide.screws_served`); the guide's sleeves are recovered
+    from the mesh, not taken from the plan. ``drill_mm`` and ``clearance_mm`` are
+    the drill the sleeves must guide and the clearance the guide was designed with
+    (reported next to the measured one); ``preset``, ``hu_low`` and ``hu_high`` the
+    segmentation's bone thresholds.
 
     Returns
     -------
-    dict
-        JSON-ready report: ``passed`` (false when any plan or guide check fails),
-        ``plan_checks`` and ``guide_checks`` (flat lists of checks: name, subject,
-        value, unit, threshold, comparison, source, passed, details), ``failed``
-        (``"name (subject)"``), ``plan.screws`` (per screw: size, grade, breach, wall,
-        angles), ``measured`` (guide figures), the files' SHA-256 and the scan's hash.
-        Written atomically to ``report_path`` when given.
+    GuideCheckReport
+        ``passed`` (false when any plan or guide check fails), the plan's and the
+        guide's reports, per screw size, grade, breach, wall and angles, the files'
+        SHA-256 and the scan's hash; ``to_dict()`` is the JSON report, written
+        atomically to ``report_path`` when given.
     """
     progress = progress or Quiet()
-    GuideOptions(drill_mm=drill_mm, clearance_mm=clearance_mm, process=process)  # the same option checks
+    options = GuideOptions(series=series, drill_mm=drill_mm, clearance_mm=clearance_mm, process=process,
+                           preset=preset, hu_low=hu_low, hu_high=hu_high)
     if report_path is not None:
         check_output_file(report_path, not_same_as=(scan, plan_path, guide_path))
     plan = Plan.from_dict(read_plan(plan_path))
     mesh = read_stl(guide_path)
-    screws = _served_screws(plan, mesh)
+    screws = screws_served(plan, mesh)
     if not screws:
         raise InputError(guide_path, f"no screw of the plan {plan_path} enters bone within 10 mm of this guide")
-    volume = read_volume(scan, series, progress)
+    volume = read_volume(scan, options.series, progress)
     _same_scan(plan, volume, plan_path)
-    progress.stage("segmenting vertebrae")
-    seg = segment_vertebrae(volume)
+    seg = segment(volume, options, progress)
     require_vertebrae(seg, scan)
     levels = list(dict.fromkeys(s.level for s in screws))
     missing = [lv for lv in levels if lv not in seg.levels.values()]
@@ -344,28 +339,15 @@ def run_check_guide(scan: str | os.PathLike, plan_path: str | os.PathLike, guide
     progress.stage("checking the plan")
     plan_report = check_plan(sub, seg, anatomies=anatomies, surfaces=surfaces)
     progress.stage("checking the guide")
-    design = GuideDesign(clearance_mm=clearance_mm, drill_diameter_mm=drill_mm)
     anatomy = anatomies[levels[0]]
     bone = guide_bone(seg, anatomy.frame, mesh, surfaces=surfaces)
-    guide_report = check_guide(mesh, screws, seg, bone=bone, anatomy=anatomy, design=design, process=process,
-                               material_class=GUIDE_MATERIAL_CLASS,
+    guide_report = check_guide(mesh, screws, seg, bone=bone, anatomy=anatomy, design=options.design(),
+                               process=process, material_class=GUIDE_MATERIAL_CLASS,
                                process_min_wall_mm=min_feature_mm(process, GUIDE_MATERIAL_CLASS), surfaces=surfaces)
-    plan_checks = [c for r in plan_report["screws"] for c in r["checks"]] + plan_report["pairs"]
-    failed = [f"{c['name']} ({c['subject']})" for c in plan_checks if c["passed"] is False] + guide_report["failed"]
-    report = {
-        "passed": bool(plan_report["passed"] and guide_report["passed"]),
-        "scan": {"series_hash": volume.info.series_hash},
-        # Files by content only: their names are the user's free text.
-        "plan": {"sha256": file_sha256(plan_path),
-                 "screws": _screw_summary(sub, plan_report, [s.id for s in screws])},
-        "guide": {"sha256": file_sha256(guide_path), "levels": levels},
-        "failed": failed,
-        "plan_checks": plan_checks,
-        "guide_checks": guide_report["checks"],
-        "measured": guide_report["facts"],
-    }
+    report = GuideCheckReport(plan_report, guide_report, screw_summaries(sub, plan_report), tuple(levels),
+                              volume.info.series_hash, file_sha256(plan_path), file_sha256(guide_path))
     if report_path is not None:
-        write_bytes_atomic(report_path, (json.dumps(report, indent=2, allow_nan=False) + "\n").encode())
-    for name in failed:
-        progress.note(f"check failed: {name}")
+        write_check_report(report_path, report.to_dict())
+    for f in report.failures:
+        progress.note(f"check failed: {f}")
     return report

@@ -21,10 +21,9 @@ from .common import (
     require_levels,
     require_vertebrae,
     segment,
-    segmentation_entry,
+    stage_segmentation,
     staged_result,
     start_manifest,
-    write_label_map,
 )
 
 
@@ -145,7 +144,6 @@ def add_models(stage, manifest: dict, volume, seg: VertebraSegmentation, models:
     with the model records (replacing earlier ones) and the segmentation."""
     stl_data = {f"vertebrae/{m.level}.stl": stl_bytes(m.mesh, f"{m.level} vertebra model") for m in models}
     manifest = merge_prints(drop_kind(manifest, "anatomical_model"), model_records(models, options.purpose, stl_data))
-    manifest["segmentation"] = segmentation_entry(seg)
     manifest["parameters"]["model"] = {
         **seg.parameters,
         "purpose": options.purpose,
@@ -155,7 +153,4 @@ def add_models(stage, manifest: dict, volume, seg: VertebraSegmentation, models:
     manifest["warnings"] = sorted(set(manifest["warnings"]) | set(seg.warnings))
     for rel, data in stl_data.items():
         stage.path(rel).write_bytes(data)
-    write_label_map(stage.path("segmentation.nii.gz"), seg, volume)
-    return manifest
-
-
+    return stage_segmentation(stage, manifest, seg, volume)

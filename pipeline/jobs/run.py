@@ -12,6 +12,7 @@ import os
 from dataclasses import replace
 
 from ..errors import NothingToPrint
+from ..guide.anatomy import default_guide_levels
 from .common import (
     Quiet,
     check_output,
@@ -25,23 +26,6 @@ from .common import (
 )
 from .model import ModelOptions, add_models, mesh_models
 from .scaffold import ScaffoldOptions, add_scaffolds, defect_regions
-
-
-def guide_levels_for(segmentation, fractured: list[str]) -> tuple[str, ...]:
-    """The level to guide when the user names none.
-
-    Below a fracture the first intact lumbar or thoracic vertebra takes the screws of
-    a short stabilisation; without a fracture, the middle lumbar level. Returns an
-    empty tuple when no named lumbar or thoracic level is present.
-    """
-    names = [n for n in segmentation.levels.values() if n[0] in "TL"]
-    if not names:
-        return ()
-    for level in fractured:
-        if level in names and names.index(level) + 1 < len(names):
-            return (names[names.index(level) + 1],)
-    lumbar = [n for n in names if n.startswith("L")] or names
-    return (lumbar[len(lumbar) // 2],)
 
 
 def run_all(
@@ -82,14 +66,14 @@ def run_all(
     require_levels(seg, model.levels, "--levels")  # before the long steps
     require_levels(seg, guide.levels, "--guide-levels")
     notes = []
-    bone = measure(volume, seg, progress)
-    fractures = None
-    if scaffold.defect == "auto" and not scaffold.level:
-        progress.stage("finding compression fractures")
-        fractures = find_compression_fractures(seg, volume)
+    # Found once: the bone density measurement leaves fracture zones out, and the
+    # scaffolds fill them.
+    progress.stage("finding compression fractures")
+    fractures = find_compression_fractures(seg, volume)
+    bone = measure(volume, seg, progress, fractures)
     progress.stage("finding defect regions")
     try:
-        regions = defect_regions(volume, seg, scaffold, fractures)
+        regions = defect_regions(volume, seg, scaffold, None if scaffold.level else fractures)
     except NothingToPrint as exc:
         if scaffold.defect != "auto" or scaffold.level:
             raise
@@ -97,7 +81,7 @@ def run_all(
         notes.append(f"no scaffold: {exc.problem}")
         progress.note(f"no scaffold: {exc.problem}")
     fractured = [r.info.get("level") for r in regions if r.info.get("source") == "compression fracture"]
-    levels = guide.levels or guide_levels_for(seg, [f for f in fractured if f])
+    levels = guide.levels or default_guide_levels(seg, [f for f in fractured if f])
     guides = None
     if levels or user_plan is not None:
         guides = design_guides(seg, volume, replace(guide, levels=tuple(levels) or None), user_plan, progress,
@@ -111,10 +95,10 @@ def run_all(
         manifest = add_models(stage, manifest, volume, seg, models, model)
         meshes = {f"vertebrae/{m.level}.stl": m.mesh for m in models}
         if regions:
-            manifest = add_scaffolds(stage, manifest, volume, seg, regions, scaffold, progress, bone=bone,
+            manifest = add_scaffolds(stage, manifest, seg, regions, scaffold, progress, bone=bone,
                                      made=meshes)
         if guides is not None:
-            manifest = add_guides(stage, manifest, volume, seg, guides, guide, made=meshes)
+            manifest = add_guides(stage, manifest, guides, guide, made=meshes)
         manifest = stage_bone(stage, manifest, bone, volume.info.series_hash)
         manifest["warnings"] = sorted(set(manifest["warnings"]) | set(notes))
         manifest = finish_result(stage, manifest, progress=progress, deliver={

@@ -14,12 +14,11 @@ from ..exchange.manifest import merge_prints
 from ..exchange.nifti import is_nifti, read_nifti
 from ..exchange.stl import write_stl
 from ..mesh import check_mesh
-from ..printing import print_record
+from ..printing import deviation_bound, print_record
 from ..scaffold import (
     Region,
     ScaffoldMeasurement,
     build_scaffold,
-    deviation_bound,
     get_lattice,
     get_material,
     parse_grading,
@@ -34,10 +33,9 @@ from .common import (
     read_volume,
     require_vertebrae,
     segment,
-    segmentation_entry,
+    stage_segmentation,
     staged_result,
     start_manifest,
-    write_label_map,
 )
 
 #: Self-intersection test above this many triangles is skipped: one marching-cubes
@@ -47,7 +45,8 @@ SELF_INTERSECTION_TEST_MAX = 2_000_000
 
 @dataclass(frozen=True)
 class ScaffoldOptions:
-    """Options of the ``scaffold`` job (see ``osteoprint scaffold --help``)."""
+    """Options of the ``scaffold`` job (see ``osteoprint scaffold --help``); ``preset``,
+    ``hu_low`` and ``hu_high`` are the segmentation's bone thresholds, as for ``model``."""
 
     series: str | None = None
     defect: str = "auto"
@@ -62,8 +61,12 @@ class ScaffoldOptions:
     bone: str = "none"
     voxel_mm: float | None = None
     dicom: bool = False
+    preset: str = "bone"
+    hu_low: float | None = None
+    hu_high: float | None = None
 
     def __post_init__(self):
+        check.hu_thresholds(self.preset, self.hu_low, self.hu_high)
         spec = self.defect
         if not isinstance(spec, str) or not spec.strip():
             raise OptionError("--defect", spec, "give auto, a mask file or a primitive")
@@ -131,28 +134,23 @@ def defect_regions(volume, seg: VertebraSegmentation | None, options: ScaffoldOp
 
 
 def _fracture_regions(volume, seg: VertebraSegmentation, options: ScaffoldOptions, fractures=None) -> list[DefectRegion]:
-    from ..defect import defect_region, find_compression_fractures
+    from ..defect import fractures_to_fill
 
-    if options.level:
-        mask = defect_region(seg, options.level, volume)
-        if not mask.any():
-            raise NothingToPrint(None, f"{options.level}: no collapse to fill ({mask.reason})")
-        record = {"level": options.level, "defect_volume_mm3": round(float(mask.volume_mm3), 1)}
-        found = [(options.level, np.asarray(mask, dtype=bool), record)]
-    else:
-        if fractures is None:
-            fractures = find_compression_fractures(seg, volume)
-        found = [(f.level, f.defect_mask, f.as_dict()) for f in fractures]
-        found = [item for item in found if item[1].any()]
-        if not found:
-            raise NothingToPrint(
-                None, "no compression fracture found (no vertebral body has lost 20 % or more of its height); "
-                "give --defect MASK.nii.gz or a primitive to fill a region of your choice"
-            )
+    found = fractures_to_fill(seg, volume, options.level, fractures)
+    if options.level and not found[0].any():
+        raise NothingToPrint(None, f"{options.level}: no collapse to fill ({found[0].info.reason})")
+    if not found:
+        raise NothingToPrint(
+            None, "no compression fracture found (no vertebral body has lost 20 % or more of its height); "
+            "give --defect MASK.nii.gz or a primitive to fill a region of your choice"
+        )
     out = []
-    for level, mask, report in found:
-        region = Region.from_mask(mask, seg.affine, clearance_mm=options.clearance_mm)
-        out.append(DefectRegion(f"{level}-defect", f"{level} defect scaffold", region, {"source": "compression fracture", **report}))
+    for f in found:
+        region = Region.from_mask(f.mask, f.affine(seg.affine), clearance_mm=options.clearance_mm)
+        info = ({"level": f.level, "defect_volume_mm3": round(float(f.info.volume_mm3), 1)} if options.level
+                else f.info.to_dict())
+        out.append(DefectRegion(f"{f.level}-defect", f"{f.level} defect scaffold", region,
+                                {"source": "compression fracture", **info}))
     return out
 
 
@@ -160,7 +158,7 @@ def scaffold_record(scaffold, measured: ScaffoldMeasurement, quality, *, file: s
                     info: dict, sha256: str, patient_bone: dict | None = None, bound=None) -> dict:
     """Manifest record of one scaffold print; ``patient_bone`` compares its stiffness
     with this patient's trabecular bone (:func:`pipeline.bone_quality.scaffold_beside_bone`);
-    ``bound`` (:class:`~pipeline.scaffold.DeviationBound`) says where the mesh's
+    ``bound`` (:class:`~pipeline.printing.DeviationBound`) says where the mesh's
     chord-deviation bound came from."""
     wall = measured.wall_thickness_mm or {}
     pores = measured.pore_diameter_mm or {}
@@ -218,7 +216,7 @@ def run_scaffold(
     volume = volume if volume is not None else read_volume(scan, options.series, progress)
     study = study_for(scan, volume, options.dicom, progress)
     # Always segmented: the patient's bone density is read per vertebra.
-    seg = segmentation if segmentation is not None else segment(volume, progress=progress)
+    seg = segmentation if segmentation is not None else segment(volume, options, progress)
     require_vertebrae(seg, scan)
     fractures = None
     if options.defect == "auto" and not options.level:
@@ -230,27 +228,24 @@ def run_scaffold(
     progress.stage("finding defect regions")
     regions = defect_regions(volume, seg, options, fractures)
     with staged_result(out_dir, scan) as stage:
-        manifest = start_manifest(volume, stage, progress)
+        manifest = stage_segmentation(stage, start_manifest(volume, stage, progress), seg, volume)
         meshes: dict = {}
-        manifest = add_scaffolds(stage, manifest, volume, seg, regions, options, progress, bone=bone, made=meshes)
+        manifest = add_scaffolds(stage, manifest, seg, regions, options, progress, bone=bone, made=meshes)
         manifest = stage_bone(stage, manifest, bone, volume.info.series_hash)
         manifest = finish_result(stage, manifest, progress=progress, deliver={
             "volume": volume, "segmentation": seg, "meshes": meshes, "study": study})
     return manifest
 
 
-def add_scaffolds(stage, manifest: dict, volume, seg: VertebraSegmentation | None, regions: list[DefectRegion],
+def add_scaffolds(stage, manifest: dict, seg: VertebraSegmentation | None, regions: list[DefectRegion],
                   options: ScaffoldOptions, progress=None, *, bone=None, made: dict | None = None) -> dict:
     """Build, measure and write a scaffold per region into ``stage``; return the
-    manifest with their records (and the segmentation, if it had none). With
+    manifest with their records. With
     ``bone`` (:class:`~pipeline.bone_quality.BoneQuality`), each record compares the
     scaffold's stiffness with the patient's trabecular bone. The meshes made are
     added to ``made`` (print file -> mesh) when given."""
     progress = progress or Quiet()
     grading = parse_grading(options.grading) if options.grading else None
-    if seg is not None and "segmentation" not in manifest:
-        manifest["segmentation"] = segmentation_entry(seg)
-        write_label_map(stage.path("segmentation.nii.gz"), seg, volume)
     records = []
     # the mesh follows the design no closer than the printer can print
     bound = deviation_bound(options.material)

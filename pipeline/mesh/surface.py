@@ -15,7 +15,7 @@ import trimesh
 from scipy import ndimage
 from skimage import measure, morphology
 
-from ..segment import depth_mm
+from ..geometry.distance import depth_mm
 from ..volume import crop_affine, index_to_lps, voxel_sizes
 from .repair import snap_to_float32
 

@@ -2,7 +2,8 @@
 
 The stage in one call::
 
-    from pipeline.scaffold import Region, build_scaffold, deviation_bound, measure_scaffold
+    from pipeline.printing import deviation_bound
+    from pipeline.scaffold import Region, build_scaffold, measure_scaffold
     region = Region.from_spec("sphere:10,-40,120,15")          # or Region.from_mask(mask, affine)
     bound = deviation_bound("ti6al4v")                         # the printer's resolution
     scaffold = build_scaffold(region, "gyroid-sheet", cell_mm=2.0, porosity=0.7,
@@ -23,16 +24,15 @@ deviation), ``build`` (the stage), ``thickness`` (sub-voxel local thickness),
 
 from pipeline.scaffold.build import Scaffold, build_scaffold
 from pipeline.scaffold.design import ScaffoldDesign
-from pipeline.scaffold.grading import Grading, parse_grading
+from pipeline.scaffold.grading import PorosityGrading, parse_grading
 from pipeline.scaffold.grid import SamplingGrid, sampling_grid
 from pipeline.scaffold.lattice import get_lattice, lattice_names
 from pipeline.scaffold.materials import DESIGN_TARGETS, MATERIALS, get_material
 from pipeline.scaffold.measure import ScaffoldMeasurement, measure_scaffold
 from pipeline.scaffold.region import Region, parse_primitive
-from pipeline.scaffold.resolution import DeviationBound, deviation_bound
 
 __all__ = [
-    "DESIGN_TARGETS", "DeviationBound", "Grading", "MATERIALS", "Region", "SamplingGrid", "Scaffold",
-    "ScaffoldDesign", "ScaffoldMeasurement", "build_scaffold", "deviation_bound", "get_lattice", "get_material",
+    "DESIGN_TARGETS", "PorosityGrading", "MATERIALS", "Region", "SamplingGrid", "Scaffold",
+    "ScaffoldDesign", "ScaffoldMeasurement", "build_scaffold", "get_lattice", "get_material",
     "lattice_names", "measure_scaffold", "parse_grading", "parse_primitive", "sampling_grid",
 ]

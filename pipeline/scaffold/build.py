@@ -18,7 +18,7 @@ import trimesh
 from pipeline.errors import DesignError, InputError
 from pipeline.scaffold.calibrate import check_design, choose_voxel_mm, solve_level, thinnest_feature_mm
 from pipeline.scaffold.design import ScaffoldDesign
-from pipeline.scaffold.grading import Grading, parse_grading
+from pipeline.scaffold.grading import PorosityGrading, parse_grading
 from pipeline.scaffold.grid import SamplingGrid, sampling_grid
 from pipeline.scaffold.lattice import get_lattice
 from pipeline.scaffold.meshing import closed_and_consistent, drop_fragments, mesh_field
@@ -162,7 +162,7 @@ def build_scaffold(region, lattice: str = "gyroid-sheet", cell_mm: float = 2.0,
         ``grading`` is given. With a rim, the rim's porosity is ``vent_fraction`` times
         this and the whole scaffold's target is their volume-weighted mean
         (``Scaffold.porosity_target``).
-    grading : Grading or str, optional
+    grading : PorosityGrading or str, optional
         Porosity varying with position (see :func:`pipeline.scaffold.grading.parse_grading`).
     rim_mm : float
         Dense rim along the region boundary, mm: the same lattice thickened to
@@ -189,7 +189,7 @@ def build_scaffold(region, lattice: str = "gyroid-sheet", cell_mm: float = 2.0,
     max_slab_voxels : int
         Voxels per slab (memory; float32 fields, about 40 bytes per voxel in flight).
     deviation_mm : float, optional
-        Chord-deviation bound, mm (see :func:`pipeline.scaffold.resolution.deviation_bound`):
+        Chord-deviation bound, mm (see :func:`pipeline.printing.deviation_bound`):
         the automatic voxel is then at most twice this (marching cubes cuts a crease by
         up to half a voxel) instead of a 24th of the cell, and the mesh's deviation
         from the design is measured (``Scaffold.resolution``).
@@ -223,8 +223,8 @@ def build_scaffold(region, lattice: str = "gyroid-sheet", cell_mm: float = 2.0,
         voxel_mm = _number("voxel size (mm)", voxel_mm, 0.0)
     if isinstance(grading, str):
         grading = parse_grading(grading)
-    if grading is not None and not isinstance(grading, Grading):
-        raise InputError(None, "grading must be a Grading or a spec string")
+    if grading is not None and not isinstance(grading, PorosityGrading):
+        raise InputError(None, "grading must be a PorosityGrading or a spec string")
     rot = np.eye(3) if rotation is None else np.asarray(rotation, float)
     if rot.shape != (3, 3) or not np.allclose(rot.T @ rot, np.eye(3), atol=1e-6) or np.linalg.det(rot) < 0:
         raise InputError(None, "lattice rotation must be a proper 3x3 rotation matrix")

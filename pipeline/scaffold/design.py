@@ -27,7 +27,7 @@ from functools import cached_property
 
 import numpy as np
 
-from pipeline.scaffold.grading import Grading
+from pipeline.scaffold.grading import PorosityGrading
 from pipeline.scaffold.grid import SamplingGrid
 from pipeline.scaffold.lattice import Lattice, PorosityLookup, porosity_lookup
 from pipeline.scaffold.region import Region
@@ -45,7 +45,7 @@ class ScaffoldDesign:
         Lattice period L, mm.
     porosity : float
         Uniform porosity target (fraction); unused when ``grading`` is given.
-    grading : Grading, optional
+    grading : PorosityGrading, optional
         Position-dependent porosity target (already resolved against the region).
     rim_mm : float
         Thickness of the dense, vented rim along the region boundary, mm (0 = none).
@@ -63,7 +63,7 @@ class ScaffoldDesign:
     lattice: Lattice
     cell_mm: float
     porosity: float = 0.7
-    grading: Grading | None = None
+    grading: PorosityGrading | None = None
     rim_mm: float = 0.0
     vent_fraction: float = 0.4
     shift: float = 0.0

@@ -27,7 +27,7 @@ DIRECTIONS = {"L": (1.0, 0.0, 0.0), "R": (-1.0, 0.0, 0.0), "P": (0.0, 1.0, 0.0),
 
 
 @dataclass(frozen=True)
-class Grading:
+class PorosityGrading:
     """Porosity as a function of position.
 
     Attributes
@@ -65,10 +65,10 @@ class Grading:
     def porosity_range(self) -> tuple[float, float]:
         return min(self.start, self.end), max(self.start, self.end)
 
-    def resolve(self, region) -> "Grading":
+    def resolve(self, region) -> "PorosityGrading":
         """Copy with everything that depends on the region fixed (boundary depth)."""
         if self.kind == "boundary" and self.depth_mm is None:
-            return Grading(self.kind, self.start, self.end, self.direction, region.depth_mm())
+            return PorosityGrading(self.kind, self.start, self.end, self.direction, region.depth_mm())
         return self
 
     def porosity_xyz(self, x, y, z, sdf, region_bounds) -> np.ndarray:
@@ -99,9 +99,9 @@ class Grading:
         return out
 
 
-def parse_grading(spec: str) -> Grading:
+def parse_grading(spec: str) -> PorosityGrading:
     """Parse ``"linear:S,0.6,0.8"`` (direction letter L/R/P/A/S/I or ``x,y,z``) or
-    ``"boundary:0.6,0.8[,depth_mm]"`` into a :class:`Grading`."""
+    ``"boundary:0.6,0.8[,depth_mm]"`` into a :class:`PorosityGrading`."""
     text = str(spec).strip()
     kind, _, rest = text.partition(":")
     kind = kind.strip().lower()
@@ -109,13 +109,13 @@ def parse_grading(spec: str) -> Grading:
     usage = "expected linear:DIR,P_START,P_END (DIR one of L,R,P,A,S,I) or boundary:P_BONE,P_CENTRE[,DEPTH_MM]"
     try:
         if kind == "linear" and len(parts) == 3 and parts[0].upper() in DIRECTIONS:
-            return Grading("linear", float(parts[1]), float(parts[2]), DIRECTIONS[parts[0].upper()])
+            return PorosityGrading("linear", float(parts[1]), float(parts[2]), DIRECTIONS[parts[0].upper()])
         if kind == "linear" and len(parts) == 5:
             v = tuple(float(p) for p in parts[:3])
-            return Grading("linear", float(parts[3]), float(parts[4]), v)
+            return PorosityGrading("linear", float(parts[3]), float(parts[4]), v)
         if kind == "boundary" and len(parts) in (2, 3):
             depth = float(parts[2]) if len(parts) == 3 else None
-            return Grading("boundary", float(parts[0]), float(parts[1]), depth_mm=depth)
+            return PorosityGrading("boundary", float(parts[0]), float(parts[1]), depth_mm=depth)
     except ValueError:
         pass
     raise InputError(None, f"bad grading {text!r}: {usage}")

@@ -19,6 +19,7 @@ import numpy as np
 from scipy import ndimage
 
 from pipeline.errors import DesignError, InputError
+from pipeline.geometry.distance import signed_distance
 from pipeline.volume import crop_affine, voxel_sizes
 
 _SPECS = {
@@ -241,11 +242,7 @@ def mask_shape(mask: np.ndarray, affine: np.ndarray, smooth_mm: float | None = N
     crop = mask[tuple(slice(a, b) for a, b in zip(start, stop))]
     crop = np.pad(crop, pad)
     grid_affine = crop_affine(affine, tuple(int(s) - pad for s in start))
-    inside = ndimage.distance_transform_edt(crop, sampling=spacing)
-    outside = ndimage.distance_transform_edt(~crop, sampling=spacing)
-    # voxel-centre distances reach the neighbouring centre; the boundary lies half a voxel in
-    half = 0.5 * float(spacing.mean())
-    sd = np.where(crop, -(inside - half), outside - half).astype(np.float32)
+    sd = signed_distance(crop, spacing)
     if smooth_mm > 0:
         sd = ndimage.gaussian_filter(sd, sigma=smooth_mm / spacing, mode="nearest")
     corners = np.array(list(np.ndindex(2, 2, 2)), float) * (stop - start) + start - 0.5

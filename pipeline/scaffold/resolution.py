@@ -2,8 +2,8 @@
 
 A printer cannot reproduce detail finer than its smallest printable feature, so a mesh
 that follows the design more closely than a fraction of that feature only costs file
-size, memory and slicing time. :func:`deviation_bound` turns the recommended process
-for a scaffold material into a bound on how far the mesh may deviate from the design
+size, memory and slicing time. :func:`pipeline.printing.deviation_bound` turns the recommended
+process for a scaffold material into a bound on how far the mesh may deviate from the design
 (a quarter of the smallest printable wall or pore); the build samples the design at a
 voxel derived from it (a remesh at the printer's resolution) and
 :func:`implicit_deviation_mm` measures how far the mesh really strays.
@@ -19,65 +19,13 @@ one way to a smaller mesh that needs no minutes-long self-intersection test.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from pipeline.printing import PROCESSES, SUITABILITY
-
-#: The bound is this fraction of the smallest printable feature (wall or pore).
-FEATURE_FRACTION = 0.25
 #: The deviation statistic the bound applies to: marching cubes cuts the crease where
 #: the lattice meets the region's boundary, and a few hundredths of a percent of its
 #: faces, all at that crease, stray further (where the first-order distance is also
 #: least reliable).
 DEVIATION_PERCENTILE = 99.9
-
-
-@dataclass(frozen=True)
-class DeviationBound:
-    """How far a scaffold's mesh may deviate from its design.
-
-    Attributes
-    ----------
-    bound_mm : float
-        Largest allowed chord deviation, mm.
-    process : str
-        Printing process category the bound derives from (best suited to the material).
-    smallest_printable_mm : float
-        That process's smallest printable wall or pore for the material class, mm.
-    rule : str
-        The rule in words, for the manifest.
-    """
-
-    bound_mm: float
-    process: str
-    smallest_printable_mm: float
-    rule: str
-
-    def describe(self) -> dict:
-        return {"bound_mm": self.bound_mm, "process": self.process,
-                "smallest_printable_mm": self.smallest_printable_mm, "rule": self.rule}
-
-
-def deviation_bound(material: str, fraction: float = FEATURE_FRACTION) -> DeviationBound:
-    """Chord-deviation bound (mm) for a scaffold of ``material``.
-
-    The process is the best-scored one of :data:`pipeline.printing.SUITABILITY` for a
-    scaffold of this material; its smallest printable feature is the smaller of its
-    minimum wall and minimum pore for the material's class.
-    """
-    from pipeline.scaffold.materials import get_material
-
-    mat = get_material(material)
-    cls, scores = SUITABILITY[("scaffold", mat.name)]
-    best = max(scores, key=lambda c: scores[c][0])
-    proc = PROCESSES[best]
-    smallest = min(v for v in (proc.min_feature_mm.get(cls), proc.min_pore_mm.get(cls)) if v)
-    return DeviationBound(
-        bound_mm=fraction * smallest, process=best, smallest_printable_mm=smallest,
-        rule=f"{fraction:g} x the smallest printable wall or pore of the process best suited "
-             f"to {mat.label} ({best}: {smallest:g} mm)")
 
 
 def implicit_deviation_mm(design, vertices: np.ndarray, faces: np.ndarray,

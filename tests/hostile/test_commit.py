@@ -100,16 +100,16 @@ def test_a_second_job_extends_the_result_whole_and_keeps_the_lab_s_files(bases, 
 
 def test_sigterm_while_writing_leaves_the_previous_result(bases, prepared, capsys, monkeypatch, log_dir, fast_model):
     out, digest = prepared
-    import pipeline.jobs.model as model_job
+    import pipeline.jobs.common as common_job
 
-    real = model_job.write_label_map
+    real = common_job.write_label_map
 
     def interrupted(path, *args):
         assert any(Path(path).parent.glob("vertebrae/*.stl"))  # the STLs are staged already
         signal.raise_signal(signal.SIGTERM)
         return real(path, *args)
 
-    monkeypatch.setattr(model_job, "write_label_map", interrupted)
+    monkeypatch.setattr(common_job, "write_label_map", interrupted)
     code, _, err = run_cli(_model(bases, out, "--decimate", "0.3"), capsys)
     assert code == 143 and err.splitlines()[-1] == "osteoprint: interrupted by SIGTERM; no output was written"
     _untouched(out, digest)
@@ -146,12 +146,12 @@ def test_sigint_during_the_swap_rolls_it_back(bases, prepared, capsys, monkeypat
 def test_a_failure_in_the_middle_of_the_commit_leaves_the_previous_result(where, bases, prepared, capsys,
                                                                           monkeypatch, log_dir, fast_model):
     out, digest = prepared
-    import pipeline.jobs.model as model_job
+    import pipeline.jobs.common as common_job
 
     if where == "staging":
         def full(*args):
             raise OSError(errno.ENOSPC, "No space left on device")
-        monkeypatch.setattr(model_job, "write_label_map", full)
+        monkeypatch.setattr(common_job, "write_label_map", full)
     elif where == "swap":
         def broken(a, b):
             raise OSError(errno.EIO, "Input/output error", str(b))

@@ -14,13 +14,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import DesignError
+from ..geometry.lines import segment_distance
 from . import catalogue as cat
 from .anatomy import VertebraAnatomy, analyse_segmentation, level_above
 from .bone import Bone, SurfaceDistance, surface_mesh
 from .breach import measure_breach, screw_surface
-from .frames import direction_angles, ray_exit, segment_distance
+from .frames import direction_angles, ray_exit
 from .plan import Plan, Screw
-from .report import Check, make_check, overall
+from .report import Check, PlanReport, ScrewMeasurement, ScrewReport, json_ready, make_check
 from .trajectory import PlannerSettings, _geometry_from_entry
 
 
@@ -65,7 +66,7 @@ def level_surface(segmentation, level: str, cache: dict) -> SurfaceDistance | No
 
 
 def check_screw(screw: Screw, anatomy: VertebraAnatomy, *, sdf=None, above_sdf=None,
-                settings: PlannerSettings = PlannerSettings()) -> tuple[list[Check], dict]:
+                settings: PlannerSettings = PlannerSettings()) -> ScrewReport:
     """All single-screw checks of one screw.
 
     Parameters
@@ -80,9 +81,8 @@ def check_screw(screw: Screw, anatomy: VertebraAnatomy, *, sdf=None, above_sdf=N
 
     Returns
     -------
-    checks : list of Check
-    measured : dict
-        Breach, walls and angles (JSON-ready).
+    ScrewReport
+        Its checks, and the breach, walls and angles measured.
     """
     sdf = anatomy.field if sdf is None else sdf
     sid = screw.id
@@ -131,10 +131,8 @@ def check_screw(screw: Screw, anatomy: VertebraAnatomy, *, sdf=None, above_sdf=N
                             {"note": f"no normal range for {screw.level}"}))
     checks.append(make_check("cranial_angle", cranial, "deg", list(cat.CRANIAL_ANGLE_RANGE_DEG), "in",
                              cat.SOURCE_ANGLES, sid))
-    measured = {"breach": b.as_dict(), "isthmus_walls_mm": walls["walls_mm"],
-                "medial_angle_deg": medial, "cranial_angle_deg": cranial,
-                "tip_to_anterior_cortex_mm": anterior}
-    return checks, measured
+    measured = ScrewMeasurement(b, walls["walls_mm"], medial, cranial, anterior)
+    return ScrewReport(screw.id, screw.level, screw.side, tuple(checks), measured)
 
 
 def _anterior_distance(sdf, screw: Screw) -> float:
@@ -160,8 +158,8 @@ def pair_checks(plan: Plan) -> list[Check]:
 
 
 def check_plan(plan: Plan, segmentation=None, *, anatomies: dict | None = None,
-               settings: PlannerSettings = PlannerSettings(), surfaces: dict | None = None) -> dict:
-    """Check every screw of a plan and every pair; JSON-ready report.
+               settings: PlannerSettings = PlannerSettings(), surfaces: dict | None = None) -> PlanReport:
+    """Check every screw of a plan and every pair.
 
     Parameters
     ----------
@@ -176,9 +174,9 @@ def check_plan(plan: Plan, segmentation=None, *, anatomies: dict | None = None,
 
     Returns
     -------
-    dict
-        ``{"passed": bool, "screws": [{"id", "level", "side", "passed", "checks",
-        "measured"}], "pairs": [...], "checks": [every check]}``.
+    PlanReport
+        Per screw its checks and measurements, the pairs' clearances; ``passed``,
+        ``failures``, and ``to_dict()`` for JSON.
     """
     anatomies = dict(anatomies or {})
     missing = [lv for lv in plan.levels() if lv not in anatomies]
@@ -188,7 +186,7 @@ def check_plan(plan: Plan, segmentation=None, *, anatomies: dict | None = None,
         anatomies.update(analyse_segmentation(segmentation, missing))
     surfaces = {} if surfaces is None else surfaces
     above_cache, bones = {}, {}
-    screws, every = [], []
+    screws = []
     for screw in plan.screws:
         an = anatomies[screw.level]
         if screw.level not in above_cache:
@@ -200,13 +198,23 @@ def check_plan(plan: Plan, segmentation=None, *, anatomies: dict | None = None,
                                         else Bone(None, [surface], outside_band=cat.MIN_FACET_CLEARANCE_MM + 2.0))
             own = level_surface(segmentation, screw.level, surfaces)
             bones[screw.level] = an.field if own is None else Bone(an.field, [own])
-        checks, measured = check_screw(screw, an, sdf=bones[screw.level], above_sdf=above_cache[screw.level],
-                                       settings=settings)
-        every += checks
-        screws.append({"id": screw.id, "level": screw.level, "side": screw.side,
-                       "passed": overall(checks), "checks": [c.as_dict() for c in checks],
-                       "measured": Check("", measured, "", None, "", "", None).as_dict()["value"]})
-    pairs = pair_checks(plan)
-    every += pairs
-    return {"passed": overall(every), "screws": screws, "pairs": [c.as_dict() for c in pairs],
-            "failed": [c.as_dict() for c in every if c.passed is False]}
+        screws.append(check_screw(screw, an, sdf=bones[screw.level], above_sdf=above_cache[screw.level],
+                                  settings=settings))
+    return PlanReport(tuple(screws), tuple(pair_checks(plan)))
+
+
+def screw_summaries(plan: Plan, report: PlanReport, screw_ids=None) -> tuple[dict, ...]:
+    """One JSON-ready row per screw: its size and place, breach grade and distance,
+    thinnest isthmus wall, angles, whether its checks passed and, when the plan has
+    it, the bone density it sits in. ``screw_ids`` defaults to every screw reported."""
+    rows = []
+    for r in report.screws if screw_ids is None else (report.screw(i) for i in screw_ids):
+        m = r.measured
+        walls = [w for w in m.isthmus_walls_mm.values() if w is not None]
+        bone = plan.planning.get(r.id, {}).get("bone_quality")
+        rows.append({**plan.screw(r.id).as_dict(), **json_ready({
+            "grade": m.breach.grade, "breach_mm": m.breach.distance_mm, "breach_direction": m.breach.direction,
+            "min_isthmus_wall_mm": min(walls) if walls else None, "medial_angle_deg": m.medial_angle_deg,
+            "cranial_angle_deg": m.cranial_angle_deg, "checks_passed": r.passed}),
+            **({"bone_quality": bone} if bone is not None else {})})
+    return tuple(rows)
