@@ -1,7 +1,8 @@
 # Two entry points for a fresh machine (see README.md):
 #   make demo   install into .venv, then run the main job on the bundled sample scan
 #   make test   install into .venv (same environment), then run the test suite
-#               (everything but the tests marked slow; make test-all runs those too)
+#               (everything but the tests marked slow, on two worker processes: a CI
+#               machine's two cores; make test-all runs the slow ones too)
 #   make lint   ruff's checks (configured in pyproject.toml); CI runs it before make test
 #   make format ruff's fixes and formatter, by hand (not yet enforced, see README)
 PYTHON ?= python3
@@ -20,7 +21,7 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/osteoprint demo
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m "not slow" -n 2 --dist loadscope
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
@@ -30,7 +31,7 @@ format: $(VENV)/.installed
 	$(PY) -m ruff format .
 
 test-all: $(VENV)/.installed
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadscope
 
 bench: $(VENV)/.installed
 	$(PY) bench/bench_model.py

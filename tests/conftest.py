@@ -254,13 +254,39 @@ SAMPLE_SCAN = Path(__file__).resolve().parents[1] / "sample_scans" / "lumbar_pha
 LUMBAR = ("L1", "L2", "L3", "L4", "L5")
 
 
+def _computed_once(tmp_path_factory, name: str, compute):
+    """A session result computed once per test run, also under pytest-xdist: the
+    first worker to need it computes and stores it, the others load that (the same
+    value, not a second computation of it)."""
+    import fcntl
+    import os
+    import pickle
+
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return compute()
+    shared = tmp_path_factory.getbasetemp().parent  # this run's, common to its workers
+    path = shared / f"{name}.pickle"
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            return pickle.loads(path.read_bytes())
+        value = compute()
+        path.write_bytes(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+        return value
+
+
 @pytest.fixture(scope="session")
-def lumbar_scan():
+def computed_once(tmp_path_factory):
+    """``computed_once(name, compute)``: see :func:`_computed_once`."""
+    return lambda name, compute: _computed_once(tmp_path_factory, name, compute)
+
+
+@pytest.fixture(scope="session")
+def lumbar_scan(tmp_path_factory):
     """The bundled phantom CT (JPEG-LS DICOM series) as osteoprint reads it."""
     from pipeline.exchange.scan import load_scan
 
-    volume, _ = load_scan(SAMPLE_SCAN / "dicom")
-    return volume
+    return _computed_once(tmp_path_factory, "lumbar_scan", lambda: load_scan(SAMPLE_SCAN / "dicom")[0])
 
 
 @pytest.fixture(scope="session")
@@ -276,11 +302,11 @@ def lumbar_truth():
 
 
 @pytest.fixture(scope="session")
-def lumbar_segmentation(lumbar_scan):
+def lumbar_segmentation(lumbar_scan, tmp_path_factory):
     """osteoprint's segmentation of the sample (levels named T12..S1)."""
     from pipeline.segment import segment_vertebrae
 
-    return segment_vertebrae(lumbar_scan)
+    return _computed_once(tmp_path_factory, "lumbar_segmentation", lambda: segment_vertebrae(lumbar_scan))
 
 
 @pytest.fixture(scope="session")
@@ -295,19 +321,20 @@ def lumbar_truth_labels(lumbar_scan):
 
 
 @pytest.fixture(scope="session")
-def lumbar_anatomy(lumbar_segmentation):
+def lumbar_anatomy(lumbar_segmentation, tmp_path_factory):
     """``{level: VertebraAnatomy}`` of L1-L5 of the sample."""
     from pipeline.guide import analyse_segmentation
 
-    return analyse_segmentation(lumbar_segmentation, LUMBAR)
+    return _computed_once(tmp_path_factory, "lumbar_anatomy", lambda: analyse_segmentation(lumbar_segmentation, LUMBAR))
 
 
 @pytest.fixture(scope="session")
-def lumbar_plan(lumbar_scan, lumbar_anatomy):
+def lumbar_plan(lumbar_scan, lumbar_anatomy, tmp_path_factory):
     """osteoprint's automatic screw plan for L1-L5 of the sample."""
     from pipeline.guide import plan_screws
 
-    return plan_screws(anatomies=lumbar_anatomy, series_hash=lumbar_scan.info.series_hash)
+    return _computed_once(tmp_path_factory, "lumbar_plan",
+                         lambda: plan_screws(anatomies=lumbar_anatomy, series_hash=lumbar_scan.info.series_hash))
 
 
 @pytest.fixture(scope="session")
@@ -349,11 +376,11 @@ def l3_perturbed_guide(lumbar_plan, lumbar_anatomy, lumbar_segmentation, lumbar_
 
 
 @pytest.fixture(scope="session")
-def lumbar_bone(lumbar_scan, lumbar_segmentation):
+def lumbar_bone(lumbar_scan, lumbar_segmentation, tmp_path_factory):
     """osteoprint's bone quality of the sample (fractures found, no new segmentation)."""
     from pipeline.bone_quality import measure_bone_quality
 
-    return measure_bone_quality(lumbar_segmentation, lumbar_scan)
+    return _computed_once(tmp_path_factory, "lumbar_bone", lambda: measure_bone_quality(lumbar_segmentation, lumbar_scan))
 
 
 # ---------------------------------------------------------------------------

@@ -41,9 +41,11 @@ def model():
 
 
 @pytest.fixture(scope="module")
-def result(tmp_path_factory):
+def result(tmp_path_factory, lumbar_scan, lumbar_segmentation):
+    # The session's read and segmentation of the same files (run_model would make
+    # exactly these): this module tests what the job makes of them.
     out = tmp_path_factory.mktemp("model")
-    manifest = run_model(SAMPLE / "dicom", out)
+    manifest = run_model(SAMPLE / "dicom", out, volume=lumbar_scan, segmentation=lumbar_segmentation)
     return out, manifest
 
 

@@ -7,6 +7,8 @@ import os
 import re
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -27,8 +29,8 @@ def test_the_api_block_uses_the_flat_namespace():
     assert used and used <= set(pipeline.__all__), used - set(pipeline.__all__)
 
 
+@pytest.mark.slow  # the whole API walk on the sample, ~45 s: make test-all
 def test_the_python_api_section_runs_as_written(tmp_path, capsys):
-    # Not marked slow (about two minutes): the README promises this block runs.
     # Run as from the checkout's top, in a folder linking to the bundled scan, so
     # that the block's outputs land there and the checkout stays clean.
     (tmp_path / "sample_scans").symlink_to(REPO / "sample_scans")

@@ -26,16 +26,19 @@ def bases(tmp_path_factory, lumbar_scan) -> Bases:
 
 
 @pytest.fixture(scope="session")
-def computed(bases):
+def computed(bases, computed_once):
     """Segmentation and vertebra models of the reduced phantom, computed once."""
     from pipeline.exchange.scan import load_scan
     from pipeline.jobs.bone import measure
     from pipeline.mesh import vertebra_models
     from pipeline.segment import segment_vertebrae
 
-    volume = load_scan(bases.small)[0]
-    seg = segment_vertebrae(volume)
-    return seg, vertebra_models(seg), measure(volume, seg)
+    def compute():
+        volume = load_scan(bases.small)[0]
+        seg = segment_vertebrae(volume)
+        return seg, vertebra_models(seg), measure(volume, seg)
+
+    return computed_once("hostile_small_phantom", compute)
 
 
 @contextmanager
