@@ -507,3 +507,16 @@ def dciodvfy(tmp_path):
         return [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("Error")]
 
     return _check
+
+
+# Under pytest-xdist (``make test``: two workers, whole modules each), the module a
+# worker takes last decides when the run ends. The long modules go first, so that
+# the short ones fill in at the end and both workers finish together.
+LONG_MODULES = ("test_segment_real_ct.py", "test_guide_job.py", "test_phantom.py", "test_commit.py",
+                "test_scaffold_defect.py", "test_guide_plan.py", "test_scaffold_build.py", "test_corpus.py",
+                "test_model_phantom.py", "test_guide_build.py", "test_scaffold_measure.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONG_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_MODULES)))
