@@ -193,6 +193,9 @@ def test_check_job_passes_the_jobs_own_guide(job, tmp_path):
     assert all(c["passed"] for c in report["plan_checks"] + report["guide_checks"])
 
 
+# The whole check-guide command on a failing guide (the same checks on the same guide are
+# tests/test_guide_build.py's, in the everyday set): make test-all.
+@pytest.mark.slow
 def test_check_job_fails_a_guide_with_a_moved_sleeve(job, l3_perturbed_guide, tmp_path):
     out, _ = job
     _, bad, (rotated_id, moved_id) = l3_perturbed_guide
