@@ -383,6 +383,29 @@ def lumbar_bone(lumbar_scan, lumbar_segmentation, tmp_path_factory):
     return _computed_once(tmp_path_factory, "lumbar_bone", lambda: measure_bone_quality(lumbar_segmentation, lumbar_scan))
 
 
+class Segmented(Exception):
+    """Raised where a job would segment, by :func:`stop_at_segmentation`."""
+
+
+@pytest.fixture
+def stop_at_segmentation(monkeypatch):
+    """``stop_at_segmentation(job_module)``: that job's ``segment`` records the options it
+    is called with (the returned list) and raises :class:`Segmented` instead of
+    segmenting; what the job does after segmenting is tested elsewhere."""
+    def install(module) -> list:
+        calls = []
+
+        def segment(volume, options=None, progress=None):
+            calls.append(options)
+            raise Segmented
+
+        monkeypatch.setattr(module, "segment", segment)
+        return calls
+
+    install.Segmented = Segmented
+    return install
+
+
 # ---------------------------------------------------------------------------
 # TotalSegmentator's reference files (labels of the shared J2K series and a torso
 # CT with its vertebra labels), fetched once from its source distribution on PyPI.

@@ -225,18 +225,9 @@ def test_bad_options_and_files_fail_early_in_one_line(job, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-def test_a_guide_job_segments_with_the_users_thresholds(monkeypatch, tmp_path, lumbar_scan):
-    class Segmented(Exception):
-        pass
-
-    calls = []
-
-    def segment(volume, options=None, progress=None):
-        calls.append(options)
-        raise Segmented     # the rest of the job is tested above
-
-    monkeypatch.setattr(guide_job, "segment", segment)
+def test_a_guide_job_segments_with_the_users_thresholds(stop_at_segmentation, tmp_path, lumbar_scan):
+    calls = stop_at_segmentation(guide_job)
     options = GuideOptions(levels=("L3",), preset="compact", hu_high=1800.0)
-    with pytest.raises(Segmented):
+    with pytest.raises(stop_at_segmentation.Segmented):
         run_guide(SAMPLE, tmp_path / "out", options, volume=lumbar_scan)
     assert calls == [options] and not (tmp_path / "out").exists()

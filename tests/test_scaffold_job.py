@@ -70,20 +70,11 @@ def test_titanium_scaffold_goes_to_powder_bed_fusion(sphere_job):
         assert r["score"] < ranked[0]["score"]
 
 
-def test_the_job_segments_once_with_the_users_thresholds(monkeypatch, tmp_path, lumbar_scan):
+def test_the_job_segments_once_with_the_users_thresholds(stop_at_segmentation, tmp_path, lumbar_scan):
     import pipeline.jobs.scaffold as scaffold_job
 
-    class Segmented(Exception):
-        pass
-
-    calls = []
-
-    def segment(volume, options=None, progress=None):
-        calls.append(options)
-        raise Segmented     # the rest of the job is tested above
-
-    monkeypatch.setattr(scaffold_job, "segment", segment)
+    calls = stop_at_segmentation(scaffold_job)
     options = ScaffoldOptions(defect="sphere:0,40,-375,5", preset="osteoporotic", hu_low=200.0)
-    with pytest.raises(Segmented):
+    with pytest.raises(stop_at_segmentation.Segmented):
         run_scaffold(SAMPLE, tmp_path / "out", options, volume=lumbar_scan)
     assert calls == [options] and not (tmp_path / "out").exists()
