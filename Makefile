@@ -26,7 +26,7 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/osteoprint demo
 
 test: $(VENV)/.installed
-	$(PY) -m pytest -m "not slow" -n 2 --dist loadscope
+	$(PY) -m pytest -m "not slow" -n 2 --dist loadscope --no-loadscope-reorder
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
@@ -36,7 +36,7 @@ format: $(VENV)/.installed
 	$(PY) -m ruff format .
 
 test-all: $(VENV)/.installed
-	$(PY) -m pytest -n 2 --dist loadscope
+	$(PY) -m pytest -n 2 --dist loadscope --no-loadscope-reorder
 
 bench: $(VENV)/.installed
 	$(PY) bench/bench_model.py

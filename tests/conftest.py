@@ -344,16 +344,17 @@ def lumbar_surfaces():
 
 
 @pytest.fixture(scope="session")
-def l3_guide(lumbar_plan, lumbar_anatomy, lumbar_segmentation, lumbar_surfaces):
+def l3_guide(lumbar_plan, lumbar_anatomy, lumbar_segmentation, lumbar_surfaces, computed_once):
     """``(screws, Guide)``: the drill guide for the planned L3 screws (default design)."""
     from pipeline.guide import build_guide
 
     screws = lumbar_plan.by_level("L3")
-    return screws, build_guide(screws, lumbar_anatomy["L3"], lumbar_segmentation, surfaces=lumbar_surfaces)
+    return screws, computed_once("l3_guide", lambda: build_guide(screws, lumbar_anatomy["L3"], lumbar_segmentation,
+                                                                 surfaces=lumbar_surfaces))
 
 
 @pytest.fixture(scope="session")
-def l3_perturbed_guide(lumbar_plan, lumbar_anatomy, lumbar_segmentation, lumbar_surfaces):
+def l3_perturbed_guide(lumbar_plan, lumbar_anatomy, lumbar_segmentation, lumbar_surfaces, computed_once):
     """L3 guide built with the left sleeve rotated 2 deg about its entry (around the
     vertebra's cranial axis) and the right one moved 1 mm sideways.
 
@@ -370,8 +371,9 @@ def l3_perturbed_guide(lumbar_plan, lumbar_anatomy, lumbar_segmentation, lumbar_
     rotated = d * np.cos(t) + np.cross(k, d) * np.sin(t) + k * (k @ d) * (1 - np.cos(t))
     n = np.cross(b.direction, z)
     n /= np.linalg.norm(n)
-    guide = build_guide([a.moved(direction=rotated), b.moved(entry=b.entry + n)], lumbar_anatomy["L3"],
-                        lumbar_segmentation, surfaces=lumbar_surfaces)
+    guide = computed_once("l3_perturbed_guide", lambda: build_guide(
+        [a.moved(direction=rotated), b.moved(entry=b.entry + n)], lumbar_anatomy["L3"], lumbar_segmentation,
+        surfaces=lumbar_surfaces))
     return screws, guide, (a.id, b.id)
 
 
@@ -532,12 +534,18 @@ def dciodvfy(tmp_path):
     return _check
 
 
-# Under pytest-xdist (``make test``: two workers, whole modules each), the module a
-# worker takes last decides when the run ends. The long modules go first, so that
-# the short ones fill in at the end and both workers finish together.
-LONG_MODULES = ("test_segment_real_ct.py", "test_guide_job.py", "test_phantom.py", "test_commit.py",
-                "test_scaffold_defect.py", "test_guide_plan.py", "test_scaffold_build.py", "test_corpus.py",
-                "test_model_phantom.py", "test_guide_build.py", "test_scaffold_measure.py")
+# Under pytest-xdist (``make test``: two workers, whole modules each, handed out in
+# this order as a worker frees up; ``--no-loadscope-reorder`` keeps it) the module a
+# worker takes last decides when the run ends, and a worker that needs a session
+# result the other is still computing waits idle. So the first worker starts on the
+# sample's chain (read, segmentation, anatomy, plan: the guide-plan tests), the second
+# on modules that need none of it (the real series, the phantom generator, the hostile
+# corpus, which only reads the sample); then the long modules longest first, and the
+# short ones (any order) fill in at the end so that both workers finish together.
+LONG_MODULES = ("test_guide_plan.py", "test_segment_real_ct.py", "test_phantom.py", "test_corpus.py",
+                "test_guide_phantom.py", "test_scaffold_defect.py", "test_scaffold_build.py", "test_guide_job.py",
+                "test_commit.py", "test_scaffold_measure.py", "test_model_phantom.py", "test_guide_build.py",
+                "test_defect_synthetic.py", "test_batch.py", "test_segment_phantom_variants.py", "test_defect.py")
 
 
 def pytest_collection_modifyitems(config, items):
