@@ -3,8 +3,9 @@
 #   make test   install into .venv (same environment), then run the test suite
 #               (everything but the tests marked slow, on two worker processes: a CI
 #               machine's two cores; make test-all runs the slow ones too)
-#   make lint   ruff's checks (configured in pyproject.toml); CI runs it before make test
-#   make format ruff's fixes and formatter, by hand (not yet enforced, see README)
+#   make lint   ruff's checks and its formatter's check (configured in pyproject.toml);
+#               CI runs it before make test
+#   make format ruff's fixes and formatter
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -30,6 +31,7 @@ test: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 format: $(VENV)/.installed
 	$(PY) -m ruff check --fix .

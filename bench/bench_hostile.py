@@ -49,8 +49,12 @@ def handled(case, code: int, err: str) -> bool:
     if not lines or "Traceback" in err:
         return False
     *progress, last = lines
-    return (code == case.code and last.startswith("osteoprint: error: ") and case.expect in last
-            and all(PROGRESS.match(line) for line in progress))
+    return (
+        code == case.code
+        and last.startswith("osteoprint: error: ")
+        and case.expect in last
+        and all(PROGRESS.match(line) for line in progress)
+    )
 
 
 def main() -> int:
@@ -69,8 +73,11 @@ def main() -> int:
             t0 = time.perf_counter()
             results, peak = run_in_child([(case.name, cmd) for cmd in case.commands], bases, Path(tmp) / f"c{i}")
             ok = sum(handled(case, code, err) for _, _, code, err in results)
-            print(f"{case.name:28} {case.cls:17} {len(results):4d} {ok:3d} {peak / 1e6:8.0f} "
-                  f"{time.perf_counter() - t0:5.1f}", flush=True)
+            print(
+                f"{case.name:28} {case.cls:17} {len(results):4d} {ok:3d} {peak / 1e6:8.0f} "
+                f"{time.perf_counter() - t0:5.1f}",
+                flush=True,
+            )
             for _name, cmd, code, err in results:
                 if not handled(case, code, err):
                     print(f"    NOT AS EXPECTED: {cmd}: exit {code}: {err.strip()[-300:]}")

@@ -118,11 +118,13 @@ def main() -> int:
     seg = stage("segment", lambda: segment_vertebrae(volume), rows)
     models = stage("mesh + checks", lambda: vertebra_models(seg), rows)
     with tempfile.TemporaryDirectory() as tmp:
+
         def export():
             with staged_output(tmp) as st:
                 for m in models:
                     write_stl(st.path(f"vertebrae/{m.level}.stl"), m.mesh, f"{m.level} vertebra model")
                 write_nifti(st.path("segmentation.nii.gz"), seg.labels, seg.affine)
+
         stage("export", export, rows)
     print(f"series: {series}  shape {volume.shape}  spacing {tuple(round(s, 4) for s in volume.spacing)} mm")
     print(f"{'osteoprint stage':<22}{'wall s':>9}{'peak RSS GiB':>14}")

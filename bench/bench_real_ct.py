@@ -51,8 +51,15 @@ TS_LEVELS.update({32 + i: f"T{12 - i}" for i in range(12)})
 TS_LEVELS.update({44 + i: f"C{7 - i}" for i in range(7)})
 
 #: Approximate body z ranges (mm) of the GE full-spine CT, from ../shared/data/README.md.
-GE_BODIES = {"L5": (202, 233), "L4": (238, 268), "L3": (272, 300), "L2": (305, 333),
-             "L1": (337, 364), "T12": (368, 394), "T1": (610, 628)}
+GE_BODIES = {
+    "L5": (202, 233),
+    "L4": (238, 268),
+    "L3": (272, 300),
+    "L2": (305, 333),
+    "L1": (337, 364),
+    "T12": (368, 394),
+    "T1": (610, 628),
+}
 
 
 @dataclass
@@ -72,8 +79,22 @@ def ts_file(member: str) -> Path:
     CACHE.mkdir(parents=True, exist_ok=True)
     sdist = CACHE / f"totalsegmentator-{VERSION}.tar.gz"
     if not sdist.is_file():
-        subprocess.run([sys.executable, "-m", "pip", "download", f"totalsegmentator=={VERSION}", "--no-deps",
-                        "--no-binary", ":all:", "-d", str(CACHE), "-q"], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                f"totalsegmentator=={VERSION}",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                "-d",
+                str(CACHE),
+                "-q",
+            ],
+            check=True,
+        )
     with tarfile.open(sdist) as tar:
         out.write_bytes(tar.extractfile(REF + member).read())
     return out
@@ -140,8 +161,15 @@ def variants(base: Case) -> list[Case]:
     ff_aff = aff.copy()
     ff_aff[:3, 3] = aff[:3, 3] + aff[:3, 0] * (hu.shape[0] - 1)
     ff_aff[:3, 0] = -aff[:3, 0]
-    out.append(Case(base.name + "/feet-first", _with(vol, hu[ff], ff_aff), None if lab is None else lab[ff],
-                    base.bodies, base.targets))
+    out.append(
+        Case(
+            base.name + "/feet-first",
+            _with(vol, hu[ff], ff_aff),
+            None if lab is None else lab[ff],
+            base.bodies,
+            base.targets,
+        )
+    )
     # Sagittal stack: slices along left-right, rows head to foot, columns front to back.
     sag = np.transpose(hu, (2, 0, 1))[:, ::-1, :]
     sag_aff = np.eye(4)
@@ -171,24 +199,35 @@ def variants(base: Case) -> list[Case]:
     box = (slice(None), slice(max(cy - r[0], 0), cy + r[0]), slice(max(cx - r[1], 0), cx + r[1]))
     narrow = hu[box].copy()
     yy, xx = np.mgrid[: narrow.shape[1], : narrow.shape[2]]
-    outside = ((yy - narrow.shape[1] / 2) * sp[1]) ** 2 + ((xx - narrow.shape[2] / 2) * sp[2]) ** 2 > 52.5 ** 2
+    outside = ((yy - narrow.shape[1] / 2) * sp[1]) ** 2 + ((xx - narrow.shape[2] / 2) * sp[2]) ** 2 > 52.5**2
     narrow[:, outside] = -2048
     n_aff = crop_affine(aff, [0, box[1].start, box[2].start])
-    out.append(Case(base.name + "/fov105", _with(vol, narrow, n_aff), None if lab is None else lab[box],
-                    base.bodies, base.targets))
+    out.append(
+        Case(
+            base.name + "/fov105",
+            _with(vol, narrow, n_aff),
+            None if lab is None else lab[box],
+            base.bodies,
+            base.targets,
+        )
+    )
     # 3 mm slices (a routine abdomen reconstruction): slab-averaged and resampled.
     if sp[0] < 2.9:
         z_new = np.arange(0, (hu.shape[0] - 1) * sp[0], 3.0) / sp[0]
         smooth = ndimage.uniform_filter1d(hu.astype(np.float32), max(int(round(3.0 / sp[0])), 1), axis=0)
-        thick = ndimage.map_coordinates(smooth, np.meshgrid(z_new, np.arange(hu.shape[1]), np.arange(hu.shape[2]),
-                                                            indexing="ij"), order=1)
+        thick = ndimage.map_coordinates(
+            smooth, np.meshgrid(z_new, np.arange(hu.shape[1]), np.arange(hu.shape[2]), indexing="ij"), order=1
+        )
         t_aff = aff.copy()
         t_aff[:3, 0] = aff[:3, 0] * (3.0 / sp[0])
         t_lab = None
         if lab is not None:
             t_lab = lab[np.rint(z_new).astype(int)]
-        out.append(Case(base.name + "/3mm", _with(vol, np.rint(thick).astype(np.int16), t_aff), t_lab,
-                        base.bodies, base.targets))
+        out.append(
+            Case(
+                base.name + "/3mm", _with(vol, np.rint(thick).astype(np.int16), t_aff), t_lab, base.bodies, base.targets
+            )
+        )
     return out
 
 
@@ -199,11 +238,15 @@ def ge_extra(base: Case) -> list[Case]:
     z = aff[2, 3] + np.arange(hu.shape[0]) * aff[2, 0]
     l3 = (z >= 231) & (z <= 341)  # 110 mm around L3 (L2-L4 whole)
     k = np.flatnonzero(l3)
-    crop = Case("ge/L3-110mm", _with(base.volume, hu[k[0] : k[-1] + 1], crop_affine(aff, [k[0], 0, 0])),
-                bodies=base.bodies)
+    crop = Case(
+        "ge/L3-110mm", _with(base.volume, hu[k[0] : k[-1] + 1], crop_affine(aff, [k[0], 0, 0])), bodies=base.bodies
+    )
     legs = np.flatnonzero(z < 60)
-    thighs = Case("ge/thighs", _with(base.volume, hu[legs[0] : legs[-1] + 1], crop_affine(aff, [legs[0], 0, 0])),
-                  expect_spine=False)
+    thighs = Case(
+        "ge/thighs",
+        _with(base.volume, hu[legs[0] : legs[-1] + 1], crop_affine(aff, [legs[0], 0, 0])),
+        expect_spine=False,
+    )
     return [crop, thighs]
 
 
@@ -269,14 +312,21 @@ def score(case: Case, seg) -> dict:
                 right += 1
                 continue
             # In another level's range: wrong unless our vertebra of that name sits there.
-            others = [lv for lv, (z0, z1) in case.bodies.items()
-                      if lv != name and z0 - 6 <= zc <= z1 + 6 and not placed(lv)]
+            others = [
+                lv for lv, (z0, z1) in case.bodies.items() if lv != name and z0 - 6 <= zc <= z1 + 6 and not placed(lv)
+            ]
             if others or name in case.bodies:
                 wrong += 1
                 wrong_names.append(f"{name}@z{zc:.0f}" + (f"(in {others[0]})" if others else ""))
     target = [d for n, _, _, d in rows if n in case.targets]
-    return {"rows": rows, "union": union, "right": right, "wrong": wrong, "wrong_names": wrong_names,
-            "mean_target": float(np.mean(target)) if target else None}
+    return {
+        "rows": rows,
+        "union": union,
+        "right": right,
+        "wrong": wrong,
+        "wrong_names": wrong_names,
+        "mean_target": float(np.mean(target)) if target else None,
+    }
 
 
 def run(case: Case) -> dict:
@@ -292,8 +342,10 @@ def run(case: Case) -> dict:
     s = score(case, seg)
     names = list(seg.levels.values())
     ok = (len(names) > 0) == case.expect_spine
-    print(f"\n== {case.name}: {case.volume.shape} spacing {tuple(round(v, 2) for v in case.volume.spacing)}, "
-          f"{seconds:.1f} s; {len(names)} vertebrae{'' if ok else ' (WRONG: expected none)' if names else ' (none found)'}")
+    print(
+        f"\n== {case.name}: {case.volume.shape} spacing {tuple(round(v, 2) for v in case.volume.spacing)}, "
+        f"{seconds:.1f} s; {len(names)} vertebrae{'' if ok else ' (WRONG: expected none)' if names else ' (none found)'}"
+    )
     print(f"   names: {' '.join(names) or '-'} ({'named' if seg.named else 'unnamed'}: {seg.evidence})")
     for w in seg.warnings:
         print(f"   warning: {w}")
@@ -351,8 +403,17 @@ def main() -> int:
                 if c.name == "ge":
                     cases.extend(ge_extra(c))
     if args.cases:
-        cases = [c for c in cases if any(c.name == p or c.name.startswith(p + "/") or c.name == p.rstrip("*")
-                                         or (p.endswith("*") and c.name.startswith(p[:-1])) for p in args.cases)]
+        cases = [
+            c
+            for c in cases
+            if any(
+                c.name == p
+                or c.name.startswith(p + "/")
+                or c.name == p.rstrip("*")
+                or (p.endswith("*") and c.name.startswith(p[:-1]))
+                for p in args.cases
+            )
+        ]
     wrong = 0
     for c in cases:
         wrong += run(c).get("wrong", 0)

@@ -62,8 +62,16 @@ def _region(spec):
     return spec
 
 
-def run_case(region: str, voxel_mm: float | None, lattice: str, porosity: float,
-             cell_mm: float, measure: bool, material: str = "ti6al4v", printer: bool = False) -> dict:
+def run_case(
+    region: str,
+    voxel_mm: float | None,
+    lattice: str,
+    porosity: float,
+    cell_mm: float,
+    measure: bool,
+    material: str = "ti6al4v",
+    printer: bool = False,
+) -> dict:
     from pipeline.exchange.stl import read_stl, write_stl
     from pipeline.scaffold import build_scaffold
 
@@ -98,13 +106,15 @@ def run_case(region: str, voxel_mm: float | None, lattice: str, porosity: float,
         write_stl(path, s.mesh, "bench scaffold")
         size = os.path.getsize(path)
         back = read_stl(path)
-    out.update({
-        "triangles": int(len(s.mesh.faces)),
-        "stl_MB": round(size / 1e6, 1),
-        "porosity_target": round(s.porosity_target, 4),
-        "porosity_file": round(1.0 - float(back.volume) / s.region_volume_mm3, 4),
-        "watertight_file": bool(back.is_watertight and back.is_winding_consistent),
-    })
+    out.update(
+        {
+            "triangles": int(len(s.mesh.faces)),
+            "stl_MB": round(size / 1e6, 1),
+            "porosity_target": round(s.porosity_target, 4),
+            "porosity_file": round(1.0 - float(back.volume) / s.region_volume_mm3, 4),
+            "watertight_file": bool(back.is_watertight and back.is_winding_consistent),
+        }
+    )
     res = getattr(s, "resolution", None)
     if res:
         out["deviation_bound_mm"] = res["deviation_bound_mm"]
@@ -118,8 +128,9 @@ def _child(case: dict, pythonpath: str | None) -> dict | None:
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(case)],
-                          capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(case)], capture_output=True, text=True, env=env
+    )
     if proc.returncode != 0:
         print(f"FAILED {case}: {proc.stderr.strip().splitlines()[-1:]}", flush=True)
         return None
@@ -137,10 +148,16 @@ def main(argv=None) -> int:
     ap.add_argument("--cell", type=float, default=2.0)
     ap.add_argument("--large", action="store_true", help="add a 40 mm sphere at the automatic voxel")
     ap.add_argument("--measure", action="store_true")
-    ap.add_argument("--demo", action="store_true",
-                    help="only the demo's L1 defect scaffold (gyroid 70 %%, 2 mm, Ti-6Al-4V), built and measured as the job does")
-    ap.add_argument("--before", metavar="CHECKOUT",
-                    help="with --demo: also run the case with this checkout's code (e.g. main), first")
+    ap.add_argument(
+        "--demo",
+        action="store_true",
+        help="only the demo's L1 defect scaffold (gyroid 70 %%, 2 mm, Ti-6Al-4V), built and measured as the job does",
+    )
+    ap.add_argument(
+        "--before",
+        metavar="CHECKOUT",
+        help="with --demo: also run the case with this checkout's code (e.g. main), first",
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--save-demo-region", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -156,19 +173,50 @@ def main(argv=None) -> int:
             print("finding the sample's L1 defect once ...", flush=True)
             subprocess.run([sys.executable, __file__, "--save-demo-region", str(DEMO_MASK)], check=True)
         # the job's options: ScaffoldOptions() defaults
-        case = dict(region="demo", voxel_mm=None, lattice="gyroid", porosity=0.7, cell_mm=2.0,
-                    measure=True, material="ti6al4v", printer=True)
+        case = dict(
+            region="demo",
+            voxel_mm=None,
+            lattice="gyroid",
+            porosity=0.7,
+            cell_mm=2.0,
+            measure=True,
+            material="ti6al4v",
+            printer=True,
+        )
         if args.before:
             runs.append(("before", os.path.abspath(args.before), case))
         runs.append(("after" if args.before else "demo", str(ROOT), case))
     else:
         for v in args.voxels:
-            runs.append(("", None, dict(region=f"sphere:0,0,0,{args.diameter / 2}", voxel_mm=v,
-                                        lattice=args.lattice, porosity=args.porosity,
-                                        cell_mm=args.cell, measure=args.measure)))
+            runs.append(
+                (
+                    "",
+                    None,
+                    dict(
+                        region=f"sphere:0,0,0,{args.diameter / 2}",
+                        voxel_mm=v,
+                        lattice=args.lattice,
+                        porosity=args.porosity,
+                        cell_mm=args.cell,
+                        measure=args.measure,
+                    ),
+                )
+            )
         if args.large:
-            runs.append(("", None, dict(region="sphere:0,0,0,20", voxel_mm=None, lattice=args.lattice,
-                                        porosity=args.porosity, cell_mm=args.cell, measure=False)))
+            runs.append(
+                (
+                    "",
+                    None,
+                    dict(
+                        region="sphere:0,0,0,20",
+                        voxel_mm=None,
+                        lattice=args.lattice,
+                        porosity=args.porosity,
+                        cell_mm=args.cell,
+                        measure=False,
+                    ),
+                )
+            )
     for label, path, case in runs:
         res = _child(case, path)
         if res is not None:

@@ -41,8 +41,9 @@ def run_command(args) -> int:
         signum = getattr(exc, "signum", 2)
         done = interrupts.committed
         what = f"the result in {done[-1]} was already complete" if done else "no output was written"
-        return _failed(args, f"interrupted by {interrupts.Interrupted(signum).name}; {what}", "interrupted",
-                       128 + signum)
+        return _failed(
+            args, f"interrupted by {interrupts.Interrupted(signum).name}; {what}", "interrupted", 128 + signum
+        )
     except BaseException as exc:
         if isinstance(exc, SystemExit):
             raise
@@ -63,8 +64,13 @@ def _internal_error(args, exc: BaseException) -> int:
     if isinstance(exc, MemoryError):
         return _failed(args, f"error: out of memory; no output was written ({where})", "out of memory", EXIT_INTERNAL)
     detail = one_line(str(exc))[:200]
-    return _failed(args, f"internal error (a bug): {type(exc).__name__}{': ' + detail if detail else ''}; no output "
-                         f"was written; please report it ({where})", "internal error", EXIT_INTERNAL)
+    return _failed(
+        args,
+        f"internal error (a bug): {type(exc).__name__}{': ' + detail if detail else ''}; no output "
+        f"was written; please report it ({where})",
+        "internal error",
+        EXIT_INTERNAL,
+    )
 
 
 def _failed(args, line: str, error: str, code: int) -> int:

@@ -105,9 +105,18 @@ SUITABILITY: dict[tuple[str, str], tuple[str, dict[str, tuple[float, str]]]] = {
     ("anatomical_model", "planning"): (
         "polymer",
         {
-            "vat_photopolymerization": (0.9, "highest accuracy and smoothest surface for a surgical planning model at low to moderate cost"),
-            "material_jetting": (0.8, "very accurate; multi-material if the team wants cortical and cancellous bone told apart, but costly"),
-            "powder_bed_fusion": (0.7, "robust PA12 model with no support marks; can be steam-sterilised for use in theatre"),
+            "vat_photopolymerization": (
+                0.9,
+                "highest accuracy and smoothest surface for a surgical planning model at low to moderate cost",
+            ),
+            "material_jetting": (
+                0.8,
+                "very accurate; multi-material if the team wants cortical and cancellous bone told apart, but costly",
+            ),
+            "powder_bed_fusion": (
+                0.7,
+                "robust PA12 model with no support marks; can be steam-sterilised for use in theatre",
+            ),
             "material_extrusion": (0.6, "cheapest and fastest; layer lines and supports blur fine bony detail"),
             "binder_jetting": (0.5, "full colour possible, but gypsum models are brittle and need infiltration"),
         },
@@ -115,8 +124,14 @@ SUITABILITY: dict[tuple[str, str], tuple[str, dict[str, tuple[float, str]]]] = {
     ("anatomical_model", "teaching"): (
         "polymer",
         {
-            "material_jetting": (0.95, "multi-colour and multi-hardness in one print: cortex, cancellous bone and pathology distinguishable by touch and colour"),
-            "binder_jetting": (0.85, "full-colour models at moderate cost; brittle, suited to display rather than drilling"),
+            "material_jetting": (
+                0.95,
+                "multi-colour and multi-hardness in one print: cortex, cancellous bone and pathology distinguishable by touch and colour",
+            ),
+            "binder_jetting": (
+                0.85,
+                "full-colour models at moderate cost; brittle, suited to display rather than drilling",
+            ),
             "vat_photopolymerization": (0.6, "accurate single-colour models; colour only by painting"),
             "material_extrusion": (0.55, "cheap; dual extrusion gives two colours at most"),
             "powder_bed_fusion": (0.4, "single colour, no hardness variation"),
@@ -125,8 +140,14 @@ SUITABILITY: dict[tuple[str, str], tuple[str, dict[str, tuple[float, str]]]] = {
     ("anatomical_model", "low_cost"): (
         "polymer",
         {
-            "material_extrusion": (0.95, "lowest cost per model on desktop FDM printers; adequate accuracy for counselling and rehearsal"),
-            "vat_photopolymerization": (0.75, "desktop resin printers are inexpensive and more accurate; resin handling needed"),
+            "material_extrusion": (
+                0.95,
+                "lowest cost per model on desktop FDM printers; adequate accuracy for counselling and rehearsal",
+            ),
+            "vat_photopolymerization": (
+                0.75,
+                "desktop resin printers are inexpensive and more accurate; resin handling needed",
+            ),
             "powder_bed_fusion": (0.45, "service-bureau cost"),
             "binder_jetting": (0.35, "service-bureau cost, fragile parts"),
             "material_jetting": (0.3, "most expensive machines and materials"),
@@ -135,27 +156,52 @@ SUITABILITY: dict[tuple[str, str], tuple[str, dict[str, tuple[float, str]]]] = {
 }
 
 _METAL_SCAFFOLD = {
-    "powder_bed_fusion": (0.95, "laser or electron-beam powder bed fusion is the established route to porous titanium and tantalum implants (clinically used porous Ti cages and cups)"),
-    "binder_jetting": (0.45, "metal binder jetting with sintering can make porous titanium, but shrinkage (~15-20 %) and residual porosity make fine lattices less predictable"),
+    "powder_bed_fusion": (
+        0.95,
+        "laser or electron-beam powder bed fusion is the established route to porous titanium and tantalum implants (clinically used porous Ti cages and cups)",
+    ),
+    "binder_jetting": (
+        0.45,
+        "metal binder jetting with sintering can make porous titanium, but shrinkage (~15-20 %) and residual porosity make fine lattices less predictable",
+    ),
     "material_extrusion": (0.1, "metal-filled filament with debinding and sintering is experimental for implants"),
 }
 _CERAMIC_SCAFFOLD = {
-    "vat_photopolymerization": (0.9, "lithography-based ceramic manufacturing gives the finest calcium-phosphate lattices (TPMS included) with dense struts after sintering"),
-    "binder_jetting": (0.8, "binder jetting of calcium-phosphate powder needs no supports and leaves microporosity that aids resorption; pores must stay >= 0.5 mm for depowdering"),
-    "material_extrusion": (0.6, "robocasting (direct ink writing) of calcium-phosphate paste suits strut lattices; overhanging TPMS walls need support"),
+    "vat_photopolymerization": (
+        0.9,
+        "lithography-based ceramic manufacturing gives the finest calcium-phosphate lattices (TPMS included) with dense struts after sintering",
+    ),
+    "binder_jetting": (
+        0.8,
+        "binder jetting of calcium-phosphate powder needs no supports and leaves microporosity that aids resorption; pores must stay >= 0.5 mm for depowdering",
+    ),
+    "material_extrusion": (
+        0.6,
+        "robocasting (direct ink writing) of calcium-phosphate paste suits strut lattices; overhanging TPMS walls need support",
+    ),
     "powder_bed_fusion": (0.15, "laser sintering of calcium phosphates cracks from thermal shock"),
 }
 _POLYMER_SCAFFOLD = {
-    "material_extrusion": (0.95, "melt extrusion is the standard route to resorbable polymer scaffolds (low melt temperature, medical-grade filament)"),
+    "material_extrusion": (
+        0.95,
+        "melt extrusion is the standard route to resorbable polymer scaffolds (low melt temperature, medical-grade filament)",
+    ),
     "powder_bed_fusion": (0.6, "selective laser sintering of polymer powder makes porous scaffolds without supports"),
-    "vat_photopolymerization": (0.35, "photocurable versions of the polymer (e.g. PCL methacrylate) are still experimental"),
+    "vat_photopolymerization": (
+        0.35,
+        "photocurable versions of the polymer (e.g. PCL methacrylate) are still experimental",
+    ),
     "material_jetting": (0.1, "no implant-grade jetting material for this polymer"),
     "binder_jetting": (0.05, "binder-jetted polymer parts are weak and need infiltration"),
 }
 _SCAFFOLD_MATERIAL_CLASS = {
-    "ti6al4v": "metal", "tantalum": "metal",
-    "hydroxyapatite": "ceramic", "beta-tcp": "ceramic",
-    "pcl": "polymer", "pla": "polymer", "peek": "polymer",
+    "ti6al4v": "metal",
+    "tantalum": "metal",
+    "hydroxyapatite": "ceramic",
+    "beta-tcp": "ceramic",
+    "pcl": "polymer",
+    "pla": "polymer",
+    "peek": "polymer",
 }
 for _material, _cls in _SCAFFOLD_MATERIAL_CLASS.items():
     SUITABILITY[("scaffold", _material)] = (
@@ -166,19 +212,37 @@ SUITABILITY[("scaffold", "peek")] = (
     "polymer",
     {
         **_POLYMER_SCAFFOLD,
-        "powder_bed_fusion": (0.85, "PEEK laser sintering (high-temperature SLS) is used for implant-grade porous PEEK"),
-        "material_extrusion": (0.75, "high-temperature extrusion of PEEK works but needs a heated chamber for strength"),
+        "powder_bed_fusion": (
+            0.85,
+            "PEEK laser sintering (high-temperature SLS) is used for implant-grade porous PEEK",
+        ),
+        "material_extrusion": (
+            0.75,
+            "high-temperature extrusion of PEEK works but needs a heated chamber for strength",
+        ),
     },
 )
 
 SUITABILITY[("guide", "surgical_guide")] = (
     "polymer",
     {
-        "vat_photopolymerization": (0.95, "surgical-guide resins (biocompatible, ISO 10993) print sleeves to ~0.05-0.1 mm and tolerate steam (134 °C) or H2O2 plasma sterilisation per the resin's datasheet"),
-        "powder_bed_fusion": (0.85, "PA12 guides by SLS/MJF are tough, need no supports and are routinely steam sterilised; slightly rougher bores"),
-        "material_jetting": (0.5, "biocompatible jetting photopolymers are accurate but not steam-sterilisable (H2O2 or ethylene oxide only)"),
+        "vat_photopolymerization": (
+            0.95,
+            "surgical-guide resins (biocompatible, ISO 10993) print sleeves to ~0.05-0.1 mm and tolerate steam (134 °C) or H2O2 plasma sterilisation per the resin's datasheet",
+        ),
+        "powder_bed_fusion": (
+            0.85,
+            "PA12 guides by SLS/MJF are tough, need no supports and are routinely steam sterilised; slightly rougher bores",
+        ),
+        "material_jetting": (
+            0.5,
+            "biocompatible jetting photopolymers are accurate but not steam-sterilisable (H2O2 or ethylene oxide only)",
+        ),
         "binder_jetting": (0.05, "binder-jetted parts are porous and brittle: not for sterile surgical use"),
-        "material_extrusion": (0.05, "rejected for steam sterilisation: PLA/PETG filament prints deform at 121-134 °C, losing the sleeve alignment"),
+        "material_extrusion": (
+            0.05,
+            "rejected for steam sterilisation: PLA/PETG filament prints deform at 121-134 °C, losing the sleeve alignment",
+        ),
     },
 )
 
@@ -357,8 +421,12 @@ class DeviationBound:
     rule: str
 
     def describe(self) -> dict:
-        return {"bound_mm": self.bound_mm, "process": self.process,
-                "smallest_printable_mm": self.smallest_printable_mm, "rule": self.rule}
+        return {
+            "bound_mm": self.bound_mm,
+            "process": self.process,
+            "smallest_printable_mm": self.smallest_printable_mm,
+            "rule": self.rule,
+        }
 
 
 def deviation_bound(material: str, fraction: float = FEATURE_FRACTION) -> DeviationBound:
@@ -374,6 +442,9 @@ def deviation_bound(material: str, fraction: float = FEATURE_FRACTION) -> Deviat
     proc = PROCESSES[best]
     smallest = min(v for v in (proc.min_feature_mm.get(cls), proc.min_pore_mm.get(cls)) if v)
     return DeviationBound(
-        bound_mm=fraction * smallest, process=best, smallest_printable_mm=smallest,
+        bound_mm=fraction * smallest,
+        process=best,
+        smallest_printable_mm=smallest,
         rule=f"{fraction:g} x the smallest printable wall or pore of the process best suited "
-             f"to {mat.label} ({best}: {smallest:g} mm)")
+        f"to {mat.label} ({best}: {smallest:g} mm)",
+    )

@@ -15,10 +15,15 @@ def print_lines(manifest: dict, out: Path, progress, kind: str | None = None) ->
         if kind is not None and p["kind"] != kind:
             continue
         top = p["recommended_process"][0]
-        best = f"print by {top['category'].replace('_', ' ')}" if top["score"] > 0 else \
-            "no process can print it as designed (see the manifest's reasons)"
-        progress.note(f"{p['file']}: {p['triangles']} triangles, {p['volume_mm3'] / 1000:.2f} cm³, "
-                      f"{'watertight' if p['watertight'] else 'NOT watertight'}; {best}")
+        best = (
+            f"print by {top['category'].replace('_', ' ')}"
+            if top["score"] > 0
+            else "no process can print it as designed (see the manifest's reasons)"
+        )
+        progress.note(
+            f"{p['file']}: {p['triangles']} triangles, {p['volume_mm3'] / 1000:.2f} cm³, "
+            f"{'watertight' if p['watertight'] else 'NOT watertight'}; {best}"
+        )
     from .bone_quality.report import summary_lines
 
     for line in summary_lines(manifest):
@@ -37,10 +42,19 @@ def job_summary(command: str, manifest: dict, out: Path) -> dict:
         "output": str(out),
         "series_hash": manifest["input"]["series_hash"],
         "prints": [
-            {"file": p["file"], "kind": p["kind"], "label": p["label"], "sha256": p["sha256"],
-             "triangles": p["triangles"], "volume_mm3": p["volume_mm3"], "watertight": p["watertight"],
-             "recommended_process": p["recommended_process"][0]["category"] if p["recommended_process"][0]["score"] > 0 else None,
-             "dicom": (p.get("dicom") or {}).get("file")}
+            {
+                "file": p["file"],
+                "kind": p["kind"],
+                "label": p["label"],
+                "sha256": p["sha256"],
+                "triangles": p["triangles"],
+                "volume_mm3": p["volume_mm3"],
+                "watertight": p["watertight"],
+                "recommended_process": p["recommended_process"][0]["category"]
+                if p["recommended_process"][0]["score"] > 0
+                else None,
+                "dicom": (p.get("dicom") or {}).get("file"),
+            }
             for p in manifest["prints"]
         ],
         "outputs": {"manifest": "manifest.json", **(manifest.get("outputs") or {})},
@@ -68,9 +82,12 @@ def print_checks(report: dict) -> None:
             shown = f"{value:.3g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
             unit = c.get("unit") or ""
             table.add_row(
-                str(c.get("name", "")), str(c.get("subject", "")), f"{shown} {unit}".strip(),
+                str(c.get("name", "")),
+                str(c.get("subject", "")),
+                f"{shown} {unit}".strip(),
                 f"{c.get('comparison', '')} {c.get('threshold', '')}".strip(),
-                "pass" if c.get("passed") else "FAIL", str(c.get("source", ""))[:48],
+                "pass" if c.get("passed") else "FAIL",
+                str(c.get("source", ""))[:48],
             )
     Console().print(table)
     print("all checks passed" if report["passed"] else f"{len(report.get('failed', []))} check(s) failed")

@@ -29,8 +29,8 @@ class Blob:
 class Blobs:
     """A small CT volume and the truth about it."""
 
-    hu: np.ndarray            # (slice, row, column), int16 HU
-    affine: np.ndarray        # index -> LPS mm
+    hu: np.ndarray  # (slice, row, column), int16 HU
+    affine: np.ndarray  # index -> LPS mm
     blobs: tuple[Blob, ...]
 
     def blob_lps(self, i: int) -> np.ndarray:
@@ -54,24 +54,25 @@ def make_blobs(shape=(24, 40, 36), affine=None, blobs=DEFAULT_BLOBS) -> Blobs:
     rows towards posterior, 0.8 mm; columns towards patient left, 0.7 mm).
     """
     if affine is None:
-        affine = np.array([
-            [0.0, 0.0, 0.7, -12.0],
-            [0.0, 0.8, 0.0, -20.0],
-            [2.5, 0.0, 0.0, -130.0],
-            [0.0, 0.0, 0.0, 1.0],
-        ])
+        affine = np.array(
+            [
+                [0.0, 0.0, 0.7, -12.0],
+                [0.0, 0.8, 0.0, -20.0],
+                [2.5, 0.0, 0.0, -130.0],
+                [0.0, 0.0, 0.0, 1.0],
+            ]
+        )
     idx = np.indices(shape, dtype=np.float64)
     hu = np.full(shape, 40.0)
     # Air in one corner of every slice only (an in-plane asymmetric body outline).
     hu[:, : shape[1] // 5, : shape[2] // 4] = -1000.0
     for b in blobs:
         r2 = sum((idx[a] - b.index[a]) ** 2 for a in range(3))
-        hu += (b.peak_hu - 40.0) * np.exp(-r2 / (2 * b.sigma_vox ** 2))
+        hu += (b.peak_hu - 40.0) * np.exp(-r2 / (2 * b.sigma_vox**2))
     return Blobs(np.rint(hu).astype(np.int16), np.asarray(affine, float), tuple(blobs))
 
 
-def blob_centroid(hu: np.ndarray, affine: np.ndarray, near_lps, radius_mm=6.0,
-                  floor_hu=300.0) -> np.ndarray:
+def blob_centroid(hu: np.ndarray, affine: np.ndarray, near_lps, radius_mm=6.0, floor_hu=300.0) -> np.ndarray:
     """Intensity-weighted centre (LPS mm) of voxels above ``floor_hu`` near a point.
 
     Used to find where a blob landed in a volume read back, independently of how
@@ -151,8 +152,9 @@ def edit_dicom():
             ts = ds.file_meta.TransferSyntaxUID
             del ds.file_meta
             ds.preamble = None
-            ds.save_as(path, implicit_vr=ts.is_implicit_VR, little_endian=ts.is_little_endian,
-                       enforce_file_format=False)
+            ds.save_as(
+                path, implicit_vr=ts.is_implicit_VR, little_endian=ts.is_little_endian, enforce_file_format=False
+            )
         else:
             ds.save_as(path)
 
@@ -197,19 +199,22 @@ def write_enhanced_ct(tmp_path):
         ds.SamplesPerPixel = 1
         ds.PhotometricInterpretation = "MONOCHROME2"
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-        ds.SharedFunctionalGroupsSequence = [item(
-            PixelMeasuresSequence=[item(
-                PixelSpacing=[float(np.linalg.norm(affine[:3, 1])),
-                              float(np.linalg.norm(affine[:3, 2]))],
-                SliceThickness=float(np.linalg.norm(affine[:3, 0])))],
-            PlaneOrientationSequence=[item(
-                ImageOrientationPatient=[*row_cos.tolist(), *col_cos.tolist()])],
-            PixelValueTransformationSequence=[item(
-                RescaleIntercept=-1024, RescaleSlope=1, RescaleType="HU")],
-        )]
-        ds.PerFrameFunctionalGroupsSequence = [item(PlanePositionSequence=[item(
-            ImagePositionPatient=(affine[:3, 3] + k * affine[:3, 0]).tolist())])
-            for k in order]
+        ds.SharedFunctionalGroupsSequence = [
+            item(
+                PixelMeasuresSequence=[
+                    item(
+                        PixelSpacing=[float(np.linalg.norm(affine[:3, 1])), float(np.linalg.norm(affine[:3, 2]))],
+                        SliceThickness=float(np.linalg.norm(affine[:3, 0])),
+                    )
+                ],
+                PlaneOrientationSequence=[item(ImageOrientationPatient=[*row_cos.tolist(), *col_cos.tolist()])],
+                PixelValueTransformationSequence=[item(RescaleIntercept=-1024, RescaleSlope=1, RescaleType="HU")],
+            )
+        ]
+        ds.PerFrameFunctionalGroupsSequence = [
+            item(PlanePositionSequence=[item(ImagePositionPatient=(affine[:3, 3] + k * affine[:3, 0]).tolist())])
+            for k in order
+        ]
         ds.PixelData = (hu[order].astype(np.int32) + 1024).astype("<u2").tobytes()
         ds.file_meta = FileMetaDataset()
         ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
@@ -333,8 +338,11 @@ def lumbar_plan(lumbar_scan, lumbar_anatomy, tmp_path_factory):
     """osteoprint's automatic screw plan for L1-L5 of the sample."""
     from pipeline.guide import plan_screws
 
-    return _computed_once(tmp_path_factory, "lumbar_plan",
-                         lambda: plan_screws(anatomies=lumbar_anatomy, series_hash=lumbar_scan.info.series_hash))
+    return _computed_once(
+        tmp_path_factory,
+        "lumbar_plan",
+        lambda: plan_screws(anatomies=lumbar_anatomy, series_hash=lumbar_scan.info.series_hash),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -349,8 +357,9 @@ def l3_guide(lumbar_plan, lumbar_anatomy, lumbar_segmentation, lumbar_surfaces, 
     from pipeline.guide import build_guide
 
     screws = lumbar_plan.by_level("L3")
-    return screws, computed_once("l3_guide", lambda: build_guide(screws, lumbar_anatomy["L3"], lumbar_segmentation,
-                                                                 surfaces=lumbar_surfaces))
+    return screws, computed_once(
+        "l3_guide", lambda: build_guide(screws, lumbar_anatomy["L3"], lumbar_segmentation, surfaces=lumbar_surfaces)
+    )
 
 
 @pytest.fixture(scope="session")
@@ -371,9 +380,15 @@ def l3_perturbed_guide(lumbar_plan, lumbar_anatomy, lumbar_segmentation, lumbar_
     rotated = d * np.cos(t) + np.cross(k, d) * np.sin(t) + k * (k @ d) * (1 - np.cos(t))
     n = np.cross(b.direction, z)
     n /= np.linalg.norm(n)
-    guide = computed_once("l3_perturbed_guide", lambda: build_guide(
-        [a.moved(direction=rotated), b.moved(entry=b.entry + n)], lumbar_anatomy["L3"], lumbar_segmentation,
-        surfaces=lumbar_surfaces))
+    guide = computed_once(
+        "l3_perturbed_guide",
+        lambda: build_guide(
+            [a.moved(direction=rotated), b.moved(entry=b.entry + n)],
+            lumbar_anatomy["L3"],
+            lumbar_segmentation,
+            surfaces=lumbar_surfaces,
+        ),
+    )
     return screws, guide, (a.id, b.id)
 
 
@@ -382,7 +397,9 @@ def lumbar_bone(lumbar_scan, lumbar_segmentation, tmp_path_factory):
     """osteoprint's bone quality of the sample (fractures found, no new segmentation)."""
     from pipeline.bone_quality import measure_bone_quality
 
-    return _computed_once(tmp_path_factory, "lumbar_bone", lambda: measure_bone_quality(lumbar_segmentation, lumbar_scan))
+    return _computed_once(
+        tmp_path_factory, "lumbar_bone", lambda: measure_bone_quality(lumbar_segmentation, lumbar_scan)
+    )
 
 
 class Segmented(Exception):
@@ -394,6 +411,7 @@ def stop_at_segmentation(monkeypatch):
     """``stop_at_segmentation(job_module)``: that job's ``segment`` records the options it
     is called with (the returned list) and raises :class:`Segmented` instead of
     segmenting; what the job does after segmenting is tested elsewhere."""
+
     def install(module) -> list:
         calls = []
 
@@ -434,12 +452,29 @@ def totalseg_reference():
         if not sdist.is_file():
             TOTALSEG_CACHE.mkdir(parents=True, exist_ok=True)
             try:
-                subprocess.run([sys.executable, "-m", "pip", "download", f"totalsegmentator=={TOTALSEG_VERSION}",
-                                "--no-deps", "--no-binary", ":all:", "-d", str(TOTALSEG_CACHE), "-q"],
-                               check=True, capture_output=True, timeout=300)
+                subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "pip",
+                        "download",
+                        f"totalsegmentator=={TOTALSEG_VERSION}",
+                        "--no-deps",
+                        "--no-binary",
+                        ":all:",
+                        "-d",
+                        str(TOTALSEG_CACHE),
+                        "-q",
+                    ],
+                    check=True,
+                    capture_output=True,
+                    timeout=300,
+                )
             except (subprocess.SubprocessError, OSError) as exc:
-                pytest.skip(f"TotalSegmentator {TOTALSEG_VERSION} reference files not cached in {TOTALSEG_CACHE} "
-                            f"and not downloadable from PyPI (offline?): {type(exc).__name__}")
+                pytest.skip(
+                    f"TotalSegmentator {TOTALSEG_VERSION} reference files not cached in {TOTALSEG_CACHE} "
+                    f"and not downloadable from PyPI (offline?): {type(exc).__name__}"
+                )
         name = f"totalsegmentator-{TOTALSEG_VERSION}/tests/reference_files/{relative}"
         with tarfile.open(sdist) as tar:
             data = tar.extractfile(name).read()
@@ -465,15 +500,20 @@ def small_spine_scan(tmp_path_factory, lumbar_scan):
     first, last = (int(round(lps_to_index(lumbar_scan.affine, [0.0, 0.0, z])[0])) for z in (-476.0, -402.0))
     box = (slice(first, last), slice(15, 175), slice(45, 190))
     folder = tmp_path_factory.mktemp("small_spine") / "dicom"
-    write_series(lumbar_scan.hu[box], crop_affine(lumbar_scan.affine, [s.start for s in box]), folder,
-                 series_description="osteoprint phantom L2-L3 crop",
-                 extra={"PatientName": "Test^Phantom", "PatientID": "PHANTOM-0001"})
+    write_series(
+        lumbar_scan.hu[box],
+        crop_affine(lumbar_scan.affine, [s.start for s in box]),
+        folder,
+        series_description="osteoprint phantom L2-L3 crop",
+        extra={"PatientName": "Test^Phantom", "PatientID": "PHANTOM-0001"},
+    )
     return folder
 
 
 # ---------------------------------------------------------------------------
 # Independent readers of osteoprint's outputs (3MF through lib3mf, DICOM through
 # dciodvfy), as fixtures for every test that checks those files.
+
 
 def read_3mf_objects(path):
     """A 3MF file through lib3mf: ``(model, objects)``, each object a dict with name,
@@ -498,12 +538,16 @@ def read_3mf_objects(path):
         if has:
             c = model.GetBaseMaterialGroupByID(resource).GetDisplayColor(prop)
             colour = (c.Red, c.Green, c.Blue)
-        objects.append({
-            "name": obj.GetName(),
-            "vertices": np.array([p.Coordinates[:] for p in obj.GetVertices()], dtype=float),
-            "faces": np.array([t.Indices[:] for t in obj.GetTriangleIndices()], dtype=np.int64),
-            "manifold": obj.IsManifoldAndOriented(), "meta": meta, "colour": colour,
-        })
+        objects.append(
+            {
+                "name": obj.GetName(),
+                "vertices": np.array([p.Coordinates[:] for p in obj.GetVertices()], dtype=float),
+                "faces": np.array([t.Indices[:] for t in obj.GetTriangleIndices()], dtype=np.int64),
+                "manifold": obj.IsManifoldAndOriented(),
+                "meta": meta,
+                "colour": colour,
+            }
+        )
     return model, objects
 
 
@@ -542,10 +586,24 @@ def dciodvfy(tmp_path):
 # on modules that need none of it (the real series, the phantom generator, the hostile
 # corpus, which only reads the sample); then the long modules longest first, and the
 # short ones (any order) fill in at the end so that both workers finish together.
-LONG_MODULES = ("test_guide_plan.py", "test_segment_real_ct.py", "test_phantom.py", "test_corpus.py",
-                "test_guide_phantom.py", "test_scaffold_defect.py", "test_scaffold_build.py", "test_guide_job.py",
-                "test_commit.py", "test_scaffold_measure.py", "test_model_phantom.py", "test_guide_build.py",
-                "test_defect_synthetic.py", "test_batch.py", "test_segment_phantom_variants.py", "test_defect.py")
+LONG_MODULES = (
+    "test_guide_plan.py",
+    "test_segment_real_ct.py",
+    "test_phantom.py",
+    "test_corpus.py",
+    "test_guide_phantom.py",
+    "test_scaffold_defect.py",
+    "test_scaffold_build.py",
+    "test_guide_job.py",
+    "test_commit.py",
+    "test_scaffold_measure.py",
+    "test_model_phantom.py",
+    "test_guide_build.py",
+    "test_defect_synthetic.py",
+    "test_batch.py",
+    "test_segment_phantom_variants.py",
+    "test_defect.py",
+)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -17,8 +17,13 @@ from pipeline.jobs.batch import case_names
 
 
 def test_case_names_are_safe_and_unique():
-    assert case_names(["/a/scan", "/b/scan/", "/c/CT 1.nii.gz", "/d/../x y", "/e/ct1.NII"]) == \
-        ["scan", "scan-2", "CT_1", "x_y", "ct1"]
+    assert case_names(["/a/scan", "/b/scan/", "/c/CT 1.nii.gz", "/d/../x y", "/e/ct1.NII"]) == [
+        "scan",
+        "scan-2",
+        "CT_1",
+        "x_y",
+        "ct1",
+    ]
 
 
 @pytest.fixture
@@ -78,12 +83,42 @@ def dask_cluster(tmp_path):
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     common = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
-    scheduler = subprocess.Popen([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                                  "--no-dashboard", "--no-show"], **common)
+    scheduler = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dask",
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-dashboard",
+            "--no-show",
+        ],
+        **common,
+    )
     worker = None
     try:
-        worker = subprocess.Popen([sys.executable, "-m", "dask", "worker", address, "--nworkers", "1", "--nthreads", "2",
-                                   "--memory-limit", "0", "--no-dashboard", "--death-timeout", "60"], **common)
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dask",
+                "worker",
+                address,
+                "--nworkers",
+                "1",
+                "--nthreads",
+                "2",
+                "--memory-limit",
+                "0",
+                "--no-dashboard",
+                "--death-timeout",
+                "60",
+            ],
+            **common,
+        )
         deadline = time.monotonic() + 60
         while True:
             try:

@@ -51,7 +51,7 @@ def test_oval_roi_at_mid_body_inside_the_trabecular_bone(lumbar_bone, lumbar_tru
         assert abs(roi.mean_hu - truth[level]) <= 8.0, (level, roi.mean_hu)
         centre_z = lumbar_truth["levels"][level]["body_centroid_lps"][2]
         assert abs(roi.slice_z_mm - centre_z) <= 1.5 * slice_mm, level
-        if level != "L1":   # the fractured body's mid-slice is mostly fracture zone
+        if level != "L1":  # the fractured body's mid-slice is mostly fracture zone
             assert roi.area_mm2 >= 200.0, (level, roi.area_mm2)
         # The whole oval inside the body, away from the cortex: its outline (axes
         # along x and y; the phantom's axial rotations are 3 degrees at most) at
@@ -79,7 +79,7 @@ def test_screening_uses_l2_when_l1_is_fractured(lumbar_bone, lumbar_truth):
 
 # ----------------------------------------------------------------- constructed body
 
-SPACING = (1.0, 0.7, 0.7)       # slice (S), row (P), column (L), mm
+SPACING = (1.0, 0.7, 0.7)  # slice (S), row (P), column (L), mm
 MARROW_HU = 150.0
 
 
@@ -92,7 +92,7 @@ def _constructed_body(seed=0):
     z, y, x = ((idx[a] - centre[a]) * SPACING[a] for a in range(3))
     r = np.hypot(x / 20.0, y / 15.0)
     body = (r <= 1.0) & (np.abs(z) <= 12.0)
-    depth = np.minimum((1.0 - r) * 15.0, 12.0 - np.abs(z))   # ~mm to the surface
+    depth = np.minimum((1.0 - r) * 15.0, 12.0 - np.abs(z))  # ~mm to the surface
     hu = np.full(shape, 40.0)
     hu[body] = MARROW_HU + np.random.default_rng(seed).normal(0.0, 15.0, int(body.sum()))
     hu[body & (depth < 1.0)] = 900.0
@@ -102,8 +102,11 @@ def _constructed_body(seed=0):
     hu[island] = 1200.0
     affine = np.array([[0, 0, SPACING[2], -30.0], [0, SPACING[1], 0, 10.0], [SPACING[0], 0, 0, -400.0], [0, 0, 0, 1.0]])
     labels = np.where(body, 22, 0).astype(np.int16)
-    volume = CTVolume(np.rint(hu).astype(np.int16), affine, ScanInfo(series_hash="0123456789ab", kvp=100.0,
-                                                                     contrast_stated=True, contrast_delay_s=70.0))
+    volume = CTVolume(
+        np.rint(hu).astype(np.int16),
+        affine,
+        ScanInfo(series_hash="0123456789ab", kvp=100.0, contrast_stated=True, contrast_delay_s=70.0),
+    )
     seg = VertebraSegmentation(labels=labels, affine=affine, levels={22: "L3"}, named=True, evidence="constructed")
     return volume, seg, vein, island
 
@@ -132,7 +135,7 @@ def test_constructed_body_record_and_acquisition_notes():
     bq = measure_bone_quality(seg, volume, fractures=[])
     (l3,) = bq.levels
     assert abs(l3.mean_hu - MARROW_HU) <= 2.0 and abs(l3.roi.mean_hu - MARROW_HU) <= 4.0
-    assert l3.roi.area_mm2 >= 250.0   # largest oval in front of the vein zone
+    assert l3.roi.area_mm2 >= 250.0  # largest oval in front of the vein zone
     # L1, L2 and T12 are not in this scan: nothing to screen, and it says why.
     assert bq.screening.level is None and bq.screening.category == "not_assessable"
     assert "L1 not in the scan" in bq.screening.reason
@@ -173,8 +176,16 @@ def test_reader_keeps_contrast_facts_but_no_agent_name_or_times(blobs, write_ct,
     from pipeline.exchange.manifest import new_manifest
     from pipeline.exchange.scan import load_scan
 
-    write_ct(blobs.hu, blobs.affine, extra={"ContrastBolusAgent": "IOHEXOL 350", "ContrastBolusStartTime": "101500",
-                                            "AcquisitionTime": "101610.5", "KVP": "100"})
+    write_ct(
+        blobs.hu,
+        blobs.affine,
+        extra={
+            "ContrastBolusAgent": "IOHEXOL 350",
+            "ContrastBolusStartTime": "101500",
+            "AcquisitionTime": "101610.5",
+            "KVP": "100",
+        },
+    )
     volume, _ = load_scan(tmp_path / "series")
     assert volume.info.kvp == 100.0 and volume.info.contrast_stated is True
     assert volume.info.contrast_delay_s == pytest.approx(70.5)

@@ -66,9 +66,13 @@ def j2k(totalseg_reference):
 
 def test_j2k_t12_on_the_reference_label_matches_an_independent_measurement(j2k):
     volume, ref = j2k
-    seg = VertebraSegmentation(labels=np.where(np.isin(ref, (32, 33)), ref, 0).astype(np.int16),
-                               affine=volume.affine, levels={33: "T11", 32: "T12"}, named=True,
-                               evidence="TotalSegmentator reference")
+    seg = VertebraSegmentation(
+        labels=np.where(np.isin(ref, (32, 33)), ref, 0).astype(np.int16),
+        affine=volume.affine,
+        levels={33: "T11", 32: "T12"},
+        named=True,
+        evidence="TotalSegmentator reference",
+    )
     bq = measure_bone_quality(seg, volume)
     t12 = bq.level("T12")
     expected, n = independent_body_mean(volume.hu, ref, 32, voxel_sizes(volume.affine))
@@ -105,8 +109,13 @@ def test_l1_of_a_3mm_torso_ct_matches_an_independent_measurement(totalseg_refere
     labels, affine = read_nifti(totalseg_reference("spine_report/example_ct_report/totalseg.nii.gz"))
     ref = on_grid(labels, affine, volume)
     names = {33: "T11", 32: "T12", 31: "L1", 30: "L2", 29: "L3", 28: "L4", 27: "L5"}
-    seg = VertebraSegmentation(labels=np.where(np.isin(ref, list(names)), ref, 0).astype(np.int16),
-                               affine=volume.affine, levels=names, named=True, evidence="TotalSegmentator reference")
+    seg = VertebraSegmentation(
+        labels=np.where(np.isin(ref, list(names)), ref, 0).astype(np.int16),
+        affine=volume.affine,
+        levels=names,
+        named=True,
+        evidence="TotalSegmentator reference",
+    )
     bq = measure_bone_quality(seg, volume)
     l1 = bq.level("L1")
     expected, n = independent_body_mean(volume.hu, ref, 31, voxel_sizes(volume.affine))
@@ -128,4 +137,4 @@ def test_bone_command_on_the_real_series(tmp_path, capsys):
     assert document["format"] == "osteoprint-bone-quality" and document["screening"]["category"] == "not_assessable"
     manifest = read_manifest(tmp_path / "out" / "manifest.json")
     assert manifest["bone_quality"]["levels"] == document["levels"]
-    assert "Basel" not in err + json.dumps(document)       # the series' institution stays out
+    assert "Basel" not in err + json.dumps(document)  # the series' institution stays out

@@ -67,7 +67,9 @@ def test_truncated_file(blobs, write_ct, tmp_path, capsys):
 
 def test_bad_option_value_is_a_user_error(tmp_path, capsys):
     (tmp_path / "scan").mkdir()
-    line = _run_bad(capsys, ["model", str(tmp_path / "scan"), "-o", str(tmp_path / "out"), "--decimate", "1.5"], tmp_path / "out")
+    line = _run_bad(
+        capsys, ["model", str(tmp_path / "scan"), "-o", str(tmp_path / "out"), "--decimate", "1.5"], tmp_path / "out"
+    )
     assert "--decimate" in line
 
 
@@ -77,7 +79,9 @@ def test_bone_on_an_empty_folder(tmp_path, capsys):
     assert str(tmp_path / "scan") in line and "empty" in line
 
 
-@pytest.mark.parametrize("command", ["model", "scaffold", "guide", "bone", "check-guide", "run", "phantom", "batch", "demo"])
+@pytest.mark.parametrize(
+    "command", ["model", "scaffold", "guide", "bone", "check-guide", "run", "phantom", "batch", "demo"]
+)
 def test_help_explains_every_option(command):
     sub = build_parser()._subparsers._group_actions[0].choices[command]
     for action in sub._actions:

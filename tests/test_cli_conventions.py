@@ -32,9 +32,9 @@ def test_json_summary_on_stdout_details_on_stderr(small_spine_scan, tmp_path, ca
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert summary["status"] == "ok" and summary["command"] == "model"
     assert [p["sha256"] for p in summary["prints"]] == [p["sha256"] for p in manifest["prints"]]
-    assert "segmenting vertebrae" in captured.err          # progress went to stderr
-    assert "meshed V1" in captured.err                     # -v shows details
-    assert "\x1b[" not in captured.err                     # no live display off a terminal
+    assert "segmenting vertebrae" in captured.err  # progress went to stderr
+    assert "meshed V1" in captured.err  # -v shows details
+    assert "\x1b[" not in captured.err  # no live display off a terminal
     assert (out / summary["outputs"]["report"]).is_file() and (out / "labels.png").is_file()
 
 
@@ -44,7 +44,9 @@ def test_quiet_says_only_the_error(tmp_path, capsys):
     assert main(["model", str(tmp_path / "scan"), "-o", str(tmp_path / "out"), "-q"]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err.splitlines() == [f"osteoprint: error: {tmp_path / 'scan'}: no DICOM images found (found 1 non-DICOM file)"]
+    assert captured.err.splitlines() == [
+        f"osteoprint: error: {tmp_path / 'scan'}: no DICOM images found (found 1 non-DICOM file)"
+    ]
     assert main(["model", str(tmp_path / "scan"), "-o", str(tmp_path / "out")]) == 2
     assert "reading scan" in capsys.readouterr().err, "without -q the stages are shown"
 
@@ -54,8 +56,12 @@ def test_user_error_is_one_line_with_json_error_summary(tmp_path, capsys):
     code = main(["model", str(tmp_path / "scan"), "-o", str(tmp_path / "out"), "--json"])
     captured = capsys.readouterr()
     assert code == 2
-    assert json.loads(captured.out) == {"status": "error", "command": "model", "exit_code": 2,
-                                        "error": f"{tmp_path / 'scan'}: folder is empty"}
+    assert json.loads(captured.out) == {
+        "status": "error",
+        "command": "model",
+        "exit_code": 2,
+        "error": f"{tmp_path / 'scan'}: folder is empty",
+    }
     assert captured.err.strip().splitlines()[-1].startswith("osteoprint: error: ")
     assert not (tmp_path / "out").exists()
 
@@ -82,6 +88,8 @@ def test_a_bug_exits_70_in_one_line_naming_its_logged_traceback(monkeypatch, tmp
     err = capsys.readouterr().err
     assert code == 70
     (log,) = list((tmp_path / "logs").iterdir())
-    assert err.splitlines() == [f"osteoprint: internal error (a bug): RuntimeError: simulated bug; no output was "
-                                f"written; please report it (full traceback in {log})"]
+    assert err.splitlines() == [
+        f"osteoprint: internal error (a bug): RuntimeError: simulated bug; no output was "
+        f"written; please report it (full traceback in {log})"
+    ]
     assert "Traceback (most recent call last)" in log.read_text() and "simulated bug" in log.read_text()

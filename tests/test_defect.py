@@ -56,8 +56,10 @@ def test_l1_is_the_only_fracture_graded_moderate_wedge(fractures, truth):
     assert [f.level for f in fractures] == ["L1"]  # nothing on T12, L2-L5
     f = fractures[0]
     loss = f.info.height_loss["anterior"]
-    print(f"L1 anterior loss {loss:.3f} (truth {truth['fracture']['anterior_height_loss_fraction']}), "
-          f"grade {f.grade} {f.info.morphology}, losses {f.info.height_loss}")
+    print(
+        f"L1 anterior loss {loss:.3f} (truth {truth['fracture']['anterior_height_loss_fraction']}), "
+        f"grade {f.grade} {f.info.morphology}, losses {f.info.height_loss}"
+    )
     assert f.grade == 2 and f.info.grading.grade_name == "moderate"
     assert f.info.morphology == "wedge"
     assert 0.25 <= loss < 0.40

@@ -20,8 +20,7 @@ NAMES = ["L1", "L2", "L3", "L4"]
 H, GAP, A, B = 24.0, 9.0, 20.0, 15.0  # body height, disc, half width, half depth (mm)
 
 
-def synthetic_spine(tilt_deg=15.0, kind="superior", loss=0.30, fractured="L2", spacing=(1.0, 0.8, 0.8),
-                    gap=GAP):
+def synthetic_spine(tilt_deg=15.0, kind="superior", loss=0.30, fractured="L2", spacing=(1.0, 0.8, 0.8), gap=GAP):
     """Labels of a straight, sagittally tilted spine and the truth defect.
 
     ``kind``: "superior"/"inferior" (wedge losing ``loss`` of the height at 15 %
@@ -29,15 +28,21 @@ def synthetic_spine(tilt_deg=15.0, kind="superior", loss=0.30, fractured="L2", s
     "biconcave" (both endplates dished by ``loss / 2`` x height at the centre).
     """
     t = np.radians(tilt_deg)
-    up = np.array([0.0, np.sin(t), np.cos(t)])       # leans posteriorly going up for t > 0
+    up = np.array([0.0, np.sin(t), np.cos(t)])  # leans posteriorly going up for t > 0
     post = np.array([0.0, np.cos(t), -np.sin(t)])
     span = 4 * H + 3 * gap
     ext_z = span * np.cos(t) + 2 * (B + 30) * abs(np.sin(t)) + 16.0
     ext_y = span * abs(np.sin(t)) + (2 * B + 30) * np.cos(t) + 20.0
     shape = (int(ext_z / spacing[0]), int(ext_y / spacing[1]), int(56 / spacing[2]))
     # Origin off round numbers: no surface passes exactly through voxel centres.
-    affine = np.array([[0, 0, spacing[2], -27.63], [0, spacing[1], 0, -ext_y / 2 + 0.29],
-                       [spacing[0], 0, 0, -ext_z / 2 + 0.37], [0, 0, 0, 1.0]])
+    affine = np.array(
+        [
+            [0, 0, spacing[2], -27.63],
+            [0, spacing[1], 0, -ext_y / 2 + 0.29],
+            [spacing[0], 0, 0, -ext_z / 2 + 0.37],
+            [0, 0, 0, 1.0],
+        ]
+    )
     idx = np.indices(shape, dtype=float).reshape(3, -1).T
     p = idx @ affine[:3, :3].T + affine[:3, 3]
     labels = np.zeros(len(p), np.int16)
@@ -47,27 +52,36 @@ def synthetic_spine(tilt_deg=15.0, kind="superior", loss=0.30, fractured="L2", s
         q = p - (top - i * (H + gap) * up)
         x, y, z = q[:, 0], q @ post, q @ up
         body = ((x / A) ** 2 + (y / B) ** 2 <= 1) & (np.abs(z) <= H / 2)
-        arch = (((np.abs(np.abs(x) - 12.0) <= 3.5) & (y >= B - 2) & (y <= B + 12) & (np.abs(z - 3) <= 6))
-                | ((np.abs(x) <= 15.5) & (y >= B + 12) & (y <= B + 16) & (np.abs(z - 3) <= 6))
-                | ((np.abs(x) <= 2.5) & (y >= B + 16) & (y <= B + 30) & (np.abs(z - 2) <= 5)))
+        arch = (
+            ((np.abs(np.abs(x) - 12.0) <= 3.5) & (y >= B - 2) & (y <= B + 12) & (np.abs(z - 3) <= 6))
+            | ((np.abs(x) <= 15.5) & (y >= B + 12) & (y <= B + 16) & (np.abs(z - 3) <= 6))
+            | ((np.abs(x) <= 2.5) & (y >= B + 16) & (y <= B + 30) & (np.abs(z - 2) <= 5))
+        )
         vertebra = body | arch
         if name == fractured:
-            ya, yp = -0.7 * B, 0.7 * B                  # 15 % and 85 % of the depth
+            ya, yp = -0.7 * B, 0.7 * B  # 15 % and 85 % of the depth
             wedge = loss * H * (yp - y) / (yp - ya)
-            # Each lambda is called at once, inside this iteration (hence noqa B023).
-            cut = {
-                "superior": lambda: z > H / 2 - wedge,  # noqa: B023
-                "inferior": lambda: z < -H / 2 + wedge,  # noqa: B023
-                "crush": lambda: z > H / 2 - loss * H,  # noqa: B023
-                "biconcave": lambda: np.abs(z) > H / 2 - 0.5 * loss * H * np.clip(  # noqa: B023
-                    1 - (x / (0.8 * A)) ** 2 - (y / (0.8 * B)) ** 2, 0, 1),  # noqa: B023
-            }[kind]()
+            if kind == "superior":
+                cut = z > H / 2 - wedge
+            elif kind == "inferior":
+                cut = z < -H / 2 + wedge
+            elif kind == "crush":
+                cut = z > H / 2 - loss * H
+            elif kind == "biconcave":
+                dish = np.clip(1 - (x / (0.8 * A)) ** 2 - (y / (0.8 * B)) ** 2, 0, 1)
+                cut = np.abs(z) > H / 2 - 0.5 * loss * H * dish
+            else:
+                raise ValueError(kind)
             defect = body & cut
             vertebra &= ~defect
         labels[vertebra] = 20 + i
-    seg = VertebraSegmentation(labels=labels.reshape(shape), affine=affine,
-                               levels={20 + i: n for i, n in enumerate(NAMES)},
-                               named=True, evidence="synthetic")
+    seg = VertebraSegmentation(
+        labels=labels.reshape(shape),
+        affine=affine,
+        levels={20 + i: n for i, n in enumerate(NAMES)},
+        named=True,
+        evidence="synthetic",
+    )
     return seg, defect.reshape(shape)
 
 
@@ -92,20 +106,25 @@ def test_wedge_graded_and_outlined_whatever_the_tilt(tilt):
     assert f.info.volume_mm3 == pytest.approx(truth.sum() * 0.64, rel=0.15)
 
 
-@pytest.mark.parametrize("kind, loss, morphology, endplate, min_iou", [
-    ("inferior", 0.30, "wedge", "inferior", 0.85),
-    ("crush", 0.30, "crush", "superior", 0.85),
-    ("biconcave", 0.35, "biconcave", "both", 0.75),
-    ("superior", 0.50, "wedge", "superior", 0.85),
-])
+@pytest.mark.parametrize(
+    "kind, loss, morphology, endplate, min_iou",
+    [
+        ("inferior", 0.30, "wedge", "inferior", 0.85),
+        ("crush", 0.30, "crush", "superior", 0.85),
+        ("biconcave", 0.35, "biconcave", "both", 0.75),
+        ("superior", 0.50, "wedge", "superior", 0.85),
+    ],
+)
 def test_morphology_endplate_and_region(kind, loss, morphology, endplate, min_iou):
     seg, truth = synthetic_spine(12.0, kind=kind, loss=loss)
     found = find_compression_fractures(seg)
     assert [f.level for f in found] == ["L2"]
     f = found[0]
     iou = _iou(f.full_mask(), truth)
-    print(f"{kind}: grade {f.grade} {f.info.morphology}, losses {f.info.height_loss}, "
-          f"endplate {f.info.collapsed_endplate}, IoU {iou:.3f}")
+    print(
+        f"{kind}: grade {f.grade} {f.info.morphology}, losses {f.info.height_loss}, "
+        f"endplate {f.info.collapsed_endplate}, IoU {iou:.3f}"
+    )
     assert f.info.morphology == morphology
     assert f.grade == genant_grade(max(f.info.height_loss.values()))[0]
     assert f.info.collapsed_endplate == endplate
@@ -120,8 +139,10 @@ def test_restoration_keeps_clear_of_the_neighbour():
     centres = ndimage.distance_transform_edt(seg.labels != 20, sampling=(1.0, 0.8, 0.8))
     gap = centres - 1.0  # voxel surfaces: one (largest) voxel step closer than centres
     kept = truth & (gap >= 3.0)
-    print(f"closest defect voxel to L1: {gap[mask].min():.2f} mm (surfaces); "
-          f"truth trimmed to {kept.sum() / truth.sum():.2f}; IoU {_iou(mask, kept):.3f}")
+    print(
+        f"closest defect voxel to L1: {gap[mask].min():.2f} mm (surfaces); "
+        f"truth trimmed to {kept.sum() / truth.sum():.2f}; IoU {_iou(mask, kept):.3f}"
+    )
     assert kept.sum() < 0.97 * truth.sum()  # the clearance does bite here
     assert mask.any() and gap[mask].min() >= 3.0 - 1e-6
     assert gap[mask].min() <= 3.5  # trimmed at the clearance, not far below it
@@ -163,8 +184,7 @@ def test_a_mild_collapse_the_user_names_is_outlined():
 
 def test_genant_thresholds():
     # Genant et al. 1993: < 20 % normal, 20-25 % mild, 25-40 % moderate, > 40 % severe.
-    assert [genant_grade(v)[0] for v in (0.0, 0.19, 0.21, 0.24, 0.26, 0.39, 0.41, 0.8)] == \
-        [0, 0, 1, 1, 2, 2, 3, 3]
+    assert [genant_grade(v)[0] for v in (0.0, 0.19, 0.21, 0.24, 0.26, 0.39, 0.41, 0.8)] == [0, 0, 1, 1, 2, 2, 3, 3]
 
 
 def test_grading_expects_the_neighbours_shape():

@@ -15,8 +15,15 @@ from pipeline.exchange.dicom_study import read_study
 from pipeline.exchange.scan import load_scan
 from pipeline.exchange.stl import stl_bytes
 
-IDENTITY = {"PatientName": "Doe^Jane", "PatientID": "ID-0042", "PatientBirthDate": "19500101",
-            "PatientSex": "F", "AccessionNumber": "ACC77", "StudyID": "S1", "StudyDate": "20240102"}
+IDENTITY = {
+    "PatientName": "Doe^Jane",
+    "PatientID": "ID-0042",
+    "PatientBirthDate": "19500101",
+    "PatientSex": "F",
+    "AccessionNumber": "ACC77",
+    "StudyID": "S1",
+    "StudyDate": "20240102",
+}
 
 
 @pytest.fixture
@@ -54,8 +61,9 @@ def test_instance_in_the_source_study_with_the_stl_inside(source, dciodvfy):
     assert (unit.CodeValue, unit.CodingSchemeDesignator) == ("mm", "UCUM")
     referenced = ds.ReferencedSeriesSequence[0]
     assert referenced.SeriesInstanceUID == src.SeriesInstanceUID
-    assert {r.ReferencedSOPInstanceUID for r in referenced.ReferencedInstanceSequence} == \
-        {h.SOPInstanceUID for h in headers}
+    assert {r.ReferencedSOPInstanceUID for r in referenced.ReferencedInstanceSequence} == {
+        h.SOPInstanceUID for h in headers
+    }
     assert {r.ReferencedSOPInstanceUID for r in ds.SourceInstanceSequence} == {h.SOPInstanceUID for h in headers}
     assert ds.InstanceNumber == 3 and ds.DocumentTitle == "L1 vertebra model"
     assert dciodvfy(data) == []

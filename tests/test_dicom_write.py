@@ -12,8 +12,7 @@ from pipeline.exchange.dicom_write import TRANSFER_SYNTAXES, write_series
 def _read_all(paths):
     """HU volume and per-slice headers via pydicom alone (independent of our reader)."""
     headers = [pydicom.dcmread(p) for p in paths]
-    hu = np.stack([ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
-                   for ds in headers])
+    hu = np.stack([ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept) for ds in headers])
     return hu, headers
 
 
@@ -44,15 +43,14 @@ def test_geometry_tags_follow_affine(blobs, write_ct):
     # An oblique, descending series: rows/columns rotated 30 degrees about z.
     c, s = np.cos(np.radians(30)), np.sin(np.radians(30))
     aff = np.eye(4)
-    aff[:3, 2] = 0.7 * np.array([c, s, 0.0])       # column step
-    aff[:3, 1] = 0.8 * np.array([-s, c, 0.0])      # row step
-    aff[:3, 0] = [0.0, 0.0, -2.5]                  # slices towards the feet
+    aff[:3, 2] = 0.7 * np.array([c, s, 0.0])  # column step
+    aff[:3, 1] = 0.8 * np.array([-s, c, 0.0])  # row step
+    aff[:3, 0] = [0.0, 0.0, -2.5]  # slices towards the feet
     aff[:3, 3] = [3.0, -4.0, 50.0]
     paths = write_ct(blobs.hu, aff)
     _, headers = _read_all(paths)
     for k, ds in enumerate(headers):
-        assert np.allclose([float(v) for v in ds.ImagePositionPatient],
-                           aff[:3, 3] + k * aff[:3, 0], atol=1e-6)
+        assert np.allclose([float(v) for v in ds.ImagePositionPatient], aff[:3, 3] + k * aff[:3, 0], atol=1e-6)
         assert ds.InstanceNumber == k + 1
     iop = np.array([float(v) for v in headers[0].ImageOrientationPatient])
     assert np.allclose(iop, [c, s, 0, -s, c, 0], atol=1e-9)
@@ -74,10 +72,8 @@ def test_tilted_series_records_tilt(blobs, write_ct):
 
 def test_file_names_and_deterministic_uids(blobs, tmp_path):
     seq = write_series(blobs.hu, blobs.affine, tmp_path / "a", seed=7)
-    again = write_series(blobs.hu, blobs.affine, tmp_path / "b", seed=7,
-                         file_names="uid")
-    shuf = write_series(blobs.hu, blobs.affine, tmp_path / "c", seed=7,
-                        file_names="shuffled")
+    again = write_series(blobs.hu, blobs.affine, tmp_path / "b", seed=7, file_names="uid")
+    shuf = write_series(blobs.hu, blobs.affine, tmp_path / "c", seed=7, file_names="shuffled")
     other = write_series(blobs.hu, blobs.affine, tmp_path / "d", seed=8)
     assert [p.name for p in seq[:2]] == ["IM00001", "IM00002"]
     uids = [pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID for p in seq]
@@ -93,18 +89,20 @@ def test_file_names_and_deterministic_uids(blobs, tmp_path):
 
 
 def test_extra_sets_and_removes_elements(blobs, write_ct):
-    paths = write_ct(blobs.hu, blobs.affine,
-                     extra={"Modality": "MR", "SeriesNumber": 5, "RescaleSlope": None})
+    paths = write_ct(blobs.hu, blobs.affine, extra={"Modality": "MR", "SeriesNumber": 5, "RescaleSlope": None})
     ds = pydicom.dcmread(paths[0])
     assert ds.Modality == "MR" and ds.SeriesNumber == 5 and "RescaleSlope" not in ds
     assert str(ds.PatientName) == "PHANTOM^OSTEOPRINT" and ds.PatientID == "PHANTOM"
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(transfer_syntax="jpeg_baseline"), "transfer_syntax"),
-    (dict(rescale_intercept=-70000.0), "16 bits"),
-    (dict(file_names="random"), "file_names"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(transfer_syntax="jpeg_baseline"), "transfer_syntax"),
+        (dict(rescale_intercept=-70000.0), "16 bits"),
+        (dict(file_names="random"), "file_names"),
+    ],
+)
 def test_bad_arguments_raise(kwargs, match, blobs, tmp_path):
     with pytest.raises(ValueError, match=match):
         write_series(blobs.hu, blobs.affine, tmp_path / "x", **kwargs)

@@ -27,8 +27,11 @@ def test_jobs_share_one_report_and_3mf_and_keep_dicom_in_step(small_spine_scan, 
     # A scaffold in a small sphere inside the first vertebra (no --dicom this time).
     lo, hi = (np.array(models[sorted(models)[0]]["bbox_mm"][k]) for k in ("min", "max"))
     centre = (lo + hi) / 2
-    second = run_scaffold(small_spine_scan, out, ScaffoldOptions(
-        defect="sphere:{:.2f},{:.2f},{:.2f},4".format(*centre), lattice="gyroid", cell_mm=2.0))
+    second = run_scaffold(
+        small_spine_scan,
+        out,
+        ScaffoldOptions(defect="sphere:{:.2f},{:.2f},{:.2f},4".format(*centre), lattice="gyroid", cell_mm=2.0),
+    )
     files = {p["file"] for p in second["prints"]}
     assert set(models) < files and len(files) == len(models) + 1
     _, objects = read_3mf(out / "prints.3mf")

@@ -30,7 +30,7 @@ def test_depth_in_a_box_is_the_distance_to_the_nearest_face_centre():
 def test_the_array_edge_is_outside_only_when_asked():
     spacing = (1.0, 0.5, 2.0)
     mask = np.zeros((10, 10, 10), bool)
-    mask[:4, 1:9, 2:8] = True      # cut by the array's first plane along axis 0
+    mask[:4, 1:9, 2:8] = True  # cut by the array's first plane along axis 0
     # At index 0 the nearest outside centre is across the side walls (axis 1,
     # 0.5 mm steps), or, when the edge counts as outside, 1 mm away across the cut.
     j = np.arange(3, 7)
@@ -75,7 +75,7 @@ def test_signed_distance_with_anisotropic_voxels_steps_by_the_spacing():
     mask = np.zeros((40, 20, 10), bool)
     mask[10:30, 5:15, 3:7] = True
     sdf = signed_distance(mask, spacing)
-    half = spacing.mean() / 2       # the half-voxel correction of anisotropic voxels
+    half = spacing.mean() / 2  # the half-voxel correction of anisotropic voxels
     idx = np.argwhere(mask)
     depth = np.min((np.minimum(idx - lo, hi - idx) + 1) * spacing, axis=1)
     np.testing.assert_allclose(sdf[mask], -(depth - half), atol=1e-5)
@@ -131,8 +131,8 @@ def test_body_frame_of_a_tilted_synthetic_vertebra(tilt):
     assert est.posterior_elements
     axes = est.frame.axes
     assert np.allclose(axes.T @ axes, np.eye(3), atol=1e-9) and np.linalg.det(axes) == pytest.approx(1.0)
-    assert _angle(axes[:, 2], R[:, 2]) < 2.0          # superior: the body's short axis
-    assert _angle(axes[:, 1], R[:, 1]) < 3.0          # posterior: towards the arch
+    assert _angle(axes[:, 2], R[:, 2]) < 2.0  # superior: the body's short axis
+    assert _angle(axes[:, 1], R[:, 1]) < 3.0  # posterior: towards the arch
     assert _angle(axes[:, 0], R[:, 0]) < 3.0
     assert np.linalg.norm(est.frame.origin - centre) < 1.5
     # The crude body is the opening of the cylinder: the arch is dropped.

@@ -27,8 +27,15 @@ def _by(report, name, subject=None):
 def test_generated_guide_passes_every_check(built, lumbar_anatomy, lumbar_segmentation):
     screws, guide = built
     assert guide.quality.printable and guide.quality.self_intersections == 0
-    report = check_guide(guide.mesh, screws, lumbar_segmentation, bone=guide.bone, anatomy=lumbar_anatomy[LEVEL],
-                         design=guide.design, quality=guide.quality)
+    report = check_guide(
+        guide.mesh,
+        screws,
+        lumbar_segmentation,
+        bone=guide.bone,
+        anatomy=lumbar_anatomy[LEVEL],
+        design=guide.design,
+        quality=guide.quality,
+    )
     assert report.passed, [str(f) for f in report.failures]
     assert _by(report, "contact_patches")[0].value >= 3
     assert _by(report, "bone_penetration")[0].value == 0.0
@@ -42,11 +49,19 @@ def test_generated_guide_passes_every_check(built, lumbar_anatomy, lumbar_segmen
         assert abs(c.value - guide.design.sleeve_wall_mm) < 0.01, c
 
 
-def test_rotated_and_moved_sleeves_fail_alignment_with_the_right_numbers(l3_perturbed_guide, lumbar_anatomy,
-                                                                          lumbar_segmentation):
+def test_rotated_and_moved_sleeves_fail_alignment_with_the_right_numbers(
+    l3_perturbed_guide, lumbar_anatomy, lumbar_segmentation
+):
     screws, bad, (rotated_id, moved_id) = l3_perturbed_guide
-    report = check_guide(bad.mesh, screws, lumbar_segmentation, bone=bad.bone, anatomy=lumbar_anatomy[LEVEL],
-                         design=bad.design, quality=bad.quality)
+    report = check_guide(
+        bad.mesh,
+        screws,
+        lumbar_segmentation,
+        bone=bad.bone,
+        anatomy=lumbar_anatomy[LEVEL],
+        design=bad.design,
+        quality=bad.quality,
+    )
     assert not report.passed
     ang_a = _by(report, "sleeve_axis_angle", rotated_id)[0]
     off_a = _by(report, "sleeve_entry_offset", rotated_id)[0]
@@ -82,8 +97,15 @@ def test_guide_pushed_into_bone_fails_interference(built, lumbar_anatomy, lumbar
     screws, guide = built
     pushed = guide.mesh.copy()
     pushed.apply_translation(-0.5 * guide.placement_direction)
-    report = check_guide(pushed, screws, lumbar_segmentation, bone=guide.bone, anatomy=lumbar_anatomy[LEVEL],
-                         design=guide.design, quality=guide.quality)
+    report = check_guide(
+        pushed,
+        screws,
+        lumbar_segmentation,
+        bone=guide.bone,
+        anatomy=lumbar_anatomy[LEVEL],
+        design=guide.design,
+        quality=guide.quality,
+    )
     pen = _by(report, "bone_penetration")[0]
     assert pen.passed is False
     assert abs(pen.value - (0.5 - guide.design.clearance_mm)) <= 0.1, pen.value
@@ -91,7 +113,7 @@ def test_guide_pushed_into_bone_fails_interference(built, lumbar_anatomy, lumbar
     # vertebra meshes, at the deepest point found and at the guide's vertices nearest bone.
     meshes = [lumbar_surfaces[lv].mesh for lv in ("L2", "L3", "L4")]
     deepest = np.array(pen.details["deepest_point_lps"])
-    depth = max(trimesh.proximity.signed_distance(m, deepest[None])[0] for m in meshes)   # + inside
+    depth = max(trimesh.proximity.signed_distance(m, deepest[None])[0] for m in meshes)  # + inside
     assert depth == pytest.approx(pen.value, abs=1e-3)
     near = pushed.vertices[np.argsort(np.asarray(guide.bone.coarse(pushed.vertices)))[:60]]
     deepest_any = max(trimesh.proximity.signed_distance(m, near).max() for m in meshes)

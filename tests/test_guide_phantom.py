@@ -18,7 +18,7 @@ LUMBAR = ("L1", "L2", "L3", "L4", "L5")
 def test_levels_are_segmented_and_named(lumbar_segmentation):
     names = set(lumbar_segmentation.levels.values())
     assert set(LUMBAR) <= names
-    assert "T12" in names          # needed for L1's facet check
+    assert "T12" in names  # needed for L1's facet check
 
 
 @pytest.mark.parametrize("level", LUMBAR)
@@ -28,7 +28,7 @@ def test_vertebra_frame_matches_the_model(lumbar_anatomy, lumbar_truth, level):
     for axis in range(3):
         angle = np.degrees(np.arccos(np.clip(got.axes[:, axis] @ frame.R[:, axis], -1, 1)))
         assert angle < 3.0, (level, axis, angle)
-    assert np.linalg.det(got.axes) == pytest.approx(1.0)      # never mirrored
+    assert np.linalg.det(got.axes) == pytest.approx(1.0)  # never mirrored
     assert np.linalg.norm(got.origin - frame.origin) < 2.5
 
 
@@ -60,7 +60,7 @@ def test_exact_surface_distance_agrees_with_trimesh(lumbar_segmentation, lumbar_
     pts, _ = trimesh.sample.sample_surface(mesh, 600, seed=3)
     pts = pts + rng.normal(size=pts.shape) * np.repeat([0.3, 1.5, 5.0], 200)[:, None]
     _, signed = surface.closest(pts)
-    theirs = -trimesh.proximity.signed_distance(mesh, pts)     # trimesh: positive inside
+    theirs = -trimesh.proximity.signed_distance(mesh, pts)  # trimesh: positive inside
     assert np.max(np.abs(signed - theirs)) < 1e-9
     assert (signed < 0).sum() > 100 and (signed > 0).sum() > 100
 

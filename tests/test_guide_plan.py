@@ -51,7 +51,7 @@ class TruthSurface:
         p, f = p[np.abs(f) < 0.6 * h], f[np.abs(f) < 0.6 * h]
         for _ in range(3):
             grad = sum(k * raw(p + 1e-3 * k)[:, None] for k in _TETRA) / 4e-3
-            p = p - (f / np.maximum((grad ** 2).sum(1), 1e-12))[:, None] * grad
+            p = p - (f / np.maximum((grad**2).sum(1), 1e-12))[:, None] * grad
             f = raw(p)
         self.points = p[np.abs(f) < 1e-3]
         self.tree = cKDTree(self.points)
@@ -88,14 +88,39 @@ def bad_screws(plan, truth, level):
         frame = model_frame(truth, level)
         sign = 1.0 if s.side == "left" else -1.0
         medial = -sign * frame.axes[:, 0]
-        out.append(("medial", Screw(level, s.side, s.entry + 3 * medial, s.target + 3 * medial,
-                                    s.diameter_mm, s.length_mm, f"{s.id}-medial3")))
+        out.append(
+            (
+                "medial",
+                Screw(
+                    level,
+                    s.side,
+                    s.entry + 3 * medial,
+                    s.target + 3 * medial,
+                    s.diameter_mm,
+                    s.length_mm,
+                    f"{s.id}-medial3",
+                ),
+            )
+        )
         z, d, a = frame.axes[:, 2], s.direction, np.radians(15.0) * sign
         lateral = d * np.cos(a) + np.cross(z, d) * np.sin(a) + z * (z @ d) * (1 - np.cos(a))
-        out.append(("lateral", Screw(level, s.side, s.entry, s.entry + s.length_mm * lateral,
-                                     s.diameter_mm, s.length_mm, f"{s.id}-lateral15")))
-        out.append(("anterior", Screw(level, s.side, s.entry, s.target, s.diameter_mm,
-                                      s.length_mm + 10.0, f"{s.id}-long10")))
+        out.append(
+            (
+                "lateral",
+                Screw(
+                    level,
+                    s.side,
+                    s.entry,
+                    s.entry + s.length_mm * lateral,
+                    s.diameter_mm,
+                    s.length_mm,
+                    f"{s.id}-lateral15",
+                ),
+            )
+        )
+        out.append(
+            ("anterior", Screw(level, s.side, s.entry, s.target, s.diameter_mm, s.length_mm + 10.0, f"{s.id}-long10"))
+        )
     return out
 
 
@@ -114,10 +139,10 @@ def truths(lumbar_plan, lumbar_truth):
 
 
 def test_catalogue_sizing_rules():
-    assert choose_diameter(8.5) == 6.5          # 0.8 x 8.5 = 6.8, 8.5 - 2 = 6.5
-    assert choose_diameter(7.0) == 5.0          # width - 2 binds
-    assert choose_diameter(12.0) == 7.5         # catalogue maximum
-    assert choose_diameter(6.0) is None         # nothing fits
+    assert choose_diameter(8.5) == 6.5  # 0.8 x 8.5 = 6.8, 8.5 - 2 = 6.5
+    assert choose_diameter(7.0) == 5.0  # width - 2 binds
+    assert choose_diameter(12.0) == 7.5  # catalogue maximum
+    assert choose_diameter(6.0) is None  # nothing fits
     assert choose_diameter(12.0, max_radius_mm=2.6) == 5.0
     assert choose_length(47.9) == 45.0 and choose_length(29.0) is None
 
@@ -126,6 +151,7 @@ def test_gertzbein_robbins_grades_on_an_analytic_slab():
     # Bone = the half space z < 0; sdf = z (negative inside). A screw of radius 2
     # along +x with its axis at height z_axis pokes out by exactly z_axis + 2.
     frame = VertebraFrame(np.zeros(3), np.eye(3))
+
     def sdf(p):
         return np.asarray(p)[..., 2]
 
@@ -144,6 +170,7 @@ def test_grading_starts_at_the_cortex_wherever_the_entry_point_sits(entry_y):
     # through the wall everywhere; the first 3 mm past the cortex are not graded,
     # whether the plan's entry point lies on, behind or in front of the cortex.
     frame = VertebraFrame(np.zeros(3), np.eye(3))
+
     def sdf(p):
         return np.maximum(np.asarray(p)[..., 1], np.asarray(p)[..., 0] - 3.0)
 
@@ -154,15 +181,16 @@ def test_grading_starts_at_the_cortex_wherever_the_entry_point_sits(entry_y):
     assert b.depth_mm >= entry_y + 3.0 - 1e-6
 
 
-def test_automatic_plans_are_grade_a_with_a_1mm_wall(lumbar_plan, lumbar_truth, lumbar_segmentation,
-                                                     lumbar_anatomy, lumbar_surfaces, truths):
+def test_automatic_plans_are_grade_a_with_a_1mm_wall(
+    lumbar_plan, lumbar_truth, lumbar_segmentation, lumbar_anatomy, lumbar_surfaces, truths
+):
     plan = lumbar_plan
     assert [s.level for s in plan.screws] == [lv for lv in LUMBAR for _ in (0, 1)]
     spine = lumbar_truth["model"].spine
     for s in plan.screws:
         b = measure_breach(s, truths[s.level], model_frame(lumbar_truth, s.level))
         assert b.grade == "A" and b.distance_mm == 0.0, (s.id, b)
-        assert abs(spine.vertebra_sdf(s.level, s.entry[None])[0]) < 1.0, s.id      # entry on the true cortex
+        assert abs(spine.vertebra_sdf(s.level, s.entry[None])[0]) < 1.0, s.id  # entry on the true cortex
         # Bone wall at the isthmus: around the axis point nearest the true isthmus.
         ped = [p for p in lumbar_truth["levels"][s.level]["pedicles"] if p["side"] == s.side][0]
         t = (np.array(ped["isthmus_centre_lps"]) - s.entry) @ s.direction
@@ -185,11 +213,13 @@ def _ring(d, n=36):
     return np.cos(a)[:, None] * u + np.sin(a)[:, None] * v
 
 
-def test_bad_plans_are_flagged_with_grade_and_direction(lumbar_plan, lumbar_truth, lumbar_segmentation,
-                                                        lumbar_anatomy, lumbar_surfaces, truths):
+def test_bad_plans_are_flagged_with_grade_and_direction(
+    lumbar_plan, lumbar_truth, lumbar_segmentation, lumbar_anatomy, lumbar_surfaces, truths
+):
     bad = [b for level in LUMBAR for b in bad_screws(lumbar_plan, lumbar_truth, level)]
-    report = check_plan(Plan(tuple(s for _, s in bad)), lumbar_segmentation, anatomies=lumbar_anatomy,
-                        surfaces=lumbar_surfaces)
+    report = check_plan(
+        Plan(tuple(s for _, s in bad)), lumbar_segmentation, anatomies=lumbar_anatomy, surfaces=lumbar_surfaces
+    )
     assert not report.passed
     errors = []
     for (expected, screw), r in zip(bad, report.screws):

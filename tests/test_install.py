@@ -23,17 +23,34 @@ def test_fresh_install_runs_the_demo_anywhere(tmp_path):
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(REPO)],
-                             capture_output=True, text=True, env=env, timeout=1200)
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(REPO)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1200,
+    )
     assert install.returncode == 0, install.stderr[-2000:]
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     # The installed package, not this checkout: nothing from the repository on the path.
-    where = subprocess.run([str(python), "-c", "import pipeline; print(pipeline.__file__)"], capture_output=True,
-                           text=True, cwd=elsewhere, env=env, check=True).stdout.strip()
+    where = subprocess.run(
+        [str(python), "-c", "import pipeline; print(pipeline.__file__)"],
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
+        env=env,
+        check=True,
+    ).stdout.strip()
     assert str(venv) in where and str(REPO) not in where
-    demo = subprocess.run([str(venv / "bin" / "osteoprint"), "demo", "--json", "-q"], capture_output=True, text=True,
-                          cwd=elsewhere, env=env, timeout=1200)
+    demo = subprocess.run(
+        [str(venv / "bin" / "osteoprint"), "demo", "--json", "-q"],
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
+        env=env,
+        timeout=1200,
+    )
     assert demo.returncode == 0, demo.stderr[-2000:]
     summary = json.loads(demo.stdout)
     out = elsewhere / "osteoprint-demo"

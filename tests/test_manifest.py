@@ -15,12 +15,20 @@ from pipeline.volume import CTVolume, ScanInfo
 
 
 def _manifest():
-    vol = CTVolume(np.zeros((4, 5, 6), np.int16), np.diag([1.25, 0.75, 0.75, 1.0]), ScanInfo(series_hash="0123456789ab"))
+    vol = CTVolume(
+        np.zeros((4, 5, 6), np.int16), np.diag([1.25, 0.75, 0.75, 1.0]), ScanInfo(series_hash="0123456789ab")
+    )
     m = new_manifest(vol)
     mesh = trimesh.creation.icosphere(radius=5)
     rec = print_record(
-        mesh, file="vertebrae/L1.stl", kind="anatomical_model", label="L1", sha256="a" * 64,
-        quality=check_mesh(mesh), purpose="planning", smallest_feature_mm=3.0,
+        mesh,
+        file="vertebrae/L1.stl",
+        kind="anatomical_model",
+        label="L1",
+        sha256="a" * 64,
+        quality=check_mesh(mesh),
+        purpose="planning",
+        smallest_feature_mm=3.0,
     )
     return merge_prints(m, [rec])
 
@@ -38,7 +46,12 @@ def test_valid_manifest_round_trips(tmp_path):
 
 @pytest.mark.parametrize(
     "path, value",
-    [(("units",), "cm"), (("coordinate_system",), "RAS"), (("prints", 0, "kind"), "toy"), (("input", "series_hash"), "1.2.840.113619.2")],
+    [
+        (("units",), "cm"),
+        (("coordinate_system",), "RAS"),
+        (("prints", 0, "kind"), "toy"),
+        (("input", "series_hash"), "1.2.840.113619.2"),
+    ],
 )
 def test_schema_refuses_wrong_values(path, value):
     m = copy.deepcopy(_manifest())
@@ -75,8 +88,14 @@ def test_corrupt_manifest_is_a_user_error(tmp_path):
 def _scaffold_record(design: dict):
     mesh = trimesh.creation.icosphere(radius=3)
     return print_record(
-        mesh, file="scaffolds/L1-defect-gyroid-skeletal.stl", kind="scaffold", label="L1 defect scaffold",
-        sha256="b" * 64, quality=check_mesh(mesh), purpose="ti6al4v", smallest_feature_mm=0.5,
+        mesh,
+        file="scaffolds/L1-defect-gyroid-skeletal.stl",
+        kind="scaffold",
+        label="L1 defect scaffold",
+        sha256="b" * 64,
+        quality=check_mesh(mesh),
+        purpose="ti6al4v",
+        smallest_feature_mm=0.5,
         extra={"design": design},
     )
 
@@ -84,8 +103,13 @@ def _scaffold_record(design: dict):
 def test_schema_requires_a_scaffolds_deviation_bound():
     from pipeline.printing import deviation_bound
 
-    resolution = {**deviation_bound("ti6al4v").describe(), "deviation_bound_mm": 0.075,
-                  "deviation_p999_mm": 0.07, "deviation_max_mm": 0.3, "voxel_mm": 0.147}
+    resolution = {
+        **deviation_bound("ti6al4v").describe(),
+        "deviation_bound_mm": 0.075,
+        "deviation_p999_mm": 0.07,
+        "deviation_max_mm": 0.3,
+        "voxel_mm": 0.147,
+    }
     validate_manifest(merge_prints(_manifest(), [_scaffold_record({"mesh_resolution": resolution})]))
     for design in ({}, {"mesh_resolution": None}, {"mesh_resolution": {**resolution, "bound_mm": 0}}):
         with pytest.raises(ValueError, match="manifest invalid"):

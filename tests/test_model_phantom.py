@@ -51,7 +51,9 @@ def result(tmp_path_factory, lumbar_scan, lumbar_segmentation):
 
 def test_every_vertebra_found_and_named(result, truth):
     out, manifest = result
-    assert manifest["segmentation"]["label_values"] == {k: v for k, v in truth["json"]["label_values"].items() if k in LEVELS}
+    assert manifest["segmentation"]["label_values"] == {
+        k: v for k, v in truth["json"]["label_values"].items() if k in LEVELS
+    }
     assert manifest["segmentation"]["levels_named"]
     assert sorted(p["label"] for p in manifest["prints"]) == sorted(LEVELS)
 
@@ -62,7 +64,7 @@ def test_manifest_and_bone_json_carry_each_vertebras_density(result, truth):
     bone = manifest["bone_quality"]
     assert json.loads((out / bone["file"]).read_text())["levels"] == bone["levels"]
     means = {v["level"]: v["trabecular_mean_hu"] for v in bone["levels"]}
-    assert sorted(means) == sorted(LEVELS[:-1])                       # the sacrum is not read
+    assert sorted(means) == sorted(LEVELS[:-1])  # the sacrum is not read
     assert all(abs(means[lv] - gradient[lv]) <= 5.0 for lv in means), means
     assert bone["screening"]["level"] == "L2" and bone["screening"]["category"] == "likely_osteoporosis"
 
@@ -90,15 +92,32 @@ def _normalised_surface_error(mesh, sdf, spacing_lps):
     return np.abs(sdf) / extent
 
 
-@pytest.mark.parametrize("level", [
-    pytest.param("T12", marks=pytest.mark.xfail(strict=True, reason=(
-        "the 12th ribs' heads, against the body across a 1.5 mm costovertebral joint, stay "
-        "with T12 (measured p90 1.05 voxel, offset 0.38 mm)"))),
-    *LEVELS[1:-1],
-    pytest.param("S1", marks=pytest.mark.xfail(strict=True, reason=(
-        "the alae's tips at the sacroiliac joints go to the ilia and S1's marrow near the "
-        "S1/S2 cut is not all filled (measured p90 0.64 voxel)"))),
-])
+@pytest.mark.parametrize(
+    "level",
+    [
+        pytest.param(
+            "T12",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason=(
+                    "the 12th ribs' heads, against the body across a 1.5 mm costovertebral joint, stay "
+                    "with T12 (measured p90 1.05 voxel, offset 0.38 mm)"
+                ),
+            ),
+        ),
+        *LEVELS[1:-1],
+        pytest.param(
+            "S1",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason=(
+                    "the alae's tips at the sacroiliac joints go to the ilia and S1's marrow near the "
+                    "S1/S2 cut is not all filled (measured p90 0.64 voxel)"
+                ),
+            ),
+        ),
+    ],
+)
 def test_meshes_lie_on_the_true_surface(result, model, level):
     out, manifest = result
     spacing_lps = np.abs(np.asarray(manifest["input"]["affine_lps"])[:3, :3]).sum(axis=1)

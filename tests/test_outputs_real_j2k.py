@@ -131,10 +131,21 @@ def test_report_embeds_a_picture_per_print_and_the_labels_and_links_nothing(job)
 def _page_requests(html: Path, tmp_path: Path, screenshot: Path | None = None) -> list[str]:
     """URLs a page asked the network for in headless Chromium (its net log)."""
     log = tmp_path / "netlog.json"
-    args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--host-resolver-rules=MAP * ~NOTFOUND", f"--log-net-log={log}",
-            f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2200", "--hide-scrollbars"]
+    args = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        f"--log-net-log={log}",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1200,2200",
+        "--hide-scrollbars",
+    ]
     args += [f"--screenshot={screenshot}"] if screenshot else ["--dump-dom"]
     subprocess.run(args + [html.as_uri()], capture_output=True, timeout=120, check=False)
     text = log.read_text()

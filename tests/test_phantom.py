@@ -23,9 +23,9 @@ def roi_phantom(centre, matrix=(64, 72), n_slices=30, pixel_mm=0.8, slice_mm=1.2
     """A full-resolution phantom cropped around ``centre`` (LPS mm)."""
     rows, cols = matrix
     origin = np.asarray(centre, float) - np.array(
-        [(cols - 1) / 2 * pixel_mm, (rows - 1) / 2 * pixel_mm, (n_slices - 1) / 2 * slice_mm])
-    return make_phantom(matrix=matrix, pixel_mm=pixel_mm, n_slices=n_slices,
-                        slice_mm=slice_mm, origin=origin, **kw)
+        [(cols - 1) / 2 * pixel_mm, (rows - 1) / 2 * pixel_mm, (n_slices - 1) / 2 * slice_mm]
+    )
+    return make_phantom(matrix=matrix, pixel_mm=pixel_mm, n_slices=n_slices, slice_mm=slice_mm, origin=origin, **kw)
 
 
 def voxel_lps(ph, mask=None):
@@ -48,8 +48,7 @@ def l1_roi():
 @pytest.fixture(scope="module")
 def l3_roi():
     """L3 with its osteophyte, at the sample's resolution."""
-    return roi_phantom(MODEL.frames["L3"].origin + np.array([0, 8.0, 0]), matrix=(84, 84),
-                       n_slices=30, seed=2)
+    return roi_phantom(MODEL.frames["L3"].origin + np.array([0, 8.0, 0]), matrix=(84, 84), n_slices=30, seed=2)
 
 
 # ----------------------------------------------------------------- geometry
@@ -73,7 +72,7 @@ def test_default_field_of_view_holds_spine_ribs_pelvis_and_table():
     origin = default_geometry(model, (rows, cols), px, n, dz)
     assert np.all(np.abs(origin) > 1.0), "ImagePositionPatient should look like a scanner's"
     hi = origin + np.array([(cols - 1) * px, (rows - 1) * px, (n - 1) * dz])
-    for name in MODEL.levels:      # every vertebral body is in view
+    for name in MODEL.levels:  # every vertebral body is in view
         c = MODEL.frames[name].origin
         assert np.all(c > origin + 20) and np.all(c < hi - 20), name
     table_bottom = model.body.table.y0 + 36.0
@@ -242,7 +241,7 @@ def test_ribs_and_ilia_are_bone_on_the_image_but_not_labelled(coarse):
         inside = f < -1.0
         assert inside.sum() > 5, name
         assert np.all(lab[inside] == 0), name
-        assert np.median(hu[inside]) > 120, name      # marrow 140-150 HU + cortex
+        assert np.median(hu[inside]) > 120, name  # marrow 140-150 HU + cortex
 
 
 # ----------------------------------------------------------------- the model
@@ -256,7 +255,7 @@ def test_vertebra_sdf_is_a_euclidean_distance():
 
     level = "L4"
     shape = MODEL.vertebrae[level]
-    c = MODEL.frames[level].point((12.0, 20.0, 0.0))   # pedicle, lamina, body wall
+    c = MODEL.frames[level].point((12.0, 20.0, 0.0))  # pedicle, lamina, body wall
     h, lo, hi = 0.25, c - 12, c + 12
     g, n = grid_over(lo, hi, h)
     verts, faces, _, _ = marching_cubes(shape.sdf(g).reshape(n), 0.0, spacing=(h,) * 3)
@@ -306,7 +305,7 @@ def test_joints_keep_their_spaces():
     for joint in MODEL.joints["L5"]:
         centre = f5.point(joint.centre)
         gap, overlap = _min_gap(MODEL.vertebrae["L4"], MODEL.vertebrae["L5"], centre)
-        assert not overlap and gap >= 0.475       # never closer than MIN_GAP = 1 mm
+        assert not overlap and gap >= 0.475  # never closer than MIN_GAP = 1 mm
         # Across the articular surfaces, along the joint normal: the 1.6-mm joint space.
         n = f5.vector(joint.to_inferior)
         upper = ray_exit(MODEL.vertebrae["L4"], centre + 3.0 * n, -n)
@@ -314,10 +313,10 @@ def test_joints_keep_their_spaces():
         assert abs(np.linalg.norm(upper - lower) - 1.6) < 0.1
     rib_head = MODEL.frames["T12"].point((19.0, 9.0, 2.0))
     gap, overlap = _min_gap(MODEL.ribs["left"], MODEL.vertebrae["T12"], rib_head)
-    assert not overlap and 0.6 <= gap <= 0.9         # 1.5 mm costovertebral joint
+    assert not overlap and 0.6 <= gap <= 0.9  # 1.5 mm costovertebral joint
     si = MODEL.frames["S1"].point((46.0, 6.0, -14.0))
     gap, overlap = _min_gap(MODEL.ilia["left"], MODEL.vertebrae["S1"], si)
-    assert not overlap and 0.9 <= gap <= 1.1         # 2 mm sacroiliac joint
+    assert not overlap and 0.9 <= gap <= 1.1  # 2 mm sacroiliac joint
 
 
 # ----------------------------------------------------------------- determinism, files
@@ -352,8 +351,7 @@ def test_written_series_reads_back_bit_identical(tmp_path, syntax):
     dss.sort(key=lambda d: float(d.ImagePositionPatient[2]))
     hu = np.stack([d.pixel_array * float(d.RescaleSlope) + float(d.RescaleIntercept) for d in dss])
     assert np.array_equal(hu, ph.volume.hu)
-    np.testing.assert_allclose([float(v) for v in dss[0].ImagePositionPatient],
-                               ph.volume.affine[:3, 3], atol=1e-6)
+    np.testing.assert_allclose([float(v) for v in dss[0].ImagePositionPatient], ph.volume.affine[:3, 3], atol=1e-6)
     assert [float(v) for v in dss[0].ImageOrientationPatient] == [1, 0, 0, 0, 1, 0]
     labels, aff = read_nifti(paths["labels"])
     assert np.array_equal(np.transpose(labels, (2, 1, 0)), ph.labels)

@@ -74,10 +74,8 @@ def _oriented(kind, blobs_factory):
     return ph.hu, ph.affine, [ph.blob_lps(i) for i in range(len(ph.blobs))]
 
 
-@pytest.mark.parametrize("kind", ["rows_and_columns_reversed", "descending_slices",
-                                  "sagittal", "oblique"])
-def test_orientations_keep_every_voxel_in_place(kind, blobs_factory, write_ct, same_voxels,
-                                                find_blob):
+@pytest.mark.parametrize("kind", ["rows_and_columns_reversed", "descending_slices", "sagittal", "oblique"])
+def test_orientations_keep_every_voxel_in_place(kind, blobs_factory, write_ct, same_voxels, find_blob):
     hu, affine, blobs = _oriented(kind, blobs_factory)
     vol, _ = load_series(write_ct(hu, affine)[0].parent)
     same_voxels(vol.hu, vol.affine, hu, affine)
@@ -110,21 +108,39 @@ def test_names_order_and_subfolders_do_not_matter(blobs, tmp_path):
 def mixed_folder(blobs, tmp_path):
     """A folder as found on a CD: two CT series, localizers, MR, reports, junk."""
     root = tmp_path / "cd"
-    main = write_series(blobs.hu, blobs.affine, root / "s2", seed=1,
-                        series_description="body", extra={"SeriesNumber": 2})
-    small = write_series(blobs.hu[:10], blobs.affine, root / "s3", seed=2,
-                         series_description="small", extra={"SeriesNumber": 3})
-    write_series(blobs.hu[:12], blobs.affine, root / "s5", seed=4,
-                 series_description="mr", extra={"SeriesNumber": 5, "Modality": "MR",
-                                                 "SOPClassUID": "1.2.840.10008.5.1.4.1.1.4"})
+    main = write_series(
+        blobs.hu, blobs.affine, root / "s2", seed=1, series_description="body", extra={"SeriesNumber": 2}
+    )
+    small = write_series(
+        blobs.hu[:10], blobs.affine, root / "s3", seed=2, series_description="small", extra={"SeriesNumber": 3}
+    )
+    write_series(
+        blobs.hu[:12],
+        blobs.affine,
+        root / "s5",
+        seed=4,
+        series_description="mr",
+        extra={"SeriesNumber": 5, "Modality": "MR", "SOPClassUID": "1.2.840.10008.5.1.4.1.1.4"},
+    )
     main_uid = pydicom.dcmread(main[0]).SeriesInstanceUID
     sagittal = np.eye(4)
     sagittal[:3, :3] = np.column_stack([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])
     # A scout stored in its own series and one filed inside the main series.
-    write_series(blobs.hu[:1], sagittal, root / "s1", seed=3, extra={
-        "SeriesNumber": 1, "ImageType": ["ORIGINAL", "PRIMARY", "LOCALIZER"]})
-    write_series(blobs.hu[:1], sagittal, root / "scout_in_main", seed=5, series_uid=main_uid,
-                 extra={"ImageType": ["ORIGINAL", "PRIMARY", "LOCALIZER"]})
+    write_series(
+        blobs.hu[:1],
+        sagittal,
+        root / "s1",
+        seed=3,
+        extra={"SeriesNumber": 1, "ImageType": ["ORIGINAL", "PRIMARY", "LOCALIZER"]},
+    )
+    write_series(
+        blobs.hu[:1],
+        sagittal,
+        root / "scout_in_main",
+        seed=5,
+        series_uid=main_uid,
+        extra={"ImageType": ["ORIGINAL", "PRIMARY", "LOCALIZER"]},
+    )
     # An unflagged image of the main series in another orientation.
     write_series(blobs.hu[:1], sagittal, root / "odd", seed=6, series_uid=main_uid)
     (root / "notes.txt").write_text("patient arrived at 9am\n")
@@ -167,10 +183,10 @@ def test_series_selection_by_hash_number_index_and_file(mixed_folder):
     series = list_series(root)
     small_hash = next(s.hash for s in series if s.description == "small")
     assert load_scan(root, series=small_hash)[0].shape[0] == 10
-    assert load_scan(root, series=3)[0].shape[0] == 10          # SeriesNumber
-    assert load_scan(root, series="2")[0].shape[0] == 24        # SeriesNumber
-    assert load_scan(root, series=1)[0].shape[0] == 24          # no series 1: index
-    assert load_scan(small[4])[0].shape[0] == 10                # a file picks its series
+    assert load_scan(root, series=3)[0].shape[0] == 10  # SeriesNumber
+    assert load_scan(root, series="2")[0].shape[0] == 24  # SeriesNumber
+    assert load_scan(root, series=1)[0].shape[0] == 24  # no series 1: index
+    assert load_scan(small[4])[0].shape[0] == 10  # a file picks its series
     with pytest.raises(InputError, match="is MR, not CT"):
         load_scan(root, series=5)
 
@@ -186,11 +202,9 @@ def test_missing_slices_are_interpolated_in_place(blobs, write_ct, find_blob):
     assert np.array_equal(vol.hu[kept], blobs.hu[kept])
     expected = (2 * blobs.hu[18].astype(float) + blobs.hu[21]) / 3
     assert np.max(np.abs(vol.hu[19] - expected)) <= 0.5
-    assert any("2 missing slices between z=-85.00 and z=-77.50 mm" in w
-               for w in vol.info.warnings)
+    assert any("2 missing slices between z=-85.00 and z=-77.50 mm" in w for w in vol.info.warnings)
     for i in (0, 2):
-        assert np.linalg.norm(find_blob(vol.hu, vol.affine, blobs.blob_lps(i))
-                              - blobs.blob_lps(i)) <= 0.01
+        assert np.linalg.norm(find_blob(vol.hu, vol.affine, blobs.blob_lps(i)) - blobs.blob_lps(i)) <= 0.01
 
 
 def test_too_large_a_gap_is_refused(blobs, write_ct):
@@ -247,15 +261,15 @@ def test_rescale_variants(blobs, write_ct, edit_dicom):
     edit_dicom(paths[3], RescaleIntercept="-2048", pixels=(stored[3] + 1024).astype(np.uint16))
     vol, _ = load_series(paths[0].parent)
     assert vol.hu.dtype == np.int16 and np.array_equal(vol.hu, blobs.hu)
-    edit_dicom(paths[4], RescaleSlope="0.5", BitsStored=16, HighBit=15,
-               pixels=(2 * stored[4]).astype(np.uint16))
+    edit_dicom(paths[4], RescaleSlope="0.5", BitsStored=16, HighBit=15, pixels=(2 * stored[4]).astype(np.uint16))
     vol, _ = load_series(paths[0].parent)
     assert vol.hu.dtype == np.float32 and np.array_equal(vol.hu, blobs.hu)
 
 
 def test_missing_rescale_means_stored_values_are_hu(blobs, write_ct):
-    paths = write_ct(blobs.hu, blobs.affine, rescale_intercept=0.0,
-                     extra={"RescaleIntercept": None, "RescaleSlope": None})
+    paths = write_ct(
+        blobs.hu, blobs.affine, rescale_intercept=0.0, extra={"RescaleIntercept": None, "RescaleSlope": None}
+    )
     vol, _ = load_series(paths[0].parent)
     assert vol.hu.dtype == np.int16 and np.array_equal(vol.hu, blobs.hu)
 
@@ -272,8 +286,7 @@ def test_garbage_above_bits_stored_is_masked(blobs, write_ct, edit_dicom):
 
 def test_pixel_padding_becomes_air(blobs, write_ct):
     # Air (-1000 HU) is stored as 0 and declared padding: it must come back as -1024.
-    paths = write_ct(blobs.hu, blobs.affine, rescale_intercept=-1000.0,
-                     extra={"PixelPaddingValue": 0})
+    paths = write_ct(blobs.hu, blobs.affine, rescale_intercept=-1000.0, extra={"PixelPaddingValue": 0})
     vol, _ = load_series(paths[0].parent)
     assert np.array_equal(vol.hu, np.where(blobs.hu == -1000, -1024, blobs.hu))
 
@@ -308,15 +321,22 @@ def _relabel_as_ct(source, folder, n=2):
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"1.2.3.4.{k + 1}"
         iop = np.array([float(v) for v in ds.ImageOrientationPatient])
         normal = np.cross(iop[:3], iop[3:])
-        ds.ImagePositionPatient = list(np.array([float(v) for v in ds.ImagePositionPatient])
-                                       + 3.0 * k * normal)
+        ds.ImagePositionPatient = list(np.array([float(v) for v in ds.ImagePositionPatient]) + 3.0 * k * normal)
         ds.save_as(folder / f"f{k}")
     return folder
 
 
-@pytest.mark.parametrize("name", ["MR_small_RLE.dcm", "MR_small_bigendian.dcm",
-                                  "MR_small_expb.dcm", "MR_small_implicit.dcm",
-                                  "MR_small_jp2klossless.dcm", "MR_small_jpeg_ls_lossless.dcm"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "MR_small_RLE.dcm",
+        "MR_small_bigendian.dcm",
+        "MR_small_expb.dcm",
+        "MR_small_implicit.dcm",
+        "MR_small_jp2klossless.dcm",
+        "MR_small_jpeg_ls_lossless.dcm",
+    ],
+)
 def test_pydicom_bundled_encodings_match_uncompressed_reference(name, tmp_path, monkeypatch):
     reference = pydicom.dcmread(get_testdata_file("MR_small.dcm")).pixel_array
     folder = _relabel_as_ct(get_testdata_file(name), tmp_path / "s")

@@ -113,6 +113,5 @@ def test_series_selector_on_nifti_is_refused(tmp_path):
     from pipeline.exchange.nifti import write_nifti
 
     path = tmp_path / "ct.nii.gz"
-    write_nifti(path, np.linspace(-1000, 1000, 8 * 9 * 10).reshape(8, 9, 10).astype(np.int16),
-                np.eye(4))
+    write_nifti(path, np.linspace(-1000, 1000, 8 * 9 * 10).reshape(8, 9, 10).astype(np.int16), np.eye(4))
     assert "applies to DICOM only" in _error(path, series=1)

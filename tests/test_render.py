@@ -117,7 +117,7 @@ def test_thumbnail_silhouette_of_a_sphere_has_the_projected_area():
     image = render_mesh(sphere.vertices, sphere.faces, size=size, margin=margin)
     covered = np.any(image != 255, axis=2).sum()
     radius_px = (1 - 2 * margin) * size / 2
-    assert covered == pytest.approx(np.pi * radius_px ** 2, rel=0.03)
+    assert covered == pytest.approx(np.pi * radius_px**2, rel=0.03)
 
 
 def test_thumbnail_shows_the_patients_left_on_the_right_and_the_head_up():

@@ -56,10 +56,14 @@ EVERYDAY = {("gyroid-sheet", 0.60), ("gyroid-skeletal", 0.75)}
 LATTICES = ["gyroid-sheet", "gyroid-skeletal", "schwarz-p-skeletal", "diamond-sheet", "octet"]
 
 
-@pytest.mark.parametrize("lattice,porosity", [
-    pytest.param(lat, por, marks=() if (lat, por) in EVERYDAY else pytest.mark.slow)
-    for por in (0.60, 0.75) for lat in LATTICES
-])
+@pytest.mark.parametrize(
+    "lattice,porosity",
+    [
+        pytest.param(lat, por, marks=() if (lat, por) in EVERYDAY else pytest.mark.slow)
+        for por in (0.60, 0.75)
+        for lat in LATTICES
+    ],
+)
 def test_porosity_in_the_l1_defect(l1_defect, lattice, porosity):
     region, region_volume, _, _ = l1_defect
     # A 3 mm cell and 0.1 mm voxels keep the test quick; the level is still solved on

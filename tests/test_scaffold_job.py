@@ -21,8 +21,9 @@ def sphere_job(tmp_path_factory, lumbar_scan, lumbar_segmentation, lumbar_bone):
     out = tmp_path_factory.mktemp("scaffold")
     spec = "sphere:" + ",".join(str(v) for v in (*CENTRE, RADIUS))
     options = ScaffoldOptions(defect=spec, lattice="gyroid", cell_mm=2.0, porosity=0.65, material="ti6al4v")
-    return out, run_scaffold(SAMPLE, out, options, volume=lumbar_scan, segmentation=lumbar_segmentation,
-                             bone_quality=lumbar_bone)
+    return out, run_scaffold(
+        SAMPLE, out, options, volume=lumbar_scan, segmentation=lumbar_segmentation, bone_quality=lumbar_bone
+    )
 
 
 def test_scaffold_sits_in_the_requested_region(sphere_job):
@@ -51,7 +52,7 @@ def test_scaffold_stiffness_is_put_beside_l1s_measured_bone(sphere_job):
     (record,) = [p for p in manifest["prints"] if p["kind"] == "scaffold"]
     against = record["patient_bone"]
     l1 = next(v for v in manifest["bone_quality"]["levels"] if v["level"] == "L1")
-    assert against["level"] == "L1"          # the sphere sits in L1's body
+    assert against["level"] == "L1"  # the sphere sits in L1's body
     assert against["bone"]["from_hu"] == pytest.approx(l1["trabecular_mean_hu"], abs=0.1)
     assert against["scaffold_modulus_mpa"] == pytest.approx(record["measured"]["apparent_modulus_gpa"] * 1000, rel=1e-3)
     assert against["ratio_scaffold_to_bone"] > 1.0 and "estimate" in against["statement"]

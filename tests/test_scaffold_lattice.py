@@ -18,10 +18,10 @@ RNG = np.random.default_rng(3)
 def test_gyroid_levels_match_published_continuum_values():
     """Gyroid f = sin x cos y + sin y cos z + sin z cos x at 70 % porosity:
     skeletal t = 0.617, sheet t = 0.464 (the brief's reference values)."""
-    skel = get_lattice("gyroid-skeletal").level_to_parameter(
-        porosity_lookup("gyroid-skeletal").level(0.7), 2.0)["tpms_t"]
-    sheet = get_lattice("gyroid-sheet").level_to_parameter(
-        porosity_lookup("gyroid-sheet").level(0.7), 2.0)["tpms_t"]
+    skel = get_lattice("gyroid-skeletal").level_to_parameter(porosity_lookup("gyroid-skeletal").level(0.7), 2.0)[
+        "tpms_t"
+    ]
+    sheet = get_lattice("gyroid-sheet").level_to_parameter(porosity_lookup("gyroid-sheet").level(0.7), 2.0)["tpms_t"]
     assert skel == pytest.approx(0.617, abs=0.005)
     assert sheet == pytest.approx(0.464, abs=0.005)
 
@@ -45,13 +45,19 @@ def _brute_strut_distance(p, segments):
 
 
 CUBE = [((0, 0, 0), (1, 0, 0)), ((0, 0, 0), (0, 1, 0)), ((0, 0, 0), (0, 0, 1))]
-BCC = [((0, 0, 0), (0.5, 0.5, 0.5)), ((1, 0, 0), (0.5, 0.5, 0.5)), ((0, 1, 0), (0.5, 0.5, 0.5)),
-       ((0, 0, 1), (0.5, 0.5, 0.5)), ((1, 1, 0), (0.5, 0.5, 0.5)), ((1, 0, 1), (0.5, 0.5, 0.5)),
-       ((0, 1, 1), (0.5, 0.5, 0.5)), ((1, 1, 1), (0.5, 0.5, 0.5))]
+BCC = [
+    ((0, 0, 0), (0.5, 0.5, 0.5)),
+    ((1, 0, 0), (0.5, 0.5, 0.5)),
+    ((0, 1, 0), (0.5, 0.5, 0.5)),
+    ((0, 0, 1), (0.5, 0.5, 0.5)),
+    ((1, 1, 0), (0.5, 0.5, 0.5)),
+    ((1, 0, 1), (0.5, 0.5, 0.5)),
+    ((0, 1, 1), (0.5, 0.5, 0.5)),
+    ((1, 1, 1), (0.5, 0.5, 0.5)),
+]
 # octet truss = every nearest-neighbour bond of the FCC lattice
 FCC = [np.array(v, float) for v in ((0, 0, 0), (0.5, 0.5, 0), (0.5, 0, 0.5), (0, 0.5, 0.5))]
-OCTET = [(a, a + np.array(d) / 2.0) for a in FCC
-         for d in product((-1, 0, 1), repeat=3) if sum(map(abs, d)) == 2]
+OCTET = [(a, a + np.array(d) / 2.0) for a in FCC for d in product((-1, 0, 1), repeat=3) if sum(map(abs, d)) == 2]
 
 
 @pytest.mark.parametrize("name,segments", [("cubic", CUBE), ("bcc", BCC), ("octet", OCTET)])
@@ -61,8 +67,7 @@ def test_strut_field_is_distance_to_struts(name, segments):
     field = get_lattice(name).field(pts[:, 0], pts[:, 1], pts[:, 2], cell)
     # periodicity: the unit-cell position plus the 27 neighbouring cells see every strut
     unit = np.mod(pts / cell, 1.0)
-    np.testing.assert_allclose(field * cell, _brute_strut_distance(unit, segments) * cell,
-                               atol=1e-5)
+    np.testing.assert_allclose(field * cell, _brute_strut_distance(unit, segments) * cell, atol=1e-5)
 
 
 def test_lattice_names_round_trip_and_unknown_is_input_error():
@@ -90,8 +95,10 @@ def test_walls_below_process_minimum_are_rejected():
         build_scaffold("box:0,0,0,6,6,6", "gyroid-sheet", 2.0, 0.8, min_wall_mm=0.3)
 
 
-@pytest.mark.parametrize("kwargs", [dict(porosity=1.2), dict(cell_mm=-1), dict(lattice="foam"),
-                                    dict(rim_mm=-0.5), dict(grading="linear:Q,0.6,0.8")])
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(porosity=1.2), dict(cell_mm=-1), dict(lattice="foam"), dict(rim_mm=-0.5), dict(grading="linear:Q,0.6,0.8")],
+)
 def test_bad_options_are_input_errors(kwargs):
     args = dict(region="sphere:0,0,0,5", lattice="gyroid-sheet", cell_mm=2.0, porosity=0.7)
     args.update(kwargs)

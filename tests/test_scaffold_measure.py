@@ -16,7 +16,8 @@ from pipeline.scaffold.thickness import distribution, local_thickness
 
 def _weighted_percentiles(values, weights, q):
     order = np.argsort(values)
-    cw = np.cumsum(weights[order]); cw /= cw[-1]
+    cw = np.cumsum(weights[order])
+    cw /= cw[-1]
     return np.interp(np.asarray(q) / 100.0, cw, values[order])
 
 
@@ -31,9 +32,13 @@ def _gyroid_sheet_thickness(t, cell_mm, q):
     c = v[faces].mean(axis=1) + np.pi / n
     area = 0.5 * np.linalg.norm(np.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]]), axis=1)
     cx, cy, cz = c.T
-    grad = np.stack([np.cos(cx) * np.cos(cy) - np.sin(cz) * np.sin(cx),
-                     np.cos(cy) * np.cos(cz) - np.sin(cx) * np.sin(cy),
-                     np.cos(cz) * np.cos(cx) - np.sin(cy) * np.sin(cz)])
+    grad = np.stack(
+        [
+            np.cos(cx) * np.cos(cy) - np.sin(cz) * np.sin(cx),
+            np.cos(cy) * np.cos(cz) - np.sin(cx) * np.sin(cy),
+            np.cos(cz) * np.cos(cx) - np.sin(cy) * np.sin(cz),
+        ]
+    )
     thick = 2 * t / (2 * np.pi / cell_mm * np.linalg.norm(grad, axis=0))
     return _weighted_percentiles(thick, area * thick, q)
 
@@ -55,15 +60,14 @@ def _gyroid_face_cut_mm2(t, side_mm, n=2000):
     u = (np.arange(n) + 0.5) / n * 2 * np.pi
     a, b = np.meshgrid(u, u, indexing="ij")
     # f(0, a, b), f(a, 0, b), f(a, b, 0)
-    planes = (np.sin(a) * np.cos(b) + np.sin(b), np.sin(b) * np.cos(a) + np.sin(a),
-              np.sin(a) * np.cos(b) + np.sin(b))
-    return sum(2 * side_mm ** 2 * float(np.mean(np.abs(p) < t)) for p in planes)
+    planes = (np.sin(a) * np.cos(b) + np.sin(b), np.sin(b) * np.cos(a) + np.sin(a), np.sin(a) * np.cos(b) + np.sin(b))
+    return sum(2 * side_mm**2 * float(np.mean(np.abs(p) < t)) for p in planes)
 
 
 @pytest.fixture(scope="module")
 def gyroid_report():
     s = build_scaffold("box:0,0,0,4,4,4", "gyroid-sheet", cell_mm=2.0, porosity=0.75)
-    return s, s.measure(material="ti6al4v", max_block_voxels=96 ** 3)
+    return s, s.measure(material="ti6al4v", max_block_voxels=96**3)
 
 
 def test_sheet_gyroid_wall_thickness_matches_exact_local_value(gyroid_report):

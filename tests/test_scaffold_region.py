@@ -21,10 +21,21 @@ def test_parse_primitives():
     assert isinstance(c, Cylinder) and c.radius == 2.0
 
 
-@pytest.mark.parametrize("spec", [
-    "sphere:1,2,3", "sphere:1,2,3,-1", "sphere:a,b,c,d", "cube:0,0,0,1", "box:0,0,0,1,1",
-    "box:0,0,0,0,1,1", "cylinder:0,0,0,0,0,0,1", "cylinder:0,0,0,1,1,1,0", "sphere:1,2,3,nan", "",
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "sphere:1,2,3",
+        "sphere:1,2,3,-1",
+        "sphere:a,b,c,d",
+        "cube:0,0,0,1",
+        "box:0,0,0,1,1",
+        "box:0,0,0,0,1,1",
+        "cylinder:0,0,0,0,0,0,1",
+        "cylinder:0,0,0,1,1,1,0",
+        "sphere:1,2,3,nan",
+        "",
+    ],
+)
 def test_malformed_primitive_is_one_line_input_error(spec):
     with pytest.raises(InputError) as err:
         parse_primitive(spec)
@@ -39,8 +50,7 @@ def test_primitive_sdf_matches_trimesh_signed_distance():
     mesh = trimesh.creation.box(extents=(7, 4, 4))
     mesh.apply_translation((0.5, 0.0, 1.0))
     # trimesh: positive inside; ours: negative inside
-    np.testing.assert_allclose(Region(box).sdf(pts), -trimesh.proximity.signed_distance(mesh, pts),
-                               atol=1e-4)
+    np.testing.assert_allclose(Region(box).sdf(pts), -trimesh.proximity.signed_distance(mesh, pts), atol=1e-4)
     cyl = parse_primitive("cylinder:-1,-1,-2,2,1,3,1.5")
     p0, p1 = np.array([-1, -1, -2.0]), np.array([2, 1, 3.0])
     length = np.linalg.norm(p1 - p0)
@@ -55,7 +65,7 @@ def test_primitive_sdf_matches_trimesh_signed_distance():
 
 def test_clearance_shrinks_exactly_and_can_leave_nothing():
     r = Region(parse_primitive("sphere:0,0,0,5"), clearance_mm=1.0)
-    assert r.exact_volume_mm3() == pytest.approx(4 / 3 * np.pi * 4 ** 3)
+    assert r.exact_volume_mm3() == pytest.approx(4 / 3 * np.pi * 4**3)
     assert r.sdf(np.array([[4.0, 0, 0]]))[0] == pytest.approx(0.0, abs=1e-6)
     box = Region(parse_primitive("box:0,0,0,4,6,8"), clearance_mm=0.5)
     assert box.exact_volume_mm3() == pytest.approx(3 * 5 * 7)
@@ -73,10 +83,11 @@ def _l_mask():
 def test_mask_region_lands_where_the_affine_says_not_mirrored():
     """A mask on a permuted, flipped, anisotropic grid: inside/outside checked in LPS."""
     m = _l_mask()
-    aff = np.zeros((4, 4)); aff[3, 3] = 1.0
-    aff[:3, 0] = (-0.75, 0.0, 0.0)      # index 0 runs to the patient's right
-    aff[:3, 1] = (0.0, 0.0, 0.8)        # index 1 runs superior
-    aff[:3, 2] = (0.0, -0.7, 0.0)       # index 2 runs anterior
+    aff = np.zeros((4, 4))
+    aff[3, 3] = 1.0
+    aff[:3, 0] = (-0.75, 0.0, 0.0)  # index 0 runs to the patient's right
+    aff[:3, 1] = (0.0, 0.0, 0.8)  # index 1 runs superior
+    aff[:3, 2] = (0.0, -0.7, 0.0)  # index 2 runs anterior
     aff[:3, 3] = (30.0, -10.0, 200.0)
     region = Region.from_mask(m, aff)
     to_lps = lambda ijk: np.asarray(ijk, float) @ aff[:3, :3].T + aff[:3, 3]  # noqa: E731
@@ -87,7 +98,8 @@ def test_mask_region_lands_where_the_affine_says_not_mirrored():
     # the notch mirrored through the mask centre along LPS x is inside: a mirrored
     # region would swap the two answers
     centre = to_lps(np.argwhere(m).mean(0))
-    mirrored = in_notch.copy(); mirrored[0, 0] = 2 * centre[0] - in_notch[0, 0]
+    mirrored = in_notch.copy()
+    mirrored[0, 0] = 2 * centre[0] - in_notch[0, 0]
     assert region.sdf(mirrored)[0] < -0.3
     lo, hi = region.bounds()
     corners = to_lps(np.array([[3, 3, 3], [18, 12, 10]]) + np.array([[-0.5], [0.5]]))
@@ -102,7 +114,8 @@ def test_mask_sdf_is_smooth_and_close_to_the_true_surface():
     idx = np.indices((40, 40, 40)).transpose(1, 2, 3, 0) * sp
     mask = np.linalg.norm(idx - centre, axis=-1) < 8.0
     region = Region.from_mask(mask, np.diag([sp, sp, sp, 1.0]))
-    dirs = RNG.normal(size=(2000, 3)); dirs /= np.linalg.norm(dirs, axis=1)[:, None]
+    dirs = RNG.normal(size=(2000, 3))
+    dirs /= np.linalg.norm(dirs, axis=1)[:, None]
     d = region.sdf(centre + 8.0 * dirs)
     assert abs(d.mean()) < 0.1 and d.std() < 0.08
     # distance-like (roughly 1 mm per mm across the surface), as the clipping expects
@@ -112,7 +125,8 @@ def test_mask_sdf_is_smooth_and_close_to_the_true_surface():
 
 def test_bone_subtraction_and_intersection():
     aff = np.diag([0.5, 0.5, 0.5, 1.0])
-    bone = np.zeros((40, 40, 40), bool); bone[:, :, :20] = True       # z < 9.75 mm is bone
+    bone = np.zeros((40, 40, 40), bool)
+    bone[:, :, :20] = True  # z < 9.75 mm is bone
     sphere = parse_primitive("sphere:10,10,10,6")
     sub = Region(sphere).with_bone(bone, aff, "subtract")
     inter = Region(sphere).with_bone(bone, aff, "intersect")

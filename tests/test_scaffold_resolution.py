@@ -16,12 +16,15 @@ CENTRE = np.array([1.0, -2.0, 3.0])
 RADIUS = 5.0
 
 
-@pytest.mark.parametrize("material,process,bound", [
-    # a quarter of the smallest printable wall or pore of the best-suited process
-    ("ti6al4v", "powder_bed_fusion", 0.3 / 4),       # LPBF metal: 0.3 mm walls and pores
-    ("hydroxyapatite", "vat_photopolymerization", 0.2 / 4),  # ceramic lithography: 0.2 mm
-    ("pcl", "material_extrusion", 0.3 / 4),          # extruded polymer: 0.3 mm
-])
+@pytest.mark.parametrize(
+    "material,process,bound",
+    [
+        # a quarter of the smallest printable wall or pore of the best-suited process
+        ("ti6al4v", "powder_bed_fusion", 0.3 / 4),  # LPBF metal: 0.3 mm walls and pores
+        ("hydroxyapatite", "vat_photopolymerization", 0.2 / 4),  # ceramic lithography: 0.2 mm
+        ("pcl", "material_extrusion", 0.3 / 4),  # extruded polymer: 0.3 mm
+    ],
+)
 def test_deviation_bound_is_a_quarter_of_the_printable_feature(material, process, bound):
     b = deviation_bound(material)
     assert b.process == process
@@ -49,7 +52,7 @@ def test_printer_sized_scaffold_is_closed_manifold_and_porous_as_asked(printer_s
     assert q.watertight and q.winding_consistent and q.edge_manifold and q.vertex_manifold
     assert q.self_intersections == 0 and q.degenerate_faces == 0
     # porosity of the file against the analytic sphere volume
-    porosity = 1.0 - back.volume / (4.0 / 3.0 * np.pi * RADIUS ** 3)
+    porosity = 1.0 - back.volume / (4.0 / 3.0 * np.pi * RADIUS**3)
     assert porosity == pytest.approx(0.65, abs=0.01)
     assert s.porosity_mesh == pytest.approx(porosity, abs=1e-4)
 
@@ -64,9 +67,13 @@ def test_surface_stays_within_the_bound_of_the_exact_gyroid(printer_sized):
     inside = np.linalg.norm(c - CENTRE, axis=1) < RADIUS - 0.3
     x, y, z = (k * (c[inside] - s.design.origin)).T
     f = np.sin(x) * np.cos(y) + np.sin(y) * np.cos(z) + np.sin(z) * np.cos(x)
-    grad = k * np.stack([np.cos(x) * np.cos(y) - np.sin(z) * np.sin(x),
-                         np.cos(y) * np.cos(z) - np.sin(x) * np.sin(y),
-                         np.cos(z) * np.cos(x) - np.sin(y) * np.sin(z)])
+    grad = k * np.stack(
+        [
+            np.cos(x) * np.cos(y) - np.sin(z) * np.sin(x),
+            np.cos(y) * np.cos(z) - np.sin(x) * np.sin(y),
+            np.cos(z) * np.cos(x) - np.sin(y) * np.sin(z),
+        ]
+    )
     distance = np.abs(f - t) / np.linalg.norm(grad, axis=0)
     assert inside.sum() > 0.5 * len(c)
     assert np.percentile(distance, 99.9) <= bound

@@ -61,7 +61,7 @@ def osteoporotic_3mm(lumbar_scan, lumbar_truth_labels):
     n = hu3.shape[0]
     z_src = np.linspace(0, hu.shape[0] - 1, n)
     affine = lumbar_scan.affine.copy()
-    affine[:3, 0] *= (z_src[1] - z_src[0])
+    affine[:3, 0] *= z_src[1] - z_src[0]
     truth = lumbar_truth_labels[np.rint(z_src).astype(int)]
     volume = replace(lumbar_scan, hu=np.rint(hu3).astype(np.int16), affine=affine)
     return segment_vertebrae(volume), truth
@@ -93,7 +93,7 @@ def narrow_fov(lumbar_scan, lumbar_truth_labels):
     box = (slice(None), slice(max(cy - r[0], 0), cy + r[0]), slice(max(cx - r[1], 0), cx + r[1]))
     narrow = hu[box].copy()
     yy, xx = np.mgrid[: narrow.shape[1], : narrow.shape[2]]
-    outside = ((yy - (cy - box[1].start)) * sp[1]) ** 2 + ((xx - (cx - box[2].start)) * sp[2]) ** 2 > 52.5 ** 2
+    outside = ((yy - (cy - box[1].start)) * sp[1]) ** 2 + ((xx - (cx - box[2].start)) * sp[2]) ** 2 > 52.5**2
     narrow[:, outside] = -2048
     volume = replace(lumbar_scan, hu=narrow, affine=crop_affine(affine, (0, box[1].start, box[2].start)))
     return segment_vertebrae(volume), lumbar_truth_labels[box]

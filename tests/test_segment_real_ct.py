@@ -32,8 +32,14 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 #: TotalSegmentator class values of the vertebrae (v2 class map).
 TS_LEVELS = {26: "S1", 27: "L5", 28: "L4", 29: "L3", 30: "L2", 31: "L1", 32: "T12", 33: "T11"}
 #: GE full-spine body z ranges (mm) from ../shared/data/README.md.
-GE_BODIES = {"L5": (202, 233), "L4": (238, 268), "L3": (272, 300), "L2": (305, 333),
-             "L1": (337, 364), "T12": (368, 394)}
+GE_BODIES = {
+    "L5": (202, 233),
+    "L4": (238, 268),
+    "L3": (272, 300),
+    "L2": (305, 333),
+    "L1": (337, 364),
+    "T12": (368, 394),
+}
 
 
 def _on_grid(labels, affine, volume):
@@ -91,7 +97,7 @@ def test_full_spine_named_from_sacrum_and_lowest_ribs_that_agree(ge):
     _, seg = ge
     names = list(seg.levels.values())
     expected = [f"T{i}" for i in range(1, 13)] + [f"L{i}" for i in range(1, 6)] + ["S1"]
-    assert names[-len(expected):] == expected
+    assert names[-len(expected) :] == expected
     assert seg.named and seg.certain
     anchors = {v["anchor"]: v["level"] for v in seg.vertebrae if v["anchor"]}
     assert anchors.get("S1") == "S1" and anchors.get("T12") == "T12"
@@ -109,8 +115,9 @@ def test_full_spine_thighs_show_no_spine(ge):
     hu, affine, _ = reorient(volume.hu, volume.affine, "SPL")
     z = affine[2, 3] + np.arange(hu.shape[0]) * affine[2, 0]
     legs = np.flatnonzero(z < 60.0)
-    thighs = replace(volume, hu=np.ascontiguousarray(hu[legs[0] : legs[-1] + 1]),
-                     affine=crop_affine(affine, [legs[0], 0, 0]))
+    thighs = replace(
+        volume, hu=np.ascontiguousarray(hu[legs[0] : legs[-1] + 1]), affine=crop_affine(affine, [legs[0], 0, 0])
+    )
     seg = segment_vertebrae(thighs)
     assert seg.levels == {} and not seg.labels.any()
     assert "no spine" in seg.warnings[0]
@@ -153,7 +160,7 @@ def test_torso_in_a_105_mm_field_of_view_finds_the_vertebrae_but_names_none(tors
     box = (slice(None), slice(cy - r[0], cy + r[0]), slice(cx - r[1], cx + r[1]))
     narrow = hu[box].astype(np.int16)
     yy, xx = np.mgrid[: narrow.shape[1], : narrow.shape[2]]
-    narrow[:, ((yy - r[0]) * sp[1]) ** 2 + ((xx - r[1]) * sp[2]) ** 2 > 52.5 ** 2] = -2048
+    narrow[:, ((yy - r[0]) * sp[1]) ** 2 + ((xx - r[1]) * sp[2]) ** 2 > 52.5**2] = -2048
     seg = segment_vertebrae(replace(volume, hu=narrow, affine=crop_affine(affine, [0, box[1].start, box[2].start])))
     assert len(seg.levels) == len(full.levels) and not seg.named
     assert _dice(seg.labels > 0, np.isin(lab[box], list(TS_LEVELS))) >= 0.8

@@ -24,10 +24,22 @@ def _parts():
     b = trimesh.creation.box(extents=[30.0, 20.0, 10.0])
     b.apply_translation([25.0, 80.0, -380.0])
     return [
-        PlatePart("L2 vertebra model", a.vertices, a.faces, (31, 119, 180), "anatomical model (planning)",
-                  {"kind": "anatomical_model", "level": "L2"}),
-        PlatePart("L2 drill guide", b.vertices, b.faces, (70, 130, 200), "surgical-guide resin",
-                  {"kind": "guide", "level": "L2"}),
+        PlatePart(
+            "L2 vertebra model",
+            a.vertices,
+            a.faces,
+            (31, 119, 180),
+            "anatomical model (planning)",
+            {"kind": "anatomical_model", "level": "L2"},
+        ),
+        PlatePart(
+            "L2 drill guide",
+            b.vertices,
+            b.faces,
+            (70, 130, 200),
+            "surgical-guide resin",
+            {"kind": "guide", "level": "L2"},
+        ),
     ]
 
 

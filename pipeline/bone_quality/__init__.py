@@ -18,18 +18,28 @@ Modules: :mod:`.compartment` (the voxels read), :mod:`.roi` (the oval ROI),
 from .compartment import TrabecularRule
 from .measure import BoneQuality, Screening, VertebraDensity, measure_bone_quality
 from .modulus import (
-                      DensityCalibration,
-                      ModulusEstimate,
-                      compare_with_bone,
-                      level_near,
-                      scaffold_beside_bone,
-                      trabecular_modulus,
+    DensityCalibration,
+    ModulusEstimate,
+    compare_with_bone,
+    level_near,
+    scaffold_beside_bone,
+    trabecular_modulus,
 )
 from .roi import OvalROI
 from .screening import classify
 
 __all__ = [
-    "BoneQuality", "DensityCalibration", "ModulusEstimate", "OvalROI", "Screening", "TrabecularRule",
-    "VertebraDensity", "classify", "compare_with_bone", "level_near", "measure_bone_quality",
-    "scaffold_beside_bone", "trabecular_modulus",
+    "BoneQuality",
+    "DensityCalibration",
+    "ModulusEstimate",
+    "OvalROI",
+    "Screening",
+    "TrabecularRule",
+    "VertebraDensity",
+    "classify",
+    "compare_with_bone",
+    "level_near",
+    "measure_bone_quality",
+    "scaffold_beside_bone",
+    "trabecular_modulus",
 ]

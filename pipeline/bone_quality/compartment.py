@@ -157,8 +157,9 @@ def basivertebral_zone(body: VertebralBody, local: np.ndarray, rule: TrabecularR
     return (np.abs(local[..., 0]) <= rule.vein_half_width_mm) & (local[..., 1] >= back)
 
 
-def trabecular_compartment(body: VertebralBody, hu: np.ndarray, defect: np.ndarray | None = None,
-                           rule: TrabecularRule = TrabecularRule()) -> Compartment:
+def trabecular_compartment(
+    body: VertebralBody, hu: np.ndarray, defect: np.ndarray | None = None, rule: TrabecularRule = TrabecularRule()
+) -> Compartment:
     """The voxels of ``body`` whose attenuation is the trabecular bone's.
 
     Parameters
@@ -209,5 +210,13 @@ def trabecular_compartment(body: VertebralBody, hu: np.ndarray, defect: np.ndarr
             sclerotic = inside & within_mm(dense, spacing, rule.sclerotic_margin_mm)
     mask = candidate & ~sclerotic
     excluded["sclerotic"] = int((candidate & sclerotic).sum())
-    return Compartment(mask=mask, candidate=candidate, sclerotic=sclerotic, local=local,
-                       endplate_distance=plates, fracture_zone=near, excluded=excluded, sclerotic_threshold_hu=threshold)
+    return Compartment(
+        mask=mask,
+        candidate=candidate,
+        sclerotic=sclerotic,
+        local=local,
+        endplate_distance=plates,
+        fracture_zone=near,
+        excluded=excluded,
+        sclerotic_threshold_hu=threshold,
+    )

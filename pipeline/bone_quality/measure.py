@@ -28,9 +28,11 @@ from .roi import OvalROI, oval_roi
 #: average the noise and the trabecular texture; e.g. a body mostly out of view).
 MIN_COMPARTMENT_MM3 = 500.0
 
-METHOD = ("automated: volumetric trabecular compartment of the body (margins in 'rule') and an "
-          "automated oval ROI on the mid-body axial slice; the screening value is the oval ROI's mean "
-          "(the method the thresholds were derived with), else the compartment's")
+METHOD = (
+    "automated: volumetric trabecular compartment of the body (margins in 'rule') and an "
+    "automated oval ROI on the mid-body axial slice; the screening value is the oval ROI's mean "
+    "(the method the thresholds were derived with), else the compartment's"
+)
 
 
 @dataclass(frozen=True)
@@ -123,9 +125,11 @@ class Screening:
         """One line for the command line."""
         if self.level is None:
             return f"bone density screening: not assessable ({self.reason})"
-        return (f"bone density screening: {self.words} ({self.level} {self.value_hu:.0f} HU; "
-                f"<= {scr.OSTEOPOROSIS_MAX_HU:g} likely osteoporosis, > {scr.INDETERMINATE_MAX_HU:g} likely "
-                f"normal; {self.reason}); a screening flag, not a diagnosis")
+        return (
+            f"bone density screening: {self.words} ({self.level} {self.value_hu:.0f} HU; "
+            f"<= {scr.OSTEOPOROSIS_MAX_HU:g} likely osteoporosis, > {scr.INDETERMINATE_MAX_HU:g} likely "
+            f"normal; {self.reason}); a screening flag, not a diagnosis"
+        )
 
     def to_dict(self) -> dict:
         return {
@@ -175,9 +179,12 @@ class BoneQuality:
             "levels": [v.to_dict(self.calibration) for v in self.levels],
             "acquisition": dict(self.acquisition),
             "method": METHOD,
-            "rule": {**self.rule.to_dict(), "min_compartment_mm3": MIN_COMPARTMENT_MM3,
-                     "roi_size_rule": "largest ellipse shaped like the eligible cross-section (see "
-                                      "pipeline.bone_quality.roi) on the axial slice nearest the body centre"},
+            "rule": {
+                **self.rule.to_dict(),
+                "min_compartment_mm3": MIN_COMPARTMENT_MM3,
+                "roi_size_rule": "largest ellipse shaped like the eligible cross-section (see "
+                "pipeline.bone_quality.roi) on the axial slice nearest the body centre",
+            },
             "density_modulus": trabecular_modulus(0.0, self.calibration).to_dict()["chain"],
             "calibration": self.calibration.to_dict(),
             "contrast_source": scr.SOURCE_CONTRAST,
@@ -189,8 +196,14 @@ def _round(v, nd: int = 1):
     return None if v is None else round(float(v), nd)
 
 
-def measure_bone_quality(segmentation, volume, *, fractures=None, rule: TrabecularRule = TrabecularRule(),
-                         calibration: DensityCalibration = DensityCalibration()) -> BoneQuality:
+def measure_bone_quality(
+    segmentation,
+    volume,
+    *,
+    fractures=None,
+    rule: TrabecularRule = TrabecularRule(),
+    calibration: DensityCalibration = DensityCalibration(),
+) -> BoneQuality:
     """Trabecular density of every vertebral body and the scan's screening flag.
 
     Parameters
@@ -243,27 +256,60 @@ def measure_bone_quality(segmentation, volume, *, fractures=None, rule: Trabecul
     out = []
     for value, name in segmentation.levels.items():
         if name in bodies:
-            out.append(_level(name, int(value), bodies[name], hu_c, defects.get(name), segmentation,
-                              rule, voxel_mm3, name in cut, name in defects))
+            out.append(
+                _level(
+                    name,
+                    int(value),
+                    bodies[name],
+                    hu_c,
+                    defects.get(name),
+                    segmentation,
+                    rule,
+                    voxel_mm3,
+                    name in cut,
+                    name in defects,
+                )
+            )
     info = volume.info
     acquisition = {
         "kvp": info.kvp,
         "contrast_agent_stated": info.contrast_stated,
         "contrast_delay_s": info.contrast_delay_s,
-        "contrast_phase": (scr.contrast_phase(info.contrast_delay_s) if info.contrast_stated
-                           else "no contrast agent named" if info.contrast_stated is False else "unknown"),
+        "contrast_phase": (
+            scr.contrast_phase(info.contrast_delay_s)
+            if info.contrast_stated
+            else "no contrast agent named"
+            if info.contrast_stated is False
+            else "unknown"
+        ),
     }
     notes = scr.acquisition_notes(info.kvp, info.contrast_stated, info.contrast_delay_s)
     screening = _screen(out, segmentation, set(defects), notes)
     warnings = [f"{v.level}: {v.note}" for v in out if v.note]
-    return BoneQuality(levels=tuple(out), screening=screening, acquisition=acquisition, rule=rule,
-                       calibration=calibration, warnings=tuple(warnings))
+    return BoneQuality(
+        levels=tuple(out),
+        screening=screening,
+        acquisition=acquisition,
+        rule=rule,
+        calibration=calibration,
+        warnings=tuple(warnings),
+    )
 
 
 def _level(name, value, body, hu_c, defect, segmentation, rule, voxel_mm3, cut, fractured):
     if isinstance(body, DesignError):
-        return VertebraDensity(name, value, None, None, None, 0, 0.0, cut_by_scan_edge=cut, fractured=fractured,
-                               note=f"no vertebral body isolated ({body})")
+        return VertebraDensity(
+            name,
+            value,
+            None,
+            None,
+            None,
+            0,
+            0.0,
+            cut_by_scan_edge=cut,
+            fractured=fractured,
+            note=f"no vertebral body isolated ({body})",
+        )
     sl = tuple(slice(a, a + n) for a, n in zip(body.start, body.mask.shape))
     hu = np.asarray(hu_c[sl], np.float32)
     defect_c = None
@@ -272,25 +318,46 @@ def _level(name, value, body, hu_c, defect, segmentation, rule, voxel_mm3, cut, 
     comp = trabecular_compartment(body, hu, defect_c, rule)
     n = int(comp.mask.sum())
     if n * voxel_mm3 < MIN_COMPARTMENT_MM3:
-        return VertebraDensity(name, value, None, None, None, n, n * voxel_mm3, cut_by_scan_edge=cut,
-                               fractured=fractured, excluded_voxels=comp.excluded,
-                               note=f"trabecular compartment {n * voxel_mm3:.0f} mm3 is below "
-                                    f"{MIN_COMPARTMENT_MM3:g} mm3 (body too small, collapsed or out of view)")
+        return VertebraDensity(
+            name,
+            value,
+            None,
+            None,
+            None,
+            n,
+            n * voxel_mm3,
+            cut_by_scan_edge=cut,
+            fractured=fractured,
+            excluded_voxels=comp.excluded,
+            note=f"trabecular compartment {n * voxel_mm3:.0f} mm3 is below "
+            f"{MIN_COMPARTMENT_MM3:g} mm3 (body too small, collapsed or out of view)",
+        )
     values = hu[comp.mask].astype(np.float64)
     return VertebraDensity(
-        level=name, label_value=value, mean_hu=float(values.mean()), median_hu=float(np.median(values)),
-        sd_hu=float(values.std()), voxel_count=n, volume_mm3=n * voxel_mm3, roi=oval_roi(body, hu, comp, rule),
-        fractured=fractured, cut_by_scan_edge=cut, excluded_voxels=comp.excluded,
+        level=name,
+        label_value=value,
+        mean_hu=float(values.mean()),
+        median_hu=float(np.median(values)),
+        sd_hu=float(values.std()),
+        voxel_count=n,
+        volume_mm3=n * voxel_mm3,
+        roi=oval_roi(body, hu, comp, rule),
+        fractured=fractured,
+        cut_by_scan_edge=cut,
+        excluded_voxels=comp.excluded,
     )
 
 
 def _screen(levels, segmentation, fractured: set, notes: list) -> Screening:
     if not getattr(segmentation, "named", True):
-        return Screening(None, None, scr.NOT_ASSESSABLE,
-                         "the vertebrae are not named (no sacrum or lowest ribs in view), so L1 is unknown",
-                         tuple(notes))
+        return Screening(
+            None,
+            None,
+            scr.NOT_ASSESSABLE,
+            "the vertebrae are not named (no sacrum or lowest ribs in view), so L1 is unknown",
+            tuple(notes),
+        )
     usable = {v.level: v.value_hu for v in levels if v.value_hu is not None}
     level, reason = scr.choose_level(usable, fractured, set(segmentation.levels.values()))
     value = usable.get(level) if level else None
     return Screening(level, value, scr.classify(value), reason, tuple(notes))
-

@@ -29,15 +29,19 @@ from ..volume import lps_to_index, voxel_sizes
 #: Morgan, Bayraktar & Keaveny 2003, vertebra: E [MPa] = A * rho_app[g/cm3] ** B.
 MORGAN_VERTEBRA_A_MPA = 4730.0
 MORGAN_VERTEBRA_B = 1.56
-SOURCE_MODULUS = ("Morgan EF, Bayraktar HH, Keaveny TM. Trabecular bone modulus-density relationships "
-                  "depend on anatomic site. J Biomech 2003;36:897-904 (vertebra: E = 4730 rho_app^1.56 MPa)")
+SOURCE_MODULUS = (
+    "Morgan EF, Bayraktar HH, Keaveny TM. Trabecular bone modulus-density relationships "
+    "depend on anatomic site. J Biomech 2003;36:897-904 (vertebra: E = 4730 rho_app^1.56 MPa)"
+)
 #: Schileo et al. 2008: ash density / apparent density.
 ASH_TO_APPARENT = 0.6
 SOURCE_ASH = "Schileo E et al. J Biomech 2008;41:2483-2491 (ash/apparent density 0.598)"
 #: Wet apparent density of vertebral trabecular bone reported in the literature, g/cm³.
 APPARENT_RANGE_G_CM3 = (0.09, 0.35)
-SOURCE_RANGE = ("Ohman-Magi C et al. Density and mechanical properties of vertebral trabecular bone - "
-                "a review. JOR Spine 2021;4:e1176 (wet apparent density 0.09-0.35 g/cm3)")
+SOURCE_RANGE = (
+    "Ohman-Magi C et al. Density and mechanical properties of vertebral trabecular bone - "
+    "a review. JOR Spine 2021;4:e1176 (wet apparent density 0.09-0.35 g/cm3)"
+)
 
 
 @dataclass(frozen=True)
@@ -49,8 +53,10 @@ class DensityCalibration:
 
     slope_mg_cm3_per_hu: float = 1.0
     intercept_mg_cm3: float = 0.0
-    source: str = ("assumed, no calibration phantom: 1 mg/cm3 hydroxyapatite per HU above water; "
-                   "scanner calibrations differ by tens of per cent and with kVp")
+    source: str = (
+        "assumed, no calibration phantom: 1 mg/cm3 hydroxyapatite per HU above water; "
+        "scanner calibrations differ by tens of per cent and with kVp"
+    )
 
     @property
     def calibrated(self) -> bool:
@@ -124,15 +130,28 @@ def trabecular_modulus(hu: float, calibration: DensityCalibration = DensityCalib
         warnings.append("uncalibrated HU: the density and modulus are order-of-magnitude estimates")
     lo, hi = APPARENT_RANGE_G_CM3
     if not lo <= apparent <= hi:
-        warnings.append(f"apparent density {apparent:.3f} g/cm3 is outside the {lo:g}-{hi:g} g/cm3 reported "
-                        f"for vertebral trabecular bone ({SOURCE_RANGE}): the relation is extrapolated")
-    modulus = MORGAN_VERTEBRA_A_MPA * apparent ** MORGAN_VERTEBRA_B if apparent > 0 else 0.0
-    return ModulusEstimate(hu=float(hu), mineral_density_mg_cm3=mineral, apparent_density_g_cm3=apparent,
-                           modulus_mpa=float(modulus), calibration=calibration, warnings=tuple(warnings))
+        warnings.append(
+            f"apparent density {apparent:.3f} g/cm3 is outside the {lo:g}-{hi:g} g/cm3 reported "
+            f"for vertebral trabecular bone ({SOURCE_RANGE}): the relation is extrapolated"
+        )
+    modulus = MORGAN_VERTEBRA_A_MPA * apparent**MORGAN_VERTEBRA_B if apparent > 0 else 0.0
+    return ModulusEstimate(
+        hu=float(hu),
+        mineral_density_mg_cm3=mineral,
+        apparent_density_g_cm3=apparent,
+        modulus_mpa=float(modulus),
+        calibration=calibration,
+        warnings=tuple(warnings),
+    )
 
 
-def compare_with_bone(scaffold_modulus_gpa: float, level: str, trabecular_hu: float | None,
-                      calibration: DensityCalibration = DensityCalibration(), note: str = "") -> dict:
+def compare_with_bone(
+    scaffold_modulus_gpa: float,
+    level: str,
+    trabecular_hu: float | None,
+    calibration: DensityCalibration = DensityCalibration(),
+    note: str = "",
+) -> dict:
     """A scaffold's estimated stiffness beside this patient's trabecular bone (JSON-ready).
 
     Parameters
@@ -155,9 +174,14 @@ def compare_with_bone(scaffold_modulus_gpa: float, level: str, trabecular_hu: fl
     """
     scaffold_mpa = float(scaffold_modulus_gpa) * 1000.0
     if trabecular_hu is None:
-        return {"level": level, "bone": None, "scaffold_modulus_mpa": round(scaffold_mpa, 1),
-                "ratio_scaffold_to_bone": None, "note": note,
-                "statement": f"{level}: no trabecular density measured, no patient-specific comparison"}
+        return {
+            "level": level,
+            "bone": None,
+            "scaffold_modulus_mpa": round(scaffold_mpa, 1),
+            "ratio_scaffold_to_bone": None,
+            "note": note,
+            "statement": f"{level}: no trabecular density measured, no patient-specific comparison",
+        }
     bone = trabecular_modulus(trabecular_hu, calibration)
     ratio = scaffold_mpa / bone.modulus_mpa if bone.modulus_mpa > 0 else None
     if ratio is None:
@@ -165,13 +189,20 @@ def compare_with_bone(scaffold_modulus_gpa: float, level: str, trabecular_hu: fl
     else:
         word = "stiffer" if ratio >= 1 else "more compliant"
         factor = ratio if ratio >= 1 else 1.0 / ratio
-        statement = (f"scaffold estimate {scaffold_mpa:.0f} MPa is {factor:.1f} times {word} than the "
-                     f"estimate for this patient's {level} trabecular bone ({bone.modulus_mpa:.0f} MPa from "
-                     f"{trabecular_hu:.0f} HU); both are estimates"
-                     + ("" if bone.calibration.calibrated else ", the bone's from uncalibrated HU"))
-    return {"level": level, "bone": bone.to_dict(), "scaffold_modulus_mpa": round(scaffold_mpa, 1),
-            "ratio_scaffold_to_bone": None if ratio is None else round(ratio, 2), "note": note,
-            "statement": statement}
+        statement = (
+            f"scaffold estimate {scaffold_mpa:.0f} MPa is {factor:.1f} times {word} than the "
+            f"estimate for this patient's {level} trabecular bone ({bone.modulus_mpa:.0f} MPa from "
+            f"{trabecular_hu:.0f} HU); both are estimates"
+            + ("" if bone.calibration.calibrated else ", the bone's from uncalibrated HU")
+        )
+    return {
+        "level": level,
+        "bone": bone.to_dict(),
+        "scaffold_modulus_mpa": round(scaffold_mpa, 1),
+        "ratio_scaffold_to_bone": None if ratio is None else round(ratio, 2),
+        "note": note,
+        "statement": statement,
+    }
 
 
 def scaffold_beside_bone(bone_quality, segmentation, level: str | None, point_lps, scaffold_modulus_gpa: float) -> dict:
@@ -200,11 +231,17 @@ def scaffold_beside_bone(bone_quality, segmentation, level: str | None, point_lp
     note = ""
     if record is None or record.mean_hu is None:
         fallback = bone_quality.screening.level
-        note = (f"{level or 'no vertebra near the region'}: no trabecular density measured"
-                + (f"; {fallback} used" if fallback else ""))
+        note = f"{level or 'no vertebra near the region'}: no trabecular density measured" + (
+            f"; {fallback} used" if fallback else ""
+        )
         level, record = fallback, bone_quality.level(fallback) if fallback else None
-    return compare_with_bone(scaffold_modulus_gpa, level or "none", None if record is None else record.mean_hu,
-                             bone_quality.calibration, note)
+    return compare_with_bone(
+        scaffold_modulus_gpa,
+        level or "none",
+        None if record is None else record.mean_hu,
+        bone_quality.calibration,
+        note,
+    )
 
 
 def level_near(segmentation, point_lps, radius_mm: float = 15.0) -> str | None:

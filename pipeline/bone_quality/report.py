@@ -25,11 +25,16 @@ def summary_lines(manifest: dict) -> list[str]:
         lines.append(f"bone density screening: not assessable ({s['level_choice']})")
     else:
         t = s["thresholds"]
-        lines.append(f"bone density screening: {s['category_words']} ({s['level']} {s['value_hu']:.0f} HU; "
-                     f"likely osteoporosis {t['likely_osteoporosis']}, likely normal {t['likely_normal']}, "
-                     f"Pickhardt et al. 2013; {s['level_choice']}); a screening flag, not a diagnosis")
-    values = [f"{v['level']} {v['trabecular_mean_hu']:.0f}" + (" (fractured)" if v["fractured"] else "")
-              for v in bone["levels"] if v["trabecular_mean_hu"] is not None]
+        lines.append(
+            f"bone density screening: {s['category_words']} ({s['level']} {s['value_hu']:.0f} HU; "
+            f"likely osteoporosis {t['likely_osteoporosis']}, likely normal {t['likely_normal']}, "
+            f"Pickhardt et al. 2013; {s['level_choice']}); a screening flag, not a diagnosis"
+        )
+    values = [
+        f"{v['level']} {v['trabecular_mean_hu']:.0f}" + (" (fractured)" if v["fractured"] else "")
+        for v in bone["levels"]
+        if v["trabecular_mean_hu"] is not None
+    ]
     if values:
         lines.append("trabecular mean HU: " + ", ".join(values) + (f" ({bone['file']})" if bone.get("file") else ""))
     for p in manifest.get("prints", []):

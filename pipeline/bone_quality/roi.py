@@ -77,8 +77,9 @@ class OvalROI:
         }
 
 
-def oval_roi(body: VertebralBody, hu: np.ndarray, compartment: Compartment,
-             rule: TrabecularRule = TrabecularRule()) -> OvalROI | None:
+def oval_roi(
+    body: VertebralBody, hu: np.ndarray, compartment: Compartment, rule: TrabecularRule = TrabecularRule()
+) -> OvalROI | None:
     """The oval ROI of ``body`` on its mid-height axial slice (see the module docstring).
 
     Parameters
@@ -106,9 +107,13 @@ def oval_roi(body: VertebralBody, hu: np.ndarray, compartment: Compartment,
         return None
     depth = depth_mm(section, spacing[1:], edge_is_outside=True) - 0.5 * max(spacing[1:])
     local = compartment.local[k]
-    eligible = (section & (depth >= rule.cortex_margin_mm)
-                & (compartment.endplate_distance[k] >= rule.endplate_margin_mm)
-                & ~basivertebral_zone(body, local, rule) & ~compartment.sclerotic[k])
+    eligible = (
+        section
+        & (depth >= rule.cortex_margin_mm)
+        & (compartment.endplate_distance[k] >= rule.endplate_margin_mm)
+        & ~basivertebral_zone(body, local, rule)
+        & ~compartment.sclerotic[k]
+    )
     if compartment.fracture_zone is not None:
         eligible &= ~compartment.fracture_zone[k]
     pixel_mm2 = float(spacing[1] * spacing[2])
@@ -143,9 +148,14 @@ def oval_roi(body: VertebralBody, hu: np.ndarray, compartment: Compartment,
     rc = np.array([cu * u[0] + cv * v[0], cu * u[1] + cv * v[1]]) / np.asarray(spacing[1:])
     centre_lps = index_to_lps(body.affine, np.array([k, rc[0], rc[1]]))
     return OvalROI(
-        mean_hu=float(values.mean()), median_hu=float(np.median(values)), sd_hu=float(values.std()),
-        pixel_count=int(inside.sum()), area_mm2=float(inside.sum()) * pixel_mm2,
-        centre_lps=centre_lps, semi_axes_mm=(s * a0, s * b0), slice_z_mm=float(centre_lps[2]),
+        mean_hu=float(values.mean()),
+        median_hu=float(np.median(values)),
+        sd_hu=float(values.std()),
+        pixel_count=int(inside.sum()),
+        area_mm2=float(inside.sum()) * pixel_mm2,
+        centre_lps=centre_lps,
+        semi_axes_mm=(s * a0, s * b0),
+        slice_z_mm=float(centre_lps[2]),
     )
 
 

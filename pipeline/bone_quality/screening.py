@@ -38,18 +38,20 @@ WORDS = {
 SOURCE_THRESHOLDS = (
     "Pickhardt PJ et al. Opportunistic screening for osteoporosis using abdominal CT scans "
     "obtained for other indications. Ann Intern Med 2013;158:588-595 (L1 <= 160 HU 90 % "
-    "sensitive, <= 110 HU > 90 % specific for DXA osteoporosis)")
+    "sensitive, <= 110 HU > 90 % specific for DXA osteoporosis)"
+)
 SOURCE_NORMS = (
     "Jang S et al. Opportunistic osteoporosis screening at routine abdominal and thoracic CT: "
     "normative L1 trabecular attenuation values in more than 20 000 adults. Radiology "
     "2019;291:360-367 (L1 falls ~2.5 HU a year, 226 +- 44 HU under 30, 89 +- 38 HU at 90; "
-    "120 kV; automated ROIs read ~21 HU higher than manual ones)")
+    "120 kV; automated ROIs read ~21 HU higher than manual ones)"
+)
 SOURCE_CONTRAST = (
     "Pickhardt PJ et al. Effect of IV contrast on lumbar trabecular attenuation at routine "
     "abdominal CT. Osteoporos Int 2016;27:147-152 (portal-venous phase +11.2 +- 19.2 HU at L1; "
-    "screening performance similar with and without contrast)")
-DISCLAIMER = ("screening flag from routine CT, not a diagnosis of osteoporosis: confirm with DXA "
-              "or calibrated QCT")
+    "screening performance similar with and without contrast)"
+)
+DISCLAIMER = "screening flag from routine CT, not a diagnosis of osteoporosis: confirm with DXA or calibrated QCT"
 #: Order in which levels stand in for L1.
 LEVEL_ORDER = ("L1", "L2", "T12")
 #: kVp the thresholds were derived at.
@@ -117,12 +119,16 @@ def acquisition_notes(kvp: float | None, contrast_stated: bool | None, delay_s: 
     if kvp is None:
         notes.append(f"tube voltage not recorded; the thresholds were derived at {REFERENCE_KVP:g} kVp")
     elif abs(kvp - REFERENCE_KVP) > 1.0:
-        notes.append(f"scanned at {kvp:g} kVp; the thresholds were derived at {REFERENCE_KVP:g} kVp and bone "
-                     f"attenuation in HU rises as the tube voltage falls")
+        notes.append(
+            f"scanned at {kvp:g} kVp; the thresholds were derived at {REFERENCE_KVP:g} kVp and bone "
+            f"attenuation in HU rises as the tube voltage falls"
+        )
     if contrast_stated:
         phase = contrast_phase(delay_s)
-        notes.append(f"contrast agent named in the DICOM ({phase}): portal-venous contrast raises L1 by "
-                     f"about 11 HU on average (Pickhardt et al., Osteoporos Int 2016)")
+        notes.append(
+            f"contrast agent named in the DICOM ({phase}): portal-venous contrast raises L1 by "
+            f"about 11 HU on average (Pickhardt et al., Osteoporos Int 2016)"
+        )
     return notes
 
 

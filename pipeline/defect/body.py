@@ -249,8 +249,9 @@ def _wall_frame(field, affine, frame: VertebraFrame, extent, reach: float) -> Ve
     return VertebraFrame(frame.origin, orthonormal_frame(frame.axes[:, 1], axis))
 
 
-def find_body(labels_c: np.ndarray, affine_c: np.ndarray, value: int, level: str,
-              box: tuple | None = None, pad: int = 6) -> VertebralBody:
+def find_body(
+    labels_c: np.ndarray, affine_c: np.ndarray, value: int, level: str, box: tuple | None = None, pad: int = 6
+) -> VertebralBody:
     """Isolate the body of the vertebra labelled ``value`` and find its frame.
 
     Parameters
@@ -315,5 +316,14 @@ def find_body(labels_c: np.ndarray, affine_c: np.ndarray, value: int, level: str
     front = _wall(field, affine, frame, -1.0, reach)
     if back is None or front is None:
         raise DesignError(f"{level}: the vertebral body's mid-sagittal line does not cross it")
-    return VertebralBody(level=level, value=int(value), frame=frame, mask=body, affine=affine,
-                         start=start, field=field, anterior_y=front, posterior_y=back)
+    return VertebralBody(
+        level=level,
+        value=int(value),
+        frame=frame,
+        mask=body,
+        affine=affine,
+        start=start,
+        field=field,
+        anterior_y=front,
+        posterior_y=back,
+    )

@@ -71,7 +71,7 @@ def refine_end(hu, affine, origin, direction, t_end: float, outward: float) -> f
     first = last
     while first > 0 and bright[first - 1]:
         first -= 1
-    plate = first + int(np.argmax(v[first:last + 1]))
+    plate = first + int(np.argmax(v[first : last + 1]))
     level = floor + PLATE_EDGE_FRACTION * (v[plate] - floor)
     after = np.flatnonzero(v[plate:] < level)
     if after.size == 0:

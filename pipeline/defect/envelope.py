@@ -99,7 +99,7 @@ class Envelope:
 
     @property
     def collapsed_endplate(self) -> str:
-        """"superior", "inferior", "both" or "" (nothing lifted)."""
+        """ "superior", "inferior", "both" or "" (nothing lifted)."""
         up = bool((self.lift_top[self.outline_top] > 0).any())
         down = bool((self.lift_bottom[self.outline_bottom] > 0).any())
         names = {(True, False): "superior", (False, True): "inferior", (True, True): "both"}
@@ -198,8 +198,10 @@ def build_envelope(body: VertebralBody, heights: BodyHeights, grading: FractureG
     inside = v >= 0.5
     projection = inside.any(axis=-1)
     core = ndimage.binary_erosion(projection, iterations=int(round(RIM_MM / GRID_MM)))
-    measured = (_edge(v, zs, len(zs) - 1 - np.argmax(inside[..., ::-1], axis=-1), +1),
-                _edge(v, zs, np.argmax(inside, axis=-1), -1))
+    measured = (
+        _edge(v, zs, len(zs) - 1 - np.argmax(inside[..., ::-1], axis=-1), +1),
+        _edge(v, zs, np.argmax(inside, axis=-1), -1),
+    )
     outlines, ends, fits = [], [], []
     for z, sign in zip(measured, (1.0, -1.0)):
         coef = _endplate_fit(z, X, Y, core)
@@ -222,9 +224,17 @@ def build_envelope(body: VertebralBody, heights: BodyHeights, grading: FractureG
         lifts = (lift, np.zeros_like(lift)) if k == 0 else (np.zeros_like(lift), lift)
     else:
         lifts = (share * deficit, (1.0 - share) * deficit)
-    return Envelope(xs=xs, ys=ys, outline_top=outlines[0], outline_bottom=outlines[1],
-                    top=ends[0], bottom=ends[1], lift_top=lifts[0], lift_bottom=lifts[1],
-                    superior_share=float(share))
+    return Envelope(
+        xs=xs,
+        ys=ys,
+        outline_top=outlines[0],
+        outline_bottom=outlines[1],
+        top=ends[0],
+        bottom=ends[1],
+        lift_top=lifts[0],
+        lift_bottom=lifts[1],
+        superior_share=float(share),
+    )
 
 
 def _rim_lifts(heights: BodyHeights, grading: FractureGrading, ends, outlines, X, Y):
@@ -273,24 +283,24 @@ def _restored_endplate(heights: BodyHeights, grading: FractureGrading, coef, X, 
     ys = np.array([heights.depth_y_mm[k] for k in POSITIONS])
     target = np.array([grading.restored_mm[k] for k in POSITIONS])
     A = np.column_stack([np.ones(3), ys])
-    line, *_ = np.linalg.lstsq(A, target + 2.0 * s * coef[5] * ys ** 2, rcond=None)
+    line, *_ = np.linalg.lstsq(A, target + 2.0 * s * coef[5] * ys**2, rcond=None)
     opposite = heights.inferior_points_lps if side == "superior" else heights.superior_points_lps
     measured = [float((opposite[k] - heights.centre_lps) @ heights.axis_lps) for k in POSITIONS]
     fitted = _quadratic(coef, np.zeros(3), ys)
     nudge = depth_profile(ys, np.subtract(measured, fitted), -2.0, 2.0)(Y)
-    quad = coef[3] * X ** 2 + coef[4] * X * Y + coef[5] * Y ** 2
+    quad = coef[3] * X**2 + coef[4] * X * Y + coef[5] * Y**2
     column = line[0] + line[1] * Y - 2.0 * s * quad
     return _quadratic(coef, X, Y) + nudge + s * column
 
 
 def _open(outline):
     r = max(1, int(round(FOOTPRINT_OPEN_MM / GRID_MM)))
-    disk = np.hypot(*np.mgrid[-r:r + 1, -r:r + 1]) <= r
+    disk = np.hypot(*np.mgrid[-r : r + 1, -r : r + 1]) <= r
     return outline & ndimage.binary_opening(outline, structure=disk)
 
 
 def _quadratic(coef, X, Y):
-    return coef[0] + coef[1] * X + coef[2] * Y + coef[3] * X ** 2 + coef[4] * X * Y + coef[5] * Y ** 2
+    return coef[0] + coef[1] * X + coef[2] * Y + coef[3] * X**2 + coef[4] * X * Y + coef[5] * Y**2
 
 
 def _endplate_fit(z, X, Y, core):
@@ -305,8 +315,7 @@ def _endplate_fit(z, X, Y, core):
     """
     if core.sum() < 12:
         return np.array([float(np.median(z[core])) if core.any() else 0.0, 0, 0, 0, 0, 0])
-    A = np.stack([np.ones(core.sum()), X[core], Y[core], X[core] ** 2, X[core] * Y[core],
-                  Y[core] ** 2], axis=-1)
+    A = np.stack([np.ones(core.sum()), X[core], Y[core], X[core] ** 2, X[core] * Y[core], Y[core] ** 2], axis=-1)
     b = z[core]
     keep = np.ones(len(b), bool)
     coef = np.zeros(6)
@@ -327,8 +336,9 @@ def _edge(v, zs, k, step):
     return zs[k] + step * np.clip(frac, 0.0, 1.0) * (zs[1] - zs[0])
 
 
-def envelope_mask(env: Envelope, body: VertebralBody, value: int, labels_c, affine_c,
-                  clearance_mm: float = CLEARANCE_MM) -> np.ndarray:
+def envelope_mask(
+    env: Envelope, body: VertebralBody, value: int, labels_c, affine_c, clearance_mm: float = CLEARANCE_MM
+) -> np.ndarray:
     """The defect on the canonical grid: between each endplate and its lifted copy.
 
     Parameters

@@ -74,14 +74,16 @@ class FractureInfo:
     def to_dict(self) -> dict:
         """JSON-ready description (no mask, no patient data)."""
         out = self.grading.as_dict()
-        out.update({
-            "body": self.heights.as_dict(),
-            "defect_volume_mm3": round(float(self.volume_mm3), 1),
-            "collapsed_endplate": self.collapsed_endplate,
-            "defect_note": self.reason,
-            "method": "Genant semi-quantitative grading (Genant et al., J Bone Miner Res "
-                      "1993;8:1137-48) on CT body heights at 15/50/85 % depth",
-        })
+        out.update(
+            {
+                "body": self.heights.as_dict(),
+                "defect_volume_mm3": round(float(self.volume_mm3), 1),
+                "collapsed_endplate": self.collapsed_endplate,
+                "defect_note": self.reason,
+                "method": "Genant semi-quantitative grading (Genant et al., J Bone Miner Res "
+                "1993;8:1137-48) on CT body heights at 15/50/85 % depth",
+            }
+        )
         return out
 
 
@@ -176,25 +178,36 @@ def _defect(spine: _Spine, level: str, value: int, clearance_mm: float, min_loss
     if not np.isfinite(g.max_loss) or g.max_loss < min_loss:
         worst = max(g.loss, key=g.loss.get)
         against = ", ".join(g.neighbours) or "its own shape"
-        lost = (f"its largest height loss is {g.loss[worst]:.0%} ({worst})" if g.loss[worst] >= 0.005
-                else "it has lost no height")
-        reason = (f"{level} shows no collapse: {lost} against {against}, below the "
-                  f"{min_loss:.0%} height loss needed to outline a defect")
+        lost = (
+            f"its largest height loss is {g.loss[worst]:.0%} ({worst})"
+            if g.loss[worst] >= 0.005
+            else "it has lost no height"
+        )
+        reason = (
+            f"{level} shows no collapse: {lost} against {against}, below the "
+            f"{min_loss:.0%} height loss needed to outline a defect"
+        )
         return Fracture.from_full_mask(np.zeros(spine.shape, bool), FractureInfo(level, h, g, 0.0, reason, ""))
-    share = (0.5 if g.morphology == "biconcave"
-             else superior_share(h, g, value, spine.labels_c, spine.affine_c))
+    share = 0.5 if g.morphology == "biconcave" else superior_share(h, g, value, spine.labels_c, spine.affine_c)
     env = build_envelope(spine.bodies[level], h, g, share)
     canon = envelope_mask(env, spine.bodies[level], value, spine.labels_c, spine.affine_c, clearance_mm)
     mask = np.ascontiguousarray(spine.undo(canon))
     n = int(mask.sum())
-    reason = "" if n else (f"{level}: the restored envelope lies entirely within {clearance_mm:g} mm "
-                           f"of a neighbouring vertebra, nothing is left to fill")
+    reason = (
+        ""
+        if n
+        else (
+            f"{level}: the restored envelope lies entirely within {clearance_mm:g} mm "
+            f"of a neighbouring vertebra, nothing is left to fill"
+        )
+    )
     info = FractureInfo(level, h, g, n * vox, reason, env.collapsed_endplate if n else "")
     return Fracture.from_full_mask(mask, info)
 
 
-def find_compression_fractures(segmentation, volume=None, *, clearance_mm: float = CLEARANCE_MM,
-                               bodies: dict | None = None) -> list:
+def find_compression_fractures(
+    segmentation, volume=None, *, clearance_mm: float = CLEARANCE_MM, bodies: dict | None = None
+) -> list:
     """Vertebral compression fractures graded by Genant's semi-quantitative method.
 
     Every vertebral body except the sacrum is measured (anterior, middle and
@@ -231,8 +244,9 @@ def find_compression_fractures(segmentation, volume=None, *, clearance_mm: float
     return out
 
 
-def defect_region(segmentation, level: str, volume=None, *, clearance_mm: float = CLEARANCE_MM,
-                  min_loss: float = MIN_LOSS) -> Fracture:
+def defect_region(
+    segmentation, level: str, volume=None, *, clearance_mm: float = CLEARANCE_MM, min_loss: float = MIN_LOSS
+) -> Fracture:
     """The defect of a named level: between its collapsed body and the restored one.
 
     Works for any level the user names, fractured by Genant's grading or not (a

@@ -132,9 +132,14 @@ def _neighbours(order: list, i: int, usable, positions: dict) -> list:
     here = positions[order[i]]
     found = []
     for side in (-1, 1):
-        cands = [(abs(positions[order[j]] - here), j) for j in range(len(order))
-                 if j != i and np.sign(positions[order[j]] - here) == side
-                 and abs(positions[order[j]] - here) <= MAX_NEIGHBOUR_STEPS and usable(j)]
+        cands = [
+            (abs(positions[order[j]] - here), j)
+            for j in range(len(order))
+            if j != i
+            and np.sign(positions[order[j]] - here) == side
+            and abs(positions[order[j]] - here) <= MAX_NEIGHBOUR_STEPS
+            and usable(j)
+        ]
         if cands:
             d, j = min(cands)
             found.append((order[j], d))
@@ -148,8 +153,7 @@ def _neighbours(order: list, i: int, usable, positions: dict) -> list:
 def _grade_one(name: str, h: dict, refs: list, heights: dict) -> FractureGrading:
     if refs:
         hp_exp = sum(w * heights[r]["posterior"] for r, w in refs)
-        ratios = {k: sum(w * heights[r][k] / heights[r]["posterior"] for r, w in refs)
-                  for k in ("anterior", "middle")}
+        ratios = {k: sum(w * heights[r][k] / heights[r]["posterior"] for r, w in refs) for k in ("anterior", "middle")}
         note = ""
     else:
         hp_exp = h["posterior"]
@@ -157,15 +161,22 @@ def _grade_one(name: str, h: dict, refs: list, heights: dict) -> FractureGrading
         note = "no neighbouring vertebra to compare with: own posterior height and typical shape used"
     crushed = 1.0 - h["posterior"] / hp_exp >= GRADE_LIMITS[0]
     ref = hp_exp if crushed else h["posterior"]
-    expected = {"anterior": ref * ratios["anterior"], "middle": ref * ratios["middle"],
-                "posterior": hp_exp}
+    expected = {"anterior": ref * ratios["anterior"], "middle": ref * ratios["middle"], "posterior": hp_exp}
     restored = {"anterior": expected["anterior"], "middle": expected["middle"], "posterior": ref}
     loss = {k: 1.0 - h[k] / expected[k] for k in ("anterior", "middle", "posterior")}
     grade, grade_name = genant_grade(max(loss.values()))
-    return FractureGrading(level=name, heights_mm=dict(h), expected_mm=expected, restored_mm=restored,
-                   loss=loss, grade=grade, grade_name=grade_name,
-                   morphology=morphology(loss) if grade else "none",
-                   neighbours=tuple(r for r, _ in refs), note=note)
+    return FractureGrading(
+        level=name,
+        heights_mm=dict(h),
+        expected_mm=expected,
+        restored_mm=restored,
+        loss=loss,
+        grade=grade,
+        grade_name=grade_name,
+        morphology=morphology(loss) if grade else "none",
+        neighbours=tuple(r for r, _ in refs),
+        note=note,
+    )
 
 
 def grade_levels(heights: dict, positions: dict | None = None) -> dict:
@@ -190,8 +201,10 @@ def grade_levels(heights: dict, positions: dict | None = None) -> dict:
     table = {n: (h.heights if hasattr(h, "heights") else dict(h)) for n, h in heights.items()}
     order = list(table)
     positions = {n: i for i, n in enumerate(order)} if positions is None else positions
-    first = {name: _grade_one(name, table[name], _neighbours(order, i, lambda j: True, positions), table)
-             for i, name in enumerate(order)}
+    first = {
+        name: _grade_one(name, table[name], _neighbours(order, i, lambda j: True, positions), table)
+        for i, name in enumerate(order)
+    }
     out = {}
     for i, name in enumerate(order):
         refs = _neighbours(order, i, lambda j: first[order[j]].grade == 0, positions)

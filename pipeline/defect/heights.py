@@ -133,8 +133,10 @@ def measure_body(body: VertebralBody, hu: np.ndarray | None = None) -> BodyHeigh
             origin = f.to_lps([dx, y, 0.0])
             run = line_run(body.field, body.affine, origin, up, 60.0)
             if run is not None and hu is not None:
-                run = (refine_end(hu, body.affine, origin, up, run[0], -1.0),
-                       refine_end(hu, body.affine, origin, up, run[1], +1.0))
+                run = (
+                    refine_end(hu, body.affine, origin, up, run[0], -1.0),
+                    refine_end(hu, body.affine, origin, up, run[1], +1.0),
+                )
             if run is not None:
                 runs.append(run)
         if not runs:
@@ -193,8 +195,9 @@ def canonical_ct(segmentation, volume):
     """The CT reoriented like the labels, checked to share the segmentation's grid."""
     if volume is None:
         return None
-    same = (tuple(volume.hu.shape) == tuple(np.shape(segmentation.labels))
-            and np.allclose(volume.affine, segmentation.affine, atol=1e-4))
+    same = tuple(volume.hu.shape) == tuple(np.shape(segmentation.labels)) and np.allclose(
+        volume.affine, segmentation.affine, atol=1e-4
+    )
     if not same:
         raise InputError(None, "the CT volume and the segmentation are not on the same grid")
     return reorient(volume.hu, volume.affine, CANONICAL)[0]

@@ -33,8 +33,21 @@ from ..interrupts import deferred, pending
 
 #: The marker and top-level entries of a job's result folder.
 MANIFEST = "manifest.json"
-RESULT_ENTRIES = frozenset({MANIFEST, "segmentation.nii.gz", "plan.json", "bone.json", "vertebrae", "scaffolds",
-                            "guides", "labels.png", "prints.3mf", "report.html", "dicom"})
+RESULT_ENTRIES = frozenset(
+    {
+        MANIFEST,
+        "segmentation.nii.gz",
+        "plan.json",
+        "bone.json",
+        "vertebrae",
+        "scaffolds",
+        "guides",
+        "labels.png",
+        "prints.3mf",
+        "report.html",
+        "dicom",
+    }
+)
 _STAGING = re.compile(r"\.(?P<name>.+)\.osteoprint-(?P<kind>new|old)-(?P<pid>\d+)-[^/]+")
 _PART = re.compile(r"\.(?P<name>.+)\.osteoprint-(?P<pid>\d+)-[^/]+\.part")
 #: Longest output name: the staging folder's name adds about 35 characters to it.
@@ -102,9 +115,13 @@ class Staging:
                 _link_or_copy(src, self.tmp / entry)
 
 
-def check_output_folder(path: str | os.PathLike, *, option: str = "-o",
-                        is_result: Callable[[Path], bool] | None = None,
-                        scan: str | os.PathLike | None = None) -> Path:
+def check_output_folder(
+    path: str | os.PathLike,
+    *,
+    option: str = "-o",
+    is_result: Callable[[Path], bool] | None = None,
+    scan: str | os.PathLike | None = None,
+) -> Path:
     """Where a result folder will go, checked before any work; raise OptionError if unusable.
 
     The folder may be missing (its parents are created), empty, or an earlier result
@@ -133,11 +150,16 @@ def check_output_folder(path: str | os.PathLike, *, option: str = "-o",
         except OSError as exc:
             raise OptionError(option, shown, f"cannot be read ({exc.strerror})") from None
         if entries and (is_result is None or not is_result(dest)):
-            raise OptionError(option, shown, "is a folder holding other files, not an earlier osteoprint "
-                                             "result; give a new or empty folder")
+            raise OptionError(
+                option,
+                shown,
+                "is a folder holding other files, not an earlier osteoprint result; give a new or empty folder",
+            )
         problem = _probe(dest.parent, dest.name)
         if problem or not os.access(dest, os.W_OK | os.X_OK):
-            raise OptionError(option, shown, f"cannot be replaced: {problem or 'permission denied'} in its parent folder")
+            raise OptionError(
+                option, shown, f"cannot be replaced: {problem or 'permission denied'} in its parent folder"
+            )
         return dest
     ancestor = dest.parent
     while not os.path.lexists(ancestor):
@@ -161,8 +183,7 @@ def _probe(folder: Path, name: str) -> str | None:
     return None
 
 
-def check_output_file(path: str | os.PathLike, *, option: str = "-o",
-                      not_same_as: tuple = ()) -> Path:
+def check_output_file(path: str | os.PathLike, *, option: str = "-o", not_same_as: tuple = ()) -> Path:
     """Where a single output file (a report) will go; raise OptionError if unusable."""
     text = os.fspath(path)
     shown = one_line(text)
@@ -185,8 +206,13 @@ def check_output_file(path: str | os.PathLike, *, option: str = "-o",
 
 
 @contextmanager
-def staged_output(destination: str | os.PathLike, *, is_result: Callable[[Path], bool] | None = None,
-                  entries: frozenset = RESULT_ENTRIES, scan: str | os.PathLike | None = None):
+def staged_output(
+    destination: str | os.PathLike,
+    *,
+    is_result: Callable[[Path], bool] | None = None,
+    entries: frozenset = RESULT_ENTRIES,
+    scan: str | os.PathLike | None = None,
+):
     """Build a result for ``destination`` and commit it whole, or leave no trace.
 
     Parameters
@@ -225,8 +251,9 @@ def staged_output(destination: str | os.PathLike, *, is_result: Callable[[Path],
     except OSError as exc:
         if tmp is not None and not _output_error(exc, dest, tmp):
             raise
-        raise InputError(dest, f"cannot write the result ({exc.strerror or type(exc).__name__}); "
-                               "nothing was written") from None
+        raise InputError(
+            dest, f"cannot write the result ({exc.strerror or type(exc).__name__}); nothing was written"
+        ) from None
     finally:
         with deferred():
             if tmp is not None and os.path.lexists(tmp):
@@ -333,8 +360,11 @@ def _alive(pid: int) -> bool:
 
 def _is_temporary(name: str) -> bool:
     """Hidden leftovers that never belong to a result (ours, or older versions')."""
-    return name.startswith(".osteoprint-") or bool(_STAGING.fullmatch(name) or _PART.fullmatch(name)) \
+    return (
+        name.startswith(".osteoprint-")
+        or bool(_STAGING.fullmatch(name) or _PART.fullmatch(name))
         or (name.startswith(".") and name.endswith(".part"))
+    )
 
 
 def _link_or_copy(src, dst) -> None:

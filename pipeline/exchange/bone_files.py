@@ -17,8 +17,12 @@ VERSION = 1
 
 def bone_document(record: dict, series_hash: str) -> dict:
     """The ``bone.json`` document for a bone-quality record (``BoneQuality.to_dict()``)."""
-    return {"format": FORMAT, "version": VERSION, "series_hash": series_hash,
-            **{k: v for k, v in record.items() if k != "file"}}
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "series_hash": series_hash,
+        **{k: v for k, v in record.items() if k != "file"},
+    }
 
 
 def validate_bone_document(document: dict) -> None:

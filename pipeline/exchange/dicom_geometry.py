@@ -73,12 +73,12 @@ def image_plane(ipp, iop, spacing):
         iop = np.array([float(v) for v in iop], dtype=float)
         spacing = tuple(float(v) for v in spacing)
     except (TypeError, ValueError):
-        raise GeometryError("image without a valid position, orientation or pixel spacing") \
-            from None
+        raise GeometryError("image without a valid position, orientation or pixel spacing") from None
     if ipp.shape != (3,) or iop.shape != (6,) or len(spacing) != 2:
         raise GeometryError("image with malformed position, orientation or pixel spacing")
-    if not (np.all(np.isfinite(ipp)) and np.all(np.isfinite(iop))
-            and np.all(np.isfinite(spacing)) and min(spacing) > 0):
+    if not (
+        np.all(np.isfinite(ipp)) and np.all(np.isfinite(iop)) and np.all(np.isfinite(spacing)) and min(spacing) > 0
+    ):
         raise GeometryError("image with non-finite geometry or non-positive pixel spacing")
     row, col = iop[:3], iop[3:]
     norms = np.linalg.norm(row), np.linalg.norm(col)
@@ -139,10 +139,13 @@ def majority_geometry(records):
     Images agree when rows/columns, ImageOrientationPatient (within 1e-4) and
     PixelSpacing (within 0.001 mm) match. Returns ``(kept, [(record, reason), ...])``.
     """
+
     def agree(a, b) -> bool:
-        return ((a.rows, a.columns) == (b.rows, b.columns)
-                and np.max(np.abs(a.iop - b.iop)) <= _IOP_TOLERANCE
-                and np.max(np.abs(np.subtract(a.spacing, b.spacing))) <= _SPACING_TOLERANCE_MM)
+        return (
+            (a.rows, a.columns) == (b.rows, b.columns)
+            and np.max(np.abs(a.iop - b.iop)) <= _IOP_TOLERANCE
+            and np.max(np.abs(np.subtract(a.spacing, b.spacing))) <= _SPACING_TOLERANCE_MM
+        )
 
     clusters: list[list] = []
     for rec in records:
@@ -159,8 +162,7 @@ def majority_geometry(records):
             continue
         other = cluster[0]
         if (other.rows, other.columns) != (ref.rows, ref.columns):
-            why = (f"image size {other.rows}x{other.columns} differs from the series' "
-                   f"{ref.rows}x{ref.columns}")
+            why = f"image size {other.rows}x{other.columns} differs from the series' {ref.rows}x{ref.columns}"
         elif np.max(np.abs(other.iop - ref.iop)) > _IOP_TOLERANCE:
             why = "orientation differs from the rest of the series"
         else:
@@ -169,8 +171,14 @@ def majority_geometry(records):
     return keep, excluded
 
 
-def plan_stack(ipps: np.ndarray, iop: np.ndarray, pixel_spacing: tuple[float, float], *,
-               tilt_tag_deg: float = 0.0, max_missing: int = 3) -> StackPlan:
+def plan_stack(
+    ipps: np.ndarray,
+    iop: np.ndarray,
+    pixel_spacing: tuple[float, float],
+    *,
+    tilt_tag_deg: float = 0.0,
+    max_missing: int = 3,
+) -> StackPlan:
     """Work out the regular orthogonal grid for slices sorted along the normal.
 
     Parameters
@@ -207,7 +215,7 @@ def plan_stack(ipps: np.ndarray, iop: np.ndarray, pixel_spacing: tuple[float, fl
 
     # In-plane offset of every slice from slice 0 (zero unless the stack is sheared).
     offsets = (ipps - ipps[0]) - np.outer(d - d[0], normal)
-    u, v = offsets @ row_dir, offsets @ col_dir        # along columns, along rows (mm)
+    u, v = offsets @ row_dir, offsets @ col_dir  # along columns, along rows (mm)
     origin = ipps[0].copy()
     shifts = None
     if np.max(np.hypot(u / d_col, v / d_row)) > SHEAR_TOLERANCE_PX:
@@ -228,8 +236,7 @@ def plan_stack(ipps: np.ndarray, iop: np.ndarray, pixel_spacing: tuple[float, fl
     affine[:3, 1] = d_row * col_dir
     affine[:3, 2] = d_col * row_dir
     affine[:3, 3] = origin
-    return StackPlan(positions=d, shifts_px=shifts, targets=targets, affine=affine,
-                     warnings=tuple(warnings))
+    return StackPlan(positions=d, shifts_px=shifts, targets=targets, affine=affine, warnings=tuple(warnings))
 
 
 def _plan_spacing(d, ipps, axial, max_missing, warnings):
@@ -256,8 +263,7 @@ def _plan_spacing(d, ipps, axial, max_missing, warnings):
     spacing = (d[-1] - d[0]) / (n_out - 1)
     for i in gaps[:3]:
         missing = int(round(steps[i] / typical)) - 1
-        what = f"{missing} missing slice{'s' if missing != 1 else ''}" if missing >= 1 \
-            else f"a {steps[i]:.2f} mm gap"
+        what = f"{missing} missing slice{'s' if missing != 1 else ''}" if missing >= 1 else f"a {steps[i]:.2f} mm gap"
         warnings.append(f"{what} {where(i)} filled by linear interpolation")
     if len(gaps) > 3:
         warnings.append(f"{len(gaps) - 3} more gaps between slices filled by linear interpolation")
@@ -272,7 +278,7 @@ def _plan_spacing(d, ipps, axial, max_missing, warnings):
 def _between(p0, p1, d0, d1, axial) -> str:
     if axial:
         return f"between z={p0[2]:.2f} and z={p1[2]:.2f} mm"
-    return (f"between slice positions {d0:.2f} and {d1:.2f} mm along the slice normal")
+    return f"between slice positions {d0:.2f} and {d1:.2f} mm along the slice normal"
 
 
 def _shear_warning(along: np.ndarray, offsets: np.ndarray, edge_mm: float) -> str:
@@ -283,32 +289,35 @@ def _shear_warning(along: np.ndarray, offsets: np.ndarray, edge_mm: float) -> st
     largest = np.max(np.linalg.norm(offsets, axis=1))
     if residual <= 0.05 * max(largest, 1e-9) + 0.01:
         angle = np.degrees(np.arctan(np.linalg.norm(slope)))
-        return (f"gantry tilt of {angle:.1f} deg corrected: each slice shifted in-plane by "
-                f"linear interpolation onto a grid orthogonal to the slices (up to "
-                f"{edge_mm:.1f} mm at the image edges filled with air)")
-    return (f"slices are offset in-plane from each other by up to {largest:.1f} mm; each slice "
-            f"shifted by linear interpolation onto a common grid (up to {edge_mm:.1f} mm at "
-            "the image edges filled with air)")
+        return (
+            f"gantry tilt of {angle:.1f} deg corrected: each slice shifted in-plane by "
+            f"linear interpolation onto a grid orthogonal to the slices (up to "
+            f"{edge_mm:.1f} mm at the image edges filled with air)"
+        )
+    return (
+        f"slices are offset in-plane from each other by up to {largest:.1f} mm; each slice "
+        f"shifted by linear interpolation onto a common grid (up to {edge_mm:.1f} mm at "
+        "the image edges filled with air)"
+    )
 
 
 def align_slice(image: np.ndarray, shift_px, fill: float) -> np.ndarray:
     """Shift one slice in-plane by ``shift_px`` (rows, columns) pixels, bilinear."""
     from scipy import ndimage
 
-    return ndimage.shift(np.asarray(image, dtype=np.float32), shift_px, order=1,
-                         mode="constant", cval=fill, prefilter=False)
+    return ndimage.shift(
+        np.asarray(image, dtype=np.float32), shift_px, order=1, mode="constant", cval=fill, prefilter=False
+    )
 
 
-def resample_positions(stack: np.ndarray, positions: np.ndarray,
-                       targets: np.ndarray) -> np.ndarray:
+def resample_positions(stack: np.ndarray, positions: np.ndarray, targets: np.ndarray) -> np.ndarray:
     """Linearly interpolate ``stack`` (slices on axis 0 at ``positions``) at ``targets``.
 
     Returns float32 of shape ``(len(targets),) + stack.shape[1:]``.
     """
     positions = np.asarray(positions, dtype=float)
     lower = np.clip(np.searchsorted(positions, targets, side="right") - 1, 0, len(positions) - 2)
-    weight = np.clip((targets - positions[lower]) / (positions[lower + 1] - positions[lower]),
-                     0.0, 1.0)
+    weight = np.clip((targets - positions[lower]) / (positions[lower + 1] - positions[lower]), 0.0, 1.0)
     out = np.empty((len(targets),) + stack.shape[1:], dtype=np.float32)
     for j, (i, w) in enumerate(zip(lower, weight)):
         out[j] = (1.0 - w) * stack[i] + w * stack[i + 1]

@@ -20,9 +20,9 @@ from .dicom_scan import ImageRecord
 
 #: Transfer syntax UID prefix -> pip package whose pydicom plugin decodes it.
 _DECODER_PACKAGES = {
-    "1.2.840.10008.1.2.4.5": "pylibjpeg-libjpeg",   # JPEG baseline, extended, lossless
-    "1.2.840.10008.1.2.4.7": "pylibjpeg-libjpeg",   # JPEG lossless SV1
-    "1.2.840.10008.1.2.4.8": "pyjpegls",            # JPEG-LS
+    "1.2.840.10008.1.2.4.5": "pylibjpeg-libjpeg",  # JPEG baseline, extended, lossless
+    "1.2.840.10008.1.2.4.7": "pylibjpeg-libjpeg",  # JPEG lossless SV1
+    "1.2.840.10008.1.2.4.8": "pyjpegls",  # JPEG-LS
     "1.2.840.10008.1.2.4.9": "pylibjpeg-openjpeg",  # JPEG 2000
     "1.2.840.10008.1.2.4.20": "pylibjpeg-openjpeg",  # HTJ2K
     "1.2.840.10008.1.2.5": "pylibjpeg-rle",
@@ -39,11 +39,11 @@ def check_rescale(records) -> None:
     for rec in records:
         for name, value in (("RescaleSlope", rec.slope), ("RescaleIntercept", rec.intercept)):
             if not math.isfinite(value):
-                raise InputError(rec.path, f"{name} is not a finite number: stored values cannot be "
-                                           "turned into Hounsfield units")
+                raise InputError(
+                    rec.path, f"{name} is not a finite number: stored values cannot be turned into Hounsfield units"
+                )
         if rec.slope == 0:
-            raise InputError(rec.path, "RescaleSlope is 0: stored values cannot be turned into "
-                                       "Hounsfield units")
+            raise InputError(rec.path, "RescaleSlope is 0: stored values cannot be turned into Hounsfield units")
 
 
 def check_sizes(records, n_slices: int, folder) -> None:
@@ -61,12 +61,18 @@ def check_sizes(records, n_slices: int, folder) -> None:
         seen.add(rec.path)
         bits = max(rec.bits_allocated, 1)
         need = math.ceil(rec.rows * rec.columns * frames[rec.path] * bits / 8)
-        what = (f"its header declares {rec.rows}x{rec.columns} pixels"
-                + (f" x {frames[rec.path]} frames" if frames[rec.path] > 1 else "") + f" of {bits} bits, which")
+        what = (
+            f"its header declares {rec.rows}x{rec.columns} pixels"
+            + (f" x {frames[rec.path]} frames" if frames[rec.path] > 1 else "")
+            + f" of {bits} bits, which"
+        )
         check_file_holds(rec.path, need, what)
     ref = records[0]
-    check_memory(n_slices * ref.rows * ref.columns, folder,
-                 f"the series declares {n_slices} slices of {ref.rows}x{ref.columns} pixels")
+    check_memory(
+        n_slices * ref.rows * ref.columns,
+        folder,
+        f"the series declares {n_slices} slices of {ref.rows}x{ref.columns} pixels",
+    )
 
 
 def check_decoders(records) -> None:
@@ -79,13 +85,15 @@ def check_decoders(records) -> None:
         try:
             decoder = get_decoder(UID(syntax))
         except NotImplementedError:
-            raise InputError(example, f"transfer syntax {name} is not supported "
-                                      "(no pixel data decoder exists for it)") from None
+            raise InputError(
+                example, f"transfer syntax {name} is not supported (no pixel data decoder exists for it)"
+            ) from None
         if not decoder.is_available:
-            package = next((pkg for prefix, pkg in _DECODER_PACKAGES.items()
-                            if syntax.startswith(prefix)), "a pydicom pixel data plugin")
-            raise InputError(example, f"cannot decode {name}: install the '{package}' "
-                                      "package (pydicom plugin)")
+            package = next(
+                (pkg for prefix, pkg in _DECODER_PACKAGES.items() if syntax.startswith(prefix)),
+                "a pydicom pixel data plugin",
+            )
+            raise InputError(example, f"cannot decode {name}: install the '{package}' package (pydicom plugin)")
 
 
 def syntax_name(syntax: str) -> str:
@@ -97,7 +105,7 @@ def syntax_name(syntax: str) -> str:
 
 def decode_hu(rec: ImageRecord) -> np.ndarray:
     """HU of a single image (used to compare duplicates)."""
-    (_, image), = _decode_file(rec, [rec.frame], [0])
+    ((_, image),) = _decode_file(rec, [rec.frame], [0])
     return _to_hu(image, rec)
 
 
@@ -116,8 +124,7 @@ def decode_stack(records, plan, integral: bool, on_progress) -> np.ndarray:
         slots.setdefault(rec.path, []).append((index, rec.frame))
     done = 0
     for wanted in slots.values():
-        for index, image in _decode_file(records[wanted[0][0]], [f for _, f in wanted],
-                                         [i for i, _ in wanted]):
+        for index, image in _decode_file(records[wanted[0][0]], [f for _, f in wanted], [i for i, _ in wanted]):
             rec = records[index]
             hu = _to_hu(image, rec)
             if plan.shifts_px is not None:
@@ -173,8 +180,7 @@ def _to_hu(stored: np.ndarray, rec: ImageRecord) -> np.ndarray:
     masked to BitsStored, rescaled, padding set to air."""
     stored = np.asarray(stored)
     if stored.shape != (rec.rows, rec.columns):
-        raise InputError(rec.path, f"pixel data has shape {stored.shape}, expected "
-                                   f"{rec.rows}x{rec.columns}")
+        raise InputError(rec.path, f"pixel data has shape {stored.shape}, expected {rec.rows}x{rec.columns}")
     bits = rec.bits_stored
     # 32-bit integers hold every CT's stored values (at most 16 bits) and their
     # integral rescale; 64-bit and float arithmetic only when needed.
@@ -206,5 +212,3 @@ def final_dtype(stack: np.ndarray, integral: bool) -> np.ndarray:
         # Interpolated values are rounded: a fraction of an HU is far below CT noise.
         return np.rint(stack).astype(np.int16)
     return stack.astype(np.float32, copy=False)
-
-

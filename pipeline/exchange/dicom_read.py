@@ -76,9 +76,12 @@ def list_series(folder: str | os.PathLike) -> list[SeriesSummary]:
     return [_mark(s, s.hash == series_hash(chosen)) for s in summaries]
 
 
-def load_series(folder_or_file: str | os.PathLike, series: str | int | None = None, *,
-                on_progress: Callable[[int, int], None] | None = None
-                ) -> tuple[CTVolume, ReadReport]:
+def load_series(
+    folder_or_file: str | os.PathLike,
+    series: str | int | None = None,
+    *,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> tuple[CTVolume, ReadReport]:
     """Read one CT series from a DICOM folder (or the folder of one of its files).
 
     Parameters
@@ -124,8 +127,10 @@ def load_series(folder_or_file: str | os.PathLike, series: str | int | None = No
         raise InputError(folder, "folder is empty")
     summaries = summarize(scan)
     uid = _choose(scan, summaries, series, folder, preferred=preferred)
-    report = ReadReport(skipped=[(rel, reason) for rel, _, reason in scan.skipped],
-                        series=[_mark(s, s.hash == series_hash(uid)) for s in summaries])
+    report = ReadReport(
+        skipped=[(rel, reason) for rel, _, reason in scan.skipped],
+        series=[_mark(s, s.hash == series_hash(uid)) for s in summaries],
+    )
     records, excluded = majority_geometry(scan.series[uid])
     for rec, reason in excluded:
         report.skipped.append((_rel(rec, folder), reason))
@@ -141,12 +146,17 @@ def load_series(folder_or_file: str | os.PathLike, series: str | int | None = No
     if not any(r.original for r in records):
         notes.append("the series holds derived (secondary) images, not original ones")
     if uid.startswith(NO_SERIES_UID):
-        notes.append("the images have no SeriesInstanceUID; they were grouped into a series by "
-                     "study, frame of reference, series number and description")
+        notes.append(
+            "the images have no SeriesInstanceUID; they were grouped into a series by "
+            "study, frame of reference, series number and description"
+        )
     others = Counter(s.modality for s in summaries if s.hash != series_hash(uid))
     if others:
-        notes.append(f"{sum(others.values())} other series in the folder not used ("
-                     + ", ".join(f"{n} {m}" for m, n in sorted(others.items())) + ")")
+        notes.append(
+            f"{sum(others.values())} other series in the folder not used ("
+            + ", ".join(f"{n} {m}" for m, n in sorted(others.items()))
+            + ")"
+        )
     return volume.with_warnings(*notes), report
 
 
@@ -185,8 +195,11 @@ def _choose(scan: FolderScan, summaries, selector, folder, preferred=None) -> st
     if not scan.series:
         counts = Counter(cat for _, cat, _ in scan.skipped)
         found = count_phrase(counts) if counts else "nothing"
-        hint = "; give the path of a NIfTI file itself to read it" \
-            if any(is_nifti(rel) for rel, _, _ in scan.skipped) else ""
+        hint = (
+            "; give the path of a NIfTI file itself to read it"
+            if any(is_nifti(rel) for rel, _, _ in scan.skipped)
+            else ""
+        )
         raise InputError(folder, f"no DICOM images found (found {found}){hint}")
     if selector is not None:
         uid = by_hash[_select(summaries, selector, folder).hash]
@@ -197,11 +210,14 @@ def _choose(scan: FolderScan, summaries, selector, folder, preferred=None) -> st
         if not candidates:
             cts = [s for s in summaries if s.modality == "CT"]
             if cts:
-                raise InputError(folder, "the CT series found hold a single image each; a "
-                                         "volume needs at least 2 slices")
+                raise InputError(
+                    folder, "the CT series found hold a single image each; a volume needs at least 2 slices"
+                )
             found = Counter(s.modality for s in summaries)
-            raise InputError(folder, "no CT series found; found only "
-                             + ", ".join(f"{m} ({n} series)" for m, n in sorted(found.items())))
+            raise InputError(
+                folder,
+                "no CT series found; found only " + ", ".join(f"{m} ({n} series)" for m, n in sorted(found.items())),
+            )
 
         def rank(s):
             # Usable, axial, most slices; then the larger field of view (the one
@@ -232,15 +248,16 @@ def _used_series(scan: FolderScan, summaries, uid: str) -> str | None:
     h = series_hash(uid)
     s = next(s for s in summaries if s.hash == h)
     fov = f"{ref.columns * ref.spacing[1]:.0f} x {ref.rows * ref.spacing[0]:.0f} mm"
-    return (f"read CT series {h} (number {s.number}, {s.n_images} images, {fov} field of view), "
-            f"one of {len(cts)} CT series in the folder; --series chooses another")
+    return (
+        f"read CT series {h} (number {s.number}, {s.n_images} images, {fov} field of view), "
+        f"one of {len(cts)} CT series in the folder; --series chooses another"
+    )
 
 
 def _select(summaries: list[SeriesSummary], selector, folder) -> SeriesSummary:
     text = str(selector).strip().lower()
     matches = [s for s in summaries if s.hash == text]
-    if not matches and len(text) >= 4 and all(c in "0123456789abcdef" for c in text) \
-            and not text.isdigit():
+    if not matches and len(text) >= 4 and all(c in "0123456789abcdef" for c in text) and not text.isdigit():
         matches = [s for s in summaries if s.hash.startswith(text)]
     if not matches and text.lstrip("+-").isdigit():
         number = int(text)
@@ -249,8 +266,9 @@ def _select(summaries: list[SeriesSummary], selector, folder) -> SeriesSummary:
             matches = [summaries[number - 1]]
     if len(matches) == 1:
         return matches[0]
-    listing = "; ".join(f"{i}: {s.hash} (number {s.number}, {s.modality}, {s.n_images} images)"
-                        for i, s in enumerate(summaries, 1))
+    listing = "; ".join(
+        f"{i}: {s.hash} (number {s.number}, {s.modality}, {s.n_images} images)" for i, s in enumerate(summaries, 1)
+    )
     what = "matches several series" if matches else "matches no series"
     raise InputError(folder, f"series {selector!r} {what}; available: {listing}")
 
@@ -267,8 +285,7 @@ def _assemble(records, folder: Path, uid: str, on_progress) -> CTVolume:
     """Sort, deduplicate, decode and regularise the slices of one series."""
     iop = records[0].iop
     if len(records) < 2:
-        raise InputError(folder, f"series {series_hash(uid)} has a single slice; a volume "
-                                 "needs at least 2")
+        raise InputError(folder, f"series {series_hash(uid)} has a single slice; a volume needs at least 2")
     check_decoders(records)
     check_rescale(records)
     check_sizes(records, len(records), folder)
@@ -276,16 +293,20 @@ def _assemble(records, folder: Path, uid: str, on_progress) -> CTVolume:
     records = [records[i] for i in order]
     records, dup_warnings = _drop_duplicates(records, positions, folder)
     if len(records) < 2:
-        raise InputError(folder, f"series {series_hash(uid)} has a single distinct slice "
-                                 "position; a volume needs at least 2")
+        raise InputError(
+            folder, f"series {series_hash(uid)} has a single distinct slice position; a volume needs at least 2"
+        )
     try:
-        plan = plan_stack(np.array([r.ipp for r in records]), iop, records[0].spacing,
-                          tilt_tag_deg=max((r.tilt_deg for r in records), key=abs))
+        plan = plan_stack(
+            np.array([r.ipp for r in records]),
+            iop,
+            records[0].spacing,
+            tilt_tag_deg=max((r.tilt_deg for r in records), key=abs),
+        )
     except GeometryError as exc:
         raise InputError(folder, f"series {series_hash(uid)}: {exc}") from None
 
-    integral = all(float(r.slope).is_integer() and float(r.intercept).is_integer()
-                   for r in records)
+    integral = all(float(r.slope).is_integer() and float(r.intercept).is_integer() for r in records)
     stack = decode_stack(records, plan, integral, on_progress)
     if plan.targets is not None:
         stack = resample_positions(stack, plan.positions, plan.targets)
@@ -310,8 +331,10 @@ def _rescale_hint(records) -> str:
     ref = records[0]
     if not any(r.rescale_given for r in records):
         if ref.pixel_representation == 0:
-            return ("stored values are unsigned and the files give no RescaleSlope/RescaleIntercept: "
-                    "the rescale to HU is missing")
+            return (
+                "stored values are unsigned and the files give no RescaleSlope/RescaleIntercept: "
+                "the rescale to HU is missing"
+            )
         return "the files give no RescaleSlope/RescaleIntercept"
     return f"as rescaled by RescaleSlope {ref.slope:g} and RescaleIntercept {ref.intercept:g}"
 
@@ -319,16 +342,21 @@ def _rescale_hint(records) -> str:
 def _drop_duplicates(records, positions, folder):
     """Keep one of several identical slices at one position; refuse differing ones."""
     try:
-        keep = drop_duplicates(positions, lambda i, j: np.array_equal(
-            decode_hu(records[i]), decode_hu(records[j])))
+        keep = drop_duplicates(positions, lambda i, j: np.array_equal(decode_hu(records[i]), decode_hu(records[j])))
     except DuplicateClash as clash:
         a, b = records[clash.first], records[clash.second]
-        raise InputError(folder, f"two different images at the same slice position "
-                                 f"({b.ipp[0]:.2f}, {b.ipp[1]:.2f}, {b.ipp[2]:.2f}) mm: "
-                                 f"{_rel(a, folder)} and {_rel(b, folder)}") from None
+        raise InputError(
+            folder,
+            f"two different images at the same slice position "
+            f"({b.ipp[0]:.2f}, {b.ipp[1]:.2f}, {b.ipp[2]:.2f}) mm: "
+            f"{_rel(a, folder)} and {_rel(b, folder)}",
+        ) from None
     n = len(records) - len(keep)
-    notes = [f"{n} duplicate slice{'s' if n != 1 else ''} (identical images at an already "
-             "present position) ignored"] if n else []
+    notes = (
+        [f"{n} duplicate slice{'s' if n != 1 else ''} (identical images at an already present position) ignored"]
+        if n
+        else []
+    )
     return [records[i] for i in keep], notes
 
 
@@ -336,9 +364,11 @@ def _acquisition(rec: ImageRecord) -> dict:
     """kVp and contrast facts for :class:`ScanInfo` (see :func:`.dicom_tags._contrast`)."""
     about = dict(rec.about)
     kvp = _number(about.get("KVP"))
-    return {"kvp": kvp if kvp and kvp > 0 else None,
-            "contrast_stated": about.get("ContrastStated") == "yes",
-            "contrast_delay_s": _number(about.get("ContrastDelay"))}
+    return {
+        "kvp": kvp if kvp and kvp > 0 else None,
+        "contrast_stated": about.get("ContrastStated") == "yes",
+        "contrast_delay_s": _number(about.get("ContrastDelay")),
+    }
 
 
 def _number(text) -> float | None:
@@ -354,8 +384,7 @@ def _description(rec: ImageRecord) -> str:
     it is free text that can hold names, and de-identification profiles remove it."""
     about = dict(rec.about)
     parts = []
-    device = " ".join(v for v in (about.get("Manufacturer"), about.get("ManufacturerModelName"))
-                      if v)
+    device = " ".join(v for v in (about.get("Manufacturer"), about.get("ManufacturerModelName")) if v)
     if device:
         parts.append(device)
     if about.get("ConvolutionKernel"):

@@ -23,8 +23,23 @@ ENHANCED_CT_IMAGES = ("1.2.840.10008.5.1.4.1.1.2.1", "1.2.840.10008.5.1.4.1.1.2.
 _MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"
 _SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
 # Objects that may carry pixels or geometry but are never a scan to read.
-_NON_IMAGE_MODALITIES = {"SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "RTRECORD", "SR", "PR", "KO",
-                         "REG", "FID", "RWV", "DOC", "PLAN", "AU", "ECG"}
+_NON_IMAGE_MODALITIES = {
+    "SEG",
+    "RTSTRUCT",
+    "RTPLAN",
+    "RTDOSE",
+    "RTRECORD",
+    "SR",
+    "PR",
+    "KO",
+    "REG",
+    "FID",
+    "RWV",
+    "DOC",
+    "PLAN",
+    "AU",
+    "ECG",
+}
 _LOCALIZER_WORDS = {"LOCALIZER", "SCOUT", "TOPOGRAM", "SURVIEW", "SCANOGRAM"}
 
 
@@ -47,7 +62,7 @@ class ImageRecord:
 
     path: Path
     frame: int | None
-    series_uid: str           # SeriesInstanceUID, or a substitute key (see :func:`series_key`)
+    series_uid: str  # SeriesInstanceUID, or a substitute key (see :func:`series_key`)
     ipp: np.ndarray
     iop: np.ndarray
     rows: int
@@ -179,8 +194,15 @@ def _regular_file(path: Path) -> None:
     except OSError as exc:
         raise Skip("unreadable file", f"cannot be read ({exc.strerror or type(exc).__name__})") from None
     if not stat.S_ISREG(mode):
-        kind = ("named pipe" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode)
-                else "device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "special file")
+        kind = (
+            "named pipe"
+            if stat.S_ISFIFO(mode)
+            else "socket"
+            if stat.S_ISSOCK(mode)
+            else "device"
+            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "special file"
+        )
         raise Skip("special file", f"not a regular file ({kind})")
 
 
@@ -210,8 +232,7 @@ def image_records(path: Path, ds, forced: bool) -> list[ImageRecord]:
         For objects that are not cross-sectional images with a usable geometry.
     """
     meta = getattr(ds, "file_meta", None)
-    sop_class = str(ds.get("SOPClassUID", "") or (meta.get("MediaStorageSOPClassUID", "")
-                                                   if meta is not None else ""))
+    sop_class = str(ds.get("SOPClassUID", "") or (meta.get("MediaStorageSOPClassUID", "") if meta is not None else ""))
     if sop_class == _MEDIA_DIRECTORY or "DirectoryRecordSequence" in ds:
         raise Skip("DICOMDIR", "DICOMDIR (an index of the media, not an image)")
     modality = str(ds.get("Modality", "") or "").upper()
@@ -249,13 +270,23 @@ def image_records(path: Path, ds, forced: bool) -> list[ImageRecord]:
     if "PerFrameFunctionalGroupsSequence" in ds or sop_class in ENHANCED_CT_IMAGES:
         return _frames(ds, n_frames, common)
     if n_frames > 1:
-        raise Skip("multi-frame image", f"multi-frame image without per-frame geometry "
-                                        f"({_sop_name(sop_class)})")
-    ipp, iop, spacing = _geometry(ds.get("ImagePositionPatient"),
-                                  ds.get("ImageOrientationPatient"), ds.get("PixelSpacing"))
+        raise Skip("multi-frame image", f"multi-frame image without per-frame geometry ({_sop_name(sop_class)})")
+    ipp, iop, spacing = _geometry(
+        ds.get("ImagePositionPatient"), ds.get("ImageOrientationPatient"), ds.get("PixelSpacing")
+    )
     slope, intercept = rescale(ds)
-    return [ImageRecord(frame=None, ipp=ipp, iop=iop, spacing=spacing, slope=slope,
-                        intercept=intercept, rescale_given=has_rescale(ds), **common)]
+    return [
+        ImageRecord(
+            frame=None,
+            ipp=ipp,
+            iop=iop,
+            spacing=spacing,
+            slope=slope,
+            intercept=intercept,
+            rescale_given=has_rescale(ds),
+            **common,
+        )
+    ]
 
 
 def _frames(ds, n_frames: int, common: dict) -> list[ImageRecord]:
@@ -264,9 +295,9 @@ def _frames(ds, n_frames: int, common: dict) -> list[ImageRecord]:
     shared = shared[0] if shared else None
     per_frame = ds.get("PerFrameFunctionalGroupsSequence") or []
     if len(per_frame) != n_frames:
-        raise Skip("unreadable DICOM file",
-                   f"enhanced image lists {len(per_frame)} frame descriptions for "
-                   f"{n_frames} frames")
+        raise Skip(
+            "unreadable DICOM file", f"enhanced image lists {len(per_frame)} frame descriptions for {n_frames} frames"
+        )
 
     def item(group: str, frame_item):
         for source in (frame_item, shared):
@@ -279,9 +310,9 @@ def _frames(ds, n_frames: int, common: dict) -> list[ImageRecord]:
         frame_type = item("CTImageFrameTypeSequence", fg)
         if frame_type is not None and words(frame_type.get("FrameType")) & _LOCALIZER_WORDS:
             continue
-        pos, ori, meas = (item(g, fg) for g in ("PlanePositionSequence",
-                                                "PlaneOrientationSequence",
-                                                "PixelMeasuresSequence"))
+        pos, ori, meas = (
+            item(g, fg) for g in ("PlanePositionSequence", "PlaneOrientationSequence", "PixelMeasuresSequence")
+        )
         ipp, iop, spacing = _geometry(
             pos.get("ImagePositionPatient") if pos is not None else None,
             ori.get("ImageOrientationPatient") if ori is not None else None,
@@ -290,9 +321,18 @@ def _frames(ds, n_frames: int, common: dict) -> list[ImageRecord]:
         transform = item("PixelValueTransformationSequence", fg)
         source = transform if transform is not None else ds
         slope, intercept = rescale(source)
-        records.append(ImageRecord(frame=k, ipp=ipp, iop=iop, spacing=spacing, slope=slope,
-                                   intercept=intercept, rescale_given=has_rescale(source),
-                                   **common))
+        records.append(
+            ImageRecord(
+                frame=k,
+                ipp=ipp,
+                iop=iop,
+                spacing=spacing,
+                slope=slope,
+                intercept=intercept,
+                rescale_given=has_rescale(source),
+                **common,
+            )
+        )
     if not records:
         raise Skip("localizer image", "enhanced image holding only localizer frames")
     return records
@@ -308,8 +348,10 @@ def series_key(ds) -> str:
     uid = str(ds.get("SeriesInstanceUID", "") or "").strip()
     if uid:
         return uid
-    parts = (ds.get(k, "") for k in ("StudyInstanceUID", "FrameOfReferenceUID", "SeriesNumber",
-                                     "SeriesDescription", "Modality"))
+    parts = (
+        ds.get(k, "")
+        for k in ("StudyInstanceUID", "FrameOfReferenceUID", "SeriesNumber", "SeriesDescription", "Modality")
+    )
     return NO_SERIES_UID + "|".join(str(p or "") for p in parts)
 
 
@@ -347,10 +389,16 @@ def summarize(scan: FolderScan) -> list[SeriesSummary]:
             note = "single image"
         elif not any(r.original for r in recs):
             note = "derived images"
-        out.append(SeriesSummary(hash=series_hash(uid),
-                                 number=most_common(r.series_number for r in recs),
-                                 description=most_common(r.description for r in recs),
-                                 modality=modality, n_images=len(recs), note=note))
+        out.append(
+            SeriesSummary(
+                hash=series_hash(uid),
+                number=most_common(r.series_number for r in recs),
+                description=most_common(r.description for r in recs),
+                modality=modality,
+                n_images=len(recs),
+                note=note,
+            )
+        )
     return sorted(out, key=lambda s: (s.number is None, s.number or 0, s.hash))
 
 
@@ -359,8 +407,10 @@ def most_common(values):
 
 
 _NOUNS = {  # skip category -> (singular, plural) as shown in warnings
-    "inconsistent image": ("image inconsistent with the rest of its series",
-                           "images inconsistent with the rest of their series"),
+    "inconsistent image": (
+        "image inconsistent with the rest of its series",
+        "images inconsistent with the rest of their series",
+    ),
     "DICOMDIR": ("DICOMDIR", "DICOMDIRs"),
     "image without geometry": ("image without geometry", "images without geometry"),
 }

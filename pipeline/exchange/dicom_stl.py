@@ -29,8 +29,15 @@ def prints_series_uid(study: DicomStudy) -> str:
     return generate_uid(entropy_srcs=["osteoprint prints series", study.series_key, study.study_uid])
 
 
-def encapsulated_stl(stl: bytes, study: DicomStudy, *, title: str, instance_number: int,
-                     series_uid: str | None = None, created: datetime | None = None) -> bytes:
+def encapsulated_stl(
+    stl: bytes,
+    study: DicomStudy,
+    *,
+    title: str,
+    instance_number: int,
+    series_uid: str | None = None,
+    created: datetime | None = None,
+) -> bytes:
     """A DICOM Part 10 file (bytes) encapsulating one STL file.
 
     Parameters
@@ -62,8 +69,17 @@ def encapsulated_stl(stl: bytes, study: DicomStudy, *, title: str, instance_numb
     ds = Dataset()
     for element in study.identity:
         ds.add(element)
-    for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
-                    "ReferringPhysicianName", "StudyID", "AccessionNumber"):
+    for keyword in (
+        "PatientName",
+        "PatientID",
+        "PatientBirthDate",
+        "PatientSex",
+        "StudyDate",
+        "StudyTime",
+        "ReferringPhysicianName",
+        "StudyID",
+        "AccessionNumber",
+    ):
         if keyword not in ds:
             setattr(ds, keyword, "")  # Type 2: present, empty when unknown
     ds.SOPClassUID = ENCAPSULATED_STL_STORAGE

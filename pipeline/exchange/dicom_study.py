@@ -24,21 +24,44 @@ from .nifti import is_nifti
 IDENTITY_KEYWORDS = (
     "SpecificCharacterSet",
     # Patient
-    "PatientName", "PatientID", "IssuerOfPatientID", "IssuerOfPatientIDQualifiersSequence",
-    "TypeOfPatientID", "PatientBirthDate", "PatientBirthTime", "PatientSex",
-    "OtherPatientIDsSequence", "OtherPatientNames", "PatientComments",
-    "PatientIdentityRemoved", "DeidentificationMethod", "DeidentificationMethodCodeSequence",
-    "ResponsibleOrganization", "ResponsiblePerson", "ResponsiblePersonRole",
-    "PatientSpeciesDescription", "PatientBreedDescription",
+    "PatientName",
+    "PatientID",
+    "IssuerOfPatientID",
+    "IssuerOfPatientIDQualifiersSequence",
+    "TypeOfPatientID",
+    "PatientBirthDate",
+    "PatientBirthTime",
+    "PatientSex",
+    "OtherPatientIDsSequence",
+    "OtherPatientNames",
+    "PatientComments",
+    "PatientIdentityRemoved",
+    "DeidentificationMethod",
+    "DeidentificationMethodCodeSequence",
+    "ResponsibleOrganization",
+    "ResponsiblePerson",
+    "ResponsiblePersonRole",
+    "PatientSpeciesDescription",
+    "PatientBreedDescription",
     # Clinical Trial Subject
-    "ClinicalTrialSponsorName", "ClinicalTrialProtocolID", "ClinicalTrialProtocolName",
-    "ClinicalTrialSiteID", "ClinicalTrialSiteName", "ClinicalTrialSubjectID",
+    "ClinicalTrialSponsorName",
+    "ClinicalTrialProtocolID",
+    "ClinicalTrialProtocolName",
+    "ClinicalTrialSiteID",
+    "ClinicalTrialSiteName",
+    "ClinicalTrialSubjectID",
     "ClinicalTrialSubjectReadingID",
     # General Study
-    "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber",
-    "IssuerOfAccessionNumberSequence", "StudyDescription",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
+    "IssuerOfAccessionNumberSequence",
+    "StudyDescription",
     # Clinical Trial Study
-    "ClinicalTrialTimePointID", "ClinicalTrialTimePointDescription",
+    "ClinicalTrialTimePointID",
+    "ClinicalTrialTimePointDescription",
 )
 _CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 
@@ -100,8 +123,10 @@ def read_study(scan: str | os.PathLike, series: str) -> DicomStudy:
 
     path = Path(scan)
     if path.is_file() and is_nifti(path):
-        raise InputError(path, "--dicom needs a DICOM scan: a NIfTI file has no patient or study "
-                               "that a PACS could file the prints with")
+        raise InputError(
+            path,
+            "--dicom needs a DICOM scan: a NIfTI file has no patient or study that a PACS could file the prints with",
+        )
     folder = path.parent if path.is_file() else path
     found = scan_folder(folder)
     key = next((k for k in found.series if series_hash(k) == series), None)
@@ -116,8 +141,10 @@ def read_study(scan: str | os.PathLike, series: str) -> DicomStudy:
     study_derived = not study_uid
     if study_derived:
         study_uid = generate_uid(entropy_srcs=["osteoprint study of series", key])
-        notes.append("the source series has no StudyInstanceUID (blanked by an anonymiser?): the DICOM "
-                     "prints carry a study UID derived from the series, so a PACS files them as a study of their own")
+        notes.append(
+            "the source series has no StudyInstanceUID (blanked by an anonymiser?): the DICOM "
+            "prints carry a study UID derived from the series, so a PACS files them as a study of their own"
+        )
     frame = str(first.get("FrameOfReferenceUID", "") or "").strip()
     frame_derived = not frame
     if frame_derived:
@@ -126,8 +153,10 @@ def read_study(scan: str | os.PathLike, series: str) -> DicomStudy:
     instances = []
     for ds in headers:
         meta = getattr(ds, "file_meta", None)
-        sop_class = str(ds.get("SOPClassUID", "") or (meta.get("MediaStorageSOPClassUID", "") if meta else "")) \
+        sop_class = (
+            str(ds.get("SOPClassUID", "") or (meta.get("MediaStorageSOPClassUID", "") if meta else ""))
             or _CT_IMAGE_STORAGE
+        )
         sop_uid = str(ds.get("SOPInstanceUID", "") or (meta.get("MediaStorageSOPInstanceUID", "") if meta else ""))
         if sop_uid:
             instances.append((sop_class, sop_uid))
@@ -135,11 +164,16 @@ def read_study(scan: str | os.PathLike, series: str) -> DicomStudy:
     if not series_uid or study_derived:
         notes.append("the source images have no Study or Series UID, so the DICOM prints cannot reference them")
     return DicomStudy(
-        identity=identity, study_uid=study_uid, study_uid_derived=study_derived,
-        frame_of_reference_uid=frame, frame_derived=frame_derived,
+        identity=identity,
+        study_uid=study_uid,
+        study_uid_derived=study_derived,
+        frame_of_reference_uid=frame,
+        frame_derived=frame_derived,
         position_reference_indicator=str(first.get("PositionReferenceIndicator", "") or ""),
-        series_uid=series_uid, series_key=key,
-        instances=tuple(dict.fromkeys(instances)), warnings=tuple(notes),
+        series_uid=series_uid,
+        series_key=key,
+        instances=tuple(dict.fromkeys(instances)),
+        warnings=tuple(notes),
     )
 
 

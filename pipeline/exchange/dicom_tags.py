@@ -129,5 +129,3 @@ def int_value(value) -> int | None:
         return None if value is None or value == "" else int(value)
     except (TypeError, ValueError):
         return None
-
-

@@ -121,20 +121,23 @@ def write_series(
     stored, pixel_rep, bits_stored = _stored_values(hu, rescale_intercept, rescale_slope)
 
     study_uid = study_uid or generate_uid(entropy_srcs=["osteoprint-study", str(seed)])
-    series_uid = series_uid or generate_uid(
-        entropy_srcs=["osteoprint-series", str(seed), series_description]
-    )
+    series_uid = series_uid or generate_uid(entropy_srcs=["osteoprint-series", str(seed), series_description])
     frame_uid = generate_uid(entropy_srcs=["osteoprint-frame", str(study_uid)])
     n = hu.shape[0]
-    sop_uids = [generate_uid(entropy_srcs=["osteoprint-sop", str(series_uid), str(k)])
-                for k in range(n)]
+    sop_uids = [generate_uid(entropy_srcs=["osteoprint-sop", str(series_uid), str(k)]) for k in range(n)]
     names, order = _file_names(file_names, sop_uids, seed)
 
     common = dict(
-        study_uid=study_uid, series_uid=series_uid, frame_uid=frame_uid,
-        description=series_description, intercept=rescale_intercept,
-        slope=rescale_slope, pixel_rep=pixel_rep, bits_stored=bits_stored,
-        geometry=geometry, extra=dict(extra or {}),
+        study_uid=study_uid,
+        series_uid=series_uid,
+        frame_uid=frame_uid,
+        description=series_description,
+        intercept=rescale_intercept,
+        slope=rescale_slope,
+        pixel_rep=pixel_rep,
+        bits_stored=bits_stored,
+        geometry=geometry,
+        extra=dict(extra or {}),
     )
     out_dir = Path(out_dir)
     with staged_output(out_dir) as stage:
@@ -168,7 +171,9 @@ def _slice_geometry(affine: np.ndarray, n_slices: int) -> dict:
         tilt = float(np.degrees(np.arctan2(np.linalg.norm(shear), abs(along))))
         tilt *= 1.0 if (shear @ col_cos) * along >= 0 else -1.0
     return dict(
-        origin=affine[:3, 3], step=step, normal=normal,
+        origin=affine[:3, 3],
+        step=step,
+        normal=normal,
         iop=[*row_cos.tolist(), *col_cos.tolist()],
         pixel_spacing=[float(d_row), float(d_col)],
         thickness=abs(along) if n_slices > 1 else float(np.linalg.norm(step)) or 1.0,
@@ -186,8 +191,7 @@ def _stored_values(hu: np.ndarray, intercept: float, slope: float):
     if lo >= -32768 and hi <= 32767:
         return stored.astype(np.int16), 1, 16
     raise ValueError(
-        f"HU range {hu.min()}..{hu.max()} does not fit 16 bits with "
-        f"slope {slope} and intercept {intercept}"
+        f"HU range {hu.min()}..{hu.max()} does not fit 16 bits with slope {slope} and intercept {intercept}"
     )
 
 
@@ -209,8 +213,22 @@ def _ds_str(x: float) -> str:
     return format_number_as_ds(float(x))
 
 
-def _slice_dataset(k, sop_uid, pixels, *, study_uid, series_uid, frame_uid, description,
-                   intercept, slope, pixel_rep, bits_stored, geometry, extra):
+def _slice_dataset(
+    k,
+    sop_uid,
+    pixels,
+    *,
+    study_uid,
+    series_uid,
+    frame_uid,
+    description,
+    intercept,
+    slope,
+    pixel_rep,
+    bits_stored,
+    geometry,
+    extra,
+):
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 

@@ -42,8 +42,9 @@ def check_phantom_folder(out_dir) -> Path:
     return check_output_folder(out_dir, option="OUT_DIR", is_result=is_phantom_folder)
 
 
-def write_phantom(phantom, out_dir: str | os.PathLike, *, transfer_syntax: str = "rle",
-                  file_names: str = "uid") -> dict:
+def write_phantom(
+    phantom, out_dir: str | os.PathLike, *, transfer_syntax: str = "rle", file_names: str = "uid"
+) -> dict:
     """Write ``phantom`` (a :class:`pipeline.phantom.Phantom`) under ``out_dir``.
 
     Parameters
@@ -66,15 +67,27 @@ def write_phantom(phantom, out_dir: str | os.PathLike, *, transfer_syntax: str =
     vol = phantom.volume
     seed = int(phantom.truth.get("image", {}).get("seed", 0))
     truth = dict(phantom.truth)
-    truth["files"] = {"dicom": "dicom/", "labels": "truth/labels.nii.gz",
-                      "defect": "truth/defect.nii.gz", "transfer_syntax": transfer_syntax}
+    truth["files"] = {
+        "dicom": "dicom/",
+        "labels": "truth/labels.nii.gz",
+        "defect": "truth/defect.nii.gz",
+        "transfer_syntax": transfer_syntax,
+    }
     with staged_output(out_dir, is_result=is_phantom_folder, entries=PHANTOM_ENTRIES) as stage:
         files = write_series(
-            vol.hu, vol.affine, stage.path("dicom/.keep").parent,
-            transfer_syntax=transfer_syntax, file_names=file_names,
-            series_description=SERIES_DESCRIPTION, seed=seed,
-            extra={"StudyDescription": "CT LUMBAR SPINE", "ConvolutionKernel": "STANDARD",
-                   "BodyPartExamined": "LSPINE", "SeriesNumber": 2},
+            vol.hu,
+            vol.affine,
+            stage.path("dicom/.keep").parent,
+            transfer_syntax=transfer_syntax,
+            file_names=file_names,
+            series_description=SERIES_DESCRIPTION,
+            seed=seed,
+            extra={
+                "StudyDescription": "CT LUMBAR SPINE",
+                "ConvolutionKernel": "STANDARD",
+                "BodyPartExamined": "LSPINE",
+                "SeriesNumber": 2,
+            },
         )
         write_nifti(stage.path("truth/labels.nii.gz"), phantom.labels.astype(np.int16), vol.affine)
         write_nifti(stage.path("truth/defect.nii.gz"), phantom.defect.astype(np.uint8), vol.affine)

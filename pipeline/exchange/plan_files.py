@@ -40,7 +40,9 @@ def plan_problems(data) -> list[str]:
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(plan_schema())
-    problems = [f"{_where(e)}: {e.message}" for e in sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))]
+    problems = [
+        f"{_where(e)}: {e.message}" for e in sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    ]
     if problems:
         return problems
     seen = {}

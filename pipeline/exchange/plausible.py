@@ -80,16 +80,18 @@ def check_memory(n_voxels: int, source, what: str) -> None:
     need = int(n_voxels) * JOB_BYTES_PER_VOXEL
     budget = memory_budget()
     if need > budget:
-        raise InputError(source, f"{what}: {int(n_voxels):,} voxels would need about {human_bytes(need)} "
-                                 f"of memory, more than the {human_bytes(budget)} available")
+        raise InputError(
+            source,
+            f"{what}: {int(n_voxels):,} voxels would need about {human_bytes(need)} "
+            f"of memory, more than the {human_bytes(budget)} available",
+        )
 
 
 def check_file_holds(path, needed: int, what: str) -> None:
     """Refuse an uncompressed file shorter than its header says (before reading it)."""
     size = os.path.getsize(path)
     if size < needed:
-        raise InputError(path, f"truncated: {what} need {human_bytes(needed)} but the file holds "
-                               f"{human_bytes(size)}")
+        raise InputError(path, f"truncated: {what} need {human_bytes(needed)} but the file holds {human_bytes(size)}")
 
 
 def check_gzip_holds(path, needed: int, what: str) -> None:
@@ -118,8 +120,9 @@ def check_gzip_holds(path, needed: int, what: str) -> None:
     except (OSError, EOFError, zlib.error) as exc:
         raise InputError(path, f"corrupt or truncated gzip data ({type(exc).__name__}: {exc})") from None
     if count < needed:
-        raise InputError(path, f"truncated: {what} need {human_bytes(needed)} but the file's data "
-                               f"holds {human_bytes(count)}")
+        raise InputError(
+            path, f"truncated: {what} need {human_bytes(needed)} but the file's data holds {human_bytes(count)}"
+        )
 
 
 def _sample(hu: np.ndarray, target: int = 2_000_000) -> np.ndarray:
@@ -152,21 +155,32 @@ def check_hounsfield(hu: np.ndarray, source, hint: str = "") -> None:
     if np.issubdtype(hu.dtype, np.floating):
         bad = int(hu.size - np.count_nonzero(np.isfinite(hu)))
         if bad:
-            raise InputError(source, f"{bad:,} voxels ({100 * bad / hu.size:.3g} %) are NaN or infinite: "
-                                     f"not CT Hounsfield units{hint}")
+            raise InputError(
+                source,
+                f"{bad:,} voxels ({100 * bad / hu.size:.3g} %) are NaN or infinite: not CT Hounsfield units{hint}",
+            )
     lo, hi = float(hu.min()), float(hu.max())
     if lo < HU_LIMITS[0] or hi > HU_LIMITS[1]:
-        raise InputError(source, f"values {lo:.6g}..{hi:.6g} lie outside the {HU_LIMITS[0]:.0f}..{HU_LIMITS[1]:.0f} "
-                                 f"a CT can hold in Hounsfield units{hint}")
+        raise InputError(
+            source,
+            f"values {lo:.6g}..{hi:.6g} lie outside the {HU_LIMITS[0]:.0f}..{HU_LIMITS[1]:.0f} "
+            f"a CT can hold in Hounsfield units{hint}",
+        )
     if hi - lo < 200 or lo > 0 or hi < 200:
         raise InputError(source, f"values {lo:.0f}..{hi:.0f} do not look like CT Hounsfield units{hint}")
     sample = _sample(hu)
     fat_or_air = float(np.count_nonzero(sample < FAT_OR_AIR_BELOW_HU)) / sample.size
     soft = float(np.count_nonzero((sample >= SOFT_TISSUE_HU[0]) & (sample <= SOFT_TISSUE_HU[1]))) / sample.size
     if fat_or_air < MIN_FAT_OR_AIR_FRACTION:
-        raise InputError(source, f"only {100 * fat_or_air:.2g} % of voxels are fat, air or lung (below "
-                                 f"{FAT_OR_AIR_BELOW_HU:.0f} HU), a CT of a body shows more: the values do not look "
-                                 f"like Hounsfield units{hint}")
+        raise InputError(
+            source,
+            f"only {100 * fat_or_air:.2g} % of voxels are fat, air or lung (below "
+            f"{FAT_OR_AIR_BELOW_HU:.0f} HU), a CT of a body shows more: the values do not look "
+            f"like Hounsfield units{hint}",
+        )
     if soft < MIN_SOFT_TISSUE_FRACTION:
-        raise InputError(source, f"only {100 * soft:.2g} % of voxels are soft tissue ({SOFT_TISSUE_HU[0]:.0f}.."
-                                 f"{SOFT_TISSUE_HU[1]:.0f} HU): not a CT of a body{hint}")
+        raise InputError(
+            source,
+            f"only {100 * soft:.2g} % of voxels are soft tissue ({SOFT_TISSUE_HU[0]:.0f}.."
+            f"{SOFT_TISSUE_HU[1]:.0f} HU): not a CT of a body{hint}",
+        )

@@ -12,9 +12,9 @@ from .dicom_read import ReadReport, SeriesSummary, load_series
 from .nifti import is_nifti, read_ct_nifti
 
 
-def load_scan(path: str | os.PathLike, series: str | int | None = None, *,
-              on_progress: Callable[[int, int], None] | None = None
-              ) -> tuple[CTVolume, ReadReport]:
+def load_scan(
+    path: str | os.PathLike, series: str | int | None = None, *, on_progress: Callable[[int, int], None] | None = None
+) -> tuple[CTVolume, ReadReport]:
     """Read a CT scan in Hounsfield units with its exact LPS geometry.
 
     Parameters
@@ -42,17 +42,23 @@ def load_scan(path: str | os.PathLike, series: str | int | None = None, *,
     """
     path = Path(path)
     if not path.exists():
-        raise InputError(path, "no such file or folder" if not os.path.lexists(path)
-                         else "broken link (its target does not exist)")
+        raise InputError(
+            path, "no such file or folder" if not os.path.lexists(path) else "broken link (its target does not exist)"
+        )
     if not path.is_file() and not path.is_dir():
         raise InputError(path, "not a regular file or folder (a named pipe or device cannot be a scan)")
     if path.is_file() and is_nifti(path):
         if series is not None:
             raise InputError(path, "a NIfTI file holds one volume; 'series' applies to DICOM only")
         volume = read_ct_nifti(path)
-        summary = SeriesSummary(hash=volume.info.series_hash, number=None,
-                                description=volume.info.description, modality="CT",
-                                n_images=volume.shape[0], chosen=True)
+        summary = SeriesSummary(
+            hash=volume.info.series_hash,
+            number=None,
+            description=volume.info.description,
+            modality="CT",
+            n_images=volume.shape[0],
+            chosen=True,
+        )
         if on_progress is not None:
             on_progress(1, 1)
         return volume, ReadReport(skipped=[], series=[summary])

@@ -77,8 +77,9 @@ def _stated_mesh(mesh: trimesh.Trimesh, description: str, chunk: int) -> _Stated
         normals = np.cross(tris[:, 1] - tris[:, 0], tris[:, 2] - tris[:, 0])
         length = np.linalg.norm(normals, axis=1, keepdims=True)
         data["vectors"][start : start + chunk] = tris
-        data["normals"][start : start + chunk] = np.divide(normals, length, out=np.zeros_like(normals),
-                                                           where=length > 0)
+        data["normals"][start : start + chunk] = np.divide(
+            normals, length, out=np.zeros_like(normals), where=length > 0
+        )
     return _StatedMesh(data, stl_header(description))
 
 
@@ -90,13 +91,13 @@ def stl_bytes(mesh: trimesh.Trimesh, description: str = "", chunk: int = 1_000_0
     """
     out = io.BytesIO()
     # Normals are ours (unit length, computed in float64): numpy-stl's are not normalised.
-    _stated_mesh(mesh, description, chunk).save("print.stl", fh=out, mode=stl_mesh.stl.Mode.BINARY,
-                                                update_normals=False)
+    _stated_mesh(mesh, description, chunk).save(
+        "print.stl", fh=out, mode=stl_mesh.stl.Mode.BINARY, update_normals=False
+    )
     return out.getvalue()
 
 
-def write_stl(path: str | os.PathLike, mesh: trimesh.Trimesh, description: str = "",
-              chunk: int = 1_000_000) -> str:
+def write_stl(path: str | os.PathLike, mesh: trimesh.Trimesh, description: str = "", chunk: int = 1_000_000) -> str:
     """Write ``mesh`` as binary STL atomically; return the file's SHA-256 hex digest.
 
     ``description`` starts the header (see :func:`stl_header`); ``chunk`` bounds the

@@ -56,8 +56,9 @@ class PlatePart:
     metadata: dict = field(default_factory=dict)
 
 
-def plate_translations(bounds: list[tuple[np.ndarray, np.ndarray]], gap_mm: float = GAP_MM,
-                       row_width_mm: float = ROW_WIDTH_MM) -> list[np.ndarray]:
+def plate_translations(
+    bounds: list[tuple[np.ndarray, np.ndarray]], gap_mm: float = GAP_MM, row_width_mm: float = ROW_WIDTH_MM
+) -> list[np.ndarray]:
     """Translations (mm) that lay boxes side by side in rows, on z = 0, in the
     positive octant, ``gap_mm`` apart.
 
@@ -84,8 +85,9 @@ def _matrix_text(matrix: np.ndarray) -> str:
     return " ".join(f"{v:.6f}" for v in np.asarray(matrix, float).ravel())
 
 
-def write_3mf(path: str | os.PathLike, parts: list[PlatePart], *, title: str = "osteoprint prints",
-              metadata: dict | None = None) -> list[np.ndarray]:
+def write_3mf(
+    path: str | os.PathLike, parts: list[PlatePart], *, title: str = "osteoprint prints", metadata: dict | None = None
+) -> list[np.ndarray]:
     """Write ``parts`` to a 3MF file on one build plate.
 
     Parameters
@@ -167,5 +169,9 @@ def _set_geometry(wrapper, obj, vertices: np.ndarray, faces: np.ndarray) -> None
     f = np.ascontiguousarray(faces, dtype=np.uint32)
     v_buf = (Lib3MF.Position * len(v)).from_buffer(v)
     f_buf = (Lib3MF.Triangle * len(f)).from_buffer(f)
-    wrapper.checkError(obj, wrapper.lib.lib3mf_meshobject_setgeometry(
-        obj._handle, ctypes.c_uint64(len(v)), v_buf, ctypes.c_uint64(len(f)), f_buf))
+    wrapper.checkError(
+        obj,
+        wrapper.lib.lib3mf_meshobject_setgeometry(
+            obj._handle, ctypes.c_uint64(len(v)), v_buf, ctypes.c_uint64(len(f)), f_buf
+        ),
+    )

@@ -77,8 +77,9 @@ def estimate_frame(mask: np.ndarray, affine: np.ndarray) -> tuple[VertebraFrame,
     return est.frame, lps_of(est.body, crop_aff)
 
 
-def analyse_vertebra(mask: np.ndarray, affine: np.ndarray, level: str = "", *, h: float = 0.5,
-                     pad_mm: float = 8.0) -> VertebraAnatomy:
+def analyse_vertebra(
+    mask: np.ndarray, affine: np.ndarray, level: str = "", *, h: float = 0.5, pad_mm: float = 8.0
+) -> VertebraAnatomy:
     """Frame, body walls and both pedicles of one vertebra.
 
     Parameters
@@ -130,8 +131,9 @@ def analyse_vertebra(mask: np.ndarray, affine: np.ndarray, level: str = "", *, h
         warnings.append(f"{level}: frame from the body's principal axes only (a pedicle is missing)")
     y_wall = _wall(field, frame, +1.0)
     y_front = _wall(field, frame, -1.0)
-    return VertebraAnatomy(level, frame, field, y_wall, y_front, pedicles, tuple(warnings),
-                           {"grid_mm": h, "voxels": int(mask.sum())})
+    return VertebraAnatomy(
+        level, frame, field, y_wall, y_front, pedicles, tuple(warnings), {"grid_mm": h, "voxels": int(mask.sum())}
+    )
 
 
 def _wall_points(field: BoneField, frame: VertebraFrame, sign: float) -> np.ndarray:
@@ -187,8 +189,7 @@ def analyse_segmentation(segmentation, levels=None, **options) -> dict:
     wanted = names if levels is None else [n for n in names if n in set(levels)]
     missing = [] if levels is None else [n for n in levels if n not in names]
     if missing:
-        raise DesignError(f"levels {', '.join(missing)} are not in the segmentation "
-                          f"(found {', '.join(names)})")
+        raise DesignError(f"levels {', '.join(missing)} are not in the segmentation (found {', '.join(names)})")
     return {n: analyse_vertebra(segmentation.mask(n), segmentation.affine, n, **options) for n in wanted}
 
 

@@ -48,12 +48,20 @@ def screw_bone_advice(level_density, diameter_mm: float, isthmus_width_mm: float
     """
     if level_density is None or level_density.value_hu is None:
         why = "not measured" if level_density is None else level_density.note or "not measured"
-        return {"value_hu": None, "category": scr.NOT_ASSESSABLE, "advice": None,
-                "reason": f"trabecular density of this vertebra: {why}"}
+        return {
+            "value_hu": None,
+            "category": scr.NOT_ASSESSABLE,
+            "advice": None,
+            "reason": f"trabecular density of this vertebra: {why}",
+        }
     value = float(level_density.value_hu)
     category = level_density.category
-    out = {"value_hu": round(value, 1), "category": category, "advice": None,
-           "method": "oval ROI" if level_density.roi is not None else "volumetric compartment"}
+    out = {
+        "value_hu": round(value, 1),
+        "category": category,
+        "advice": None,
+        "method": "oval ROI" if level_density.roi is not None else "volumetric compartment",
+    }
     if category == scr.LIKELY_OSTEOPOROSIS:
         largest = cat.choose_diameter(isthmus_width_mm) if isthmus_width_mm else None
         if largest is None:
@@ -61,19 +69,24 @@ def screw_bone_advice(level_density, diameter_mm: float, isthmus_width_mm: float
         elif diameter_mm >= largest:
             size = f"planned {diameter_mm:g} mm, the largest the isthmus width rules allow"
         else:
-            size = (f"planned {diameter_mm:g} mm; the isthmus width rules allow up to {largest:g} mm "
-                    f"where the trajectory keeps its bone wall")
+            size = (
+                f"planned {diameter_mm:g} mm; the isthmus width rules allow up to {largest:g} mm "
+                f"where the trajectory keeps its bone wall"
+            )
         out["largest_diameter_mm"] = largest
-        out["advice"] = ("consider cement (PMMA) augmentation or the largest diameter the pedicle allows "
-                         f"({size})")
-        out["reason"] = (f"trabecular attenuation {value:.0f} HU <= {scr.OSTEOPOROSIS_MAX_HU:g} HU (likely "
-                         "osteoporosis): screw pull-out strength falls with bone density; a larger outer "
-                         "diameter and cement augmentation raise it")
+        out["advice"] = f"consider cement (PMMA) augmentation or the largest diameter the pedicle allows ({size})"
+        out["reason"] = (
+            f"trabecular attenuation {value:.0f} HU <= {scr.OSTEOPOROSIS_MAX_HU:g} HU (likely "
+            "osteoporosis): screw pull-out strength falls with bone density; a larger outer "
+            "diameter and cement augmentation raise it"
+        )
         out["sources"] = list(SOURCES)
     elif category == scr.INDETERMINATE:
-        out["reason"] = (f"trabecular attenuation {value:.0f} HU is between {scr.OSTEOPOROSIS_MAX_HU:g} and "
-                         f"{scr.INDETERMINATE_MAX_HU:g} HU (indeterminate): bone density alone does not call "
-                         "for augmentation; DXA can settle it")
+        out["reason"] = (
+            f"trabecular attenuation {value:.0f} HU is between {scr.OSTEOPOROSIS_MAX_HU:g} and "
+            f"{scr.INDETERMINATE_MAX_HU:g} HU (indeterminate): bone density alone does not call "
+            "for augmentation; DXA can settle it"
+        )
     else:
         out["reason"] = f"trabecular attenuation {value:.0f} HU > {scr.INDETERMINATE_MAX_HU:g} HU (likely normal)"
     return out

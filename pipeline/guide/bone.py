@@ -67,7 +67,7 @@ class SurfaceDistance:
         dmin = np.sqrt(d2[rows, j])
         # Pseudo-normal: every candidate face reaching the same closest point.
         tie = valid & (np.abs(np.sqrt(d2) - dmin[:, None]) <= 1e-9 + 1e-7 * dmin[:, None])
-        tie &= (np.abs(q - best[:, None, :]).max(axis=2) <= 1e-7)
+        tie &= np.abs(q - best[:, None, :]).max(axis=2) <= 1e-7
         nrm = (self.normals[f] * tie[..., None]).sum(axis=1)
         side = np.einsum("ij,ij->i", points - best, nrm)
         signed = np.where(side < 0, -dmin, dmin)
@@ -79,7 +79,7 @@ class SurfaceDistance:
         best = np.empty_like(p)
         signed = np.empty(len(p))
         for s in range(0, len(p), chunk):
-            pc = p[s:s + chunk]
+            pc = p[s : s + chunk]
             b = np.empty_like(pc)
             d = np.full(len(pc), np.inf)
             todo = np.arange(len(pc))
@@ -96,9 +96,9 @@ class SurfaceDistance:
             for i in todo:
                 near = self.tree.query_ball_point(pc[i], abs(d[i]) + self.reach + 1e-9)
                 faces = np.unique(self.vertex_faces[near].ravel())
-                bi, di = self._best(pc[i:i + 1], faces[None, :])
+                bi, di = self._best(pc[i : i + 1], faces[None, :])
                 b[i], d[i] = bi[0], di[0]
-            best[s:s + chunk], signed[s:s + chunk] = b, d
+            best[s : s + chunk], signed[s : s + chunk] = b, d
         return best, signed
 
     def __call__(self, points) -> np.ndarray:
@@ -195,7 +195,7 @@ def union_closest(surfaces, points):
     d = np.full(len(pts), np.inf)
     if not len(pts) or not surfaces:
         return best, d
-    dv = np.array([s.tree.query(pts)[0] for s in surfaces])          # (surfaces, points)
+    dv = np.array([s.tree.query(pts)[0] for s in surfaces])  # (surfaces, points)
     order = np.argsort(dv, axis=0)
     for rank in range(len(surfaces)):
         for i, s in enumerate(surfaces):
@@ -229,7 +229,7 @@ def _vertex_reach(tri: np.ndarray) -> float:
     area2 = np.linalg.norm(np.cross(b - a, c - a), axis=1)
     circum = la * lb * lc / np.maximum(2.0 * area2, 1e-300)
     longest = np.maximum.reduce([la, lb, lc])
-    obtuse = 2 * longest ** 2 > la ** 2 + lb ** 2 + lc ** 2
+    obtuse = 2 * longest**2 > la**2 + lb**2 + lc**2
     return float(np.max(np.where(obtuse, longest / 2, circum)))
 
 

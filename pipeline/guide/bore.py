@@ -41,9 +41,9 @@ def _frame(d: np.ndarray):
 def _circle(xy: np.ndarray):
     """Algebraic (Kasa) circle fit: centre (2,), radius."""
     A = np.column_stack([2 * xy, np.ones(len(xy))])
-    b = (xy ** 2).sum(axis=1)
+    b = (xy**2).sum(axis=1)
     (cx, cy, c), *_ = np.linalg.lstsq(A, b, rcond=None)
-    return np.array([cx, cy]), float(np.sqrt(max(c + cx ** 2 + cy ** 2, 0.0)))
+    return np.array([cx, cy]), float(np.sqrt(max(c + cx**2 + cy**2, 0.0)))
 
 
 def fit_cylinder(points: np.ndarray, point0, direction0, radius0: float):
@@ -66,8 +66,9 @@ def fit_cylinder(points: np.ndarray, point0, direction0, radius0: float):
         r = points - p
         return np.linalg.norm(r - (r @ D)[:, None] * D, axis=1) - q[4]
 
-    sol = optimize.least_squares(resid, [0.0, 0.0, 0.0, 0.0, radius0], xtol=1e-12, ftol=1e-12, gtol=1e-12,
-                                 loss="soft_l1", f_scale=0.02)
+    sol = optimize.least_squares(
+        resid, [0.0, 0.0, 0.0, 0.0, radius0], xtol=1e-12, ftol=1e-12, gtol=1e-12, loss="soft_l1", f_scale=0.02
+    )
     sol = optimize.least_squares(resid, sol.x, xtol=1e-12, ftol=1e-12, gtol=1e-12)
     p, D = axis_of(sol.x)
     return p, D, float(abs(sol.x[4])), resid(sol.x)
@@ -81,7 +82,7 @@ def _patch_fit(normals, areas, centres, verts, d_hint: np.ndarray):
     xy = np.column_stack([verts @ u, verts @ w])
     centre, r = _circle(xy)
     if np.sqrt(np.mean((np.linalg.norm(xy - centre, axis=1) - r) ** 2)) > 0.2:
-        return None          # not a cylinder
+        return None  # not a cylinder
     point = centre[0] * u + centre[1] * w
     point = point + ((verts.mean(axis=0) - point) @ d) * d
     # A hole's wall faces its axis; an outer (sleeve) surface faces away.
@@ -90,12 +91,24 @@ def _patch_fit(normals, areas, centres, verts, d_hint: np.ndarray):
     if np.mean(np.einsum("ij,ij->i", normals, radial) < 0) < 0.9:
         return None
     p, D, R, res = fit_cylinder(verts, point, d, r)
-    return {"point": p, "direction": D if D @ d_hint >= 0 else -D, "radius_mm": R,
-            "rms_mm": float(np.sqrt(np.mean(res ** 2))), "area_mm2": float(areas.sum())}
+    return {
+        "point": p,
+        "direction": D if D @ d_hint >= 0 else -D,
+        "radius_mm": R,
+        "rms_mm": float(np.sqrt(np.mean(res**2))),
+        "area_mm2": float(areas.sum()),
+    }
 
 
-def fit_bore(mesh: trimesh.Trimesh, entry, direction, *, search_radius: float = 4.0, reach: float = 40.0,
-             tolerance_mm: float = 0.02):
+def fit_bore(
+    mesh: trimesh.Trimesh,
+    entry,
+    direction,
+    *,
+    search_radius: float = 4.0,
+    reach: float = 40.0,
+    tolerance_mm: float = 0.02,
+):
     """Recover a bore's axis from the mesh near a planned axis (see the module notes).
 
     Parameters
@@ -160,8 +173,15 @@ def fit_bore(mesh: trimesh.Trimesh, entry, direction, *, search_radius: float = 
     D = D if D @ d >= 0 else -D
     p = p + ((e - p) @ D) * D
     ts = (on - p) @ D
-    return {"point": p, "direction": D, "radius_mm": R, "top_t": float(ts.min()), "bottom_t": float(ts.max()),
-            "n_vertices": int(len(on)), "rms_mm": float(np.sqrt(np.mean(res ** 2)))}
+    return {
+        "point": p,
+        "direction": D,
+        "radius_mm": R,
+        "top_t": float(ts.min()),
+        "bottom_t": float(ts.max()),
+        "n_vertices": int(len(on)),
+        "rms_mm": float(np.sqrt(np.mean(res**2))),
+    }
 
 
 def sleeve_wall(manifold, fit: dict, n_azimuth: int = 24, heights=(0.2, 0.5)) -> float:
@@ -188,8 +208,9 @@ def sleeve_wall(manifold, fit: dict, n_azimuth: int = 24, heights=(0.2, 0.5)) ->
     return float(min(walls)) if walls else float("nan")
 
 
-def ray_thickness(manifold, mesh: trimesh.Trimesh, n: int = 1000, seed: int = 0, percentile: float = 5.0,
-                  reach: float = 60.0) -> float:
+def ray_thickness(
+    manifold, mesh: trimesh.Trimesh, n: int = 1000, seed: int = 0, percentile: float = 5.0, reach: float = 60.0
+) -> float:
     """Thinnest wall of a solid (mm): length of the inward normal ray through the solid
     at ``n`` sampled surface points, low ``percentile`` (a single ray grazing an edge is
     not a wall). Ray casts are manifold3d's (exact, robust)."""

@@ -45,8 +45,14 @@ def gertzbein_robbins(distance_mm: float) -> str:
     return "E"
 
 
-def screw_surface(screw: Screw, *, skip_mm: float = ENTRY_SKIP_MM, step_mm: float = 0.25,
-                  n_around: int = 48, start_mm: float | None = None):
+def screw_surface(
+    screw: Screw,
+    *,
+    skip_mm: float = ENTRY_SKIP_MM,
+    step_mm: float = 0.25,
+    n_around: int = 48,
+    start_mm: float | None = None,
+):
     """Points on the screw's cylinder and its flat tip, LPS mm.
 
     Returns
@@ -95,8 +101,14 @@ def direction_components(frame: VertebraFrame, side: str, outward) -> dict:
     v = v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
     q = frame.vector_to_local(v)
     s = 1.0 if side == "left" else -1.0
-    return {"lateral": s * q[..., 0], "medial": -s * q[..., 0], "superior": q[..., 2],
-            "inferior": -q[..., 2], "anterior": -q[..., 1], "posterior": q[..., 1]}
+    return {
+        "lateral": s * q[..., 0],
+        "medial": -s * q[..., 0],
+        "superior": q[..., 2],
+        "inferior": -q[..., 2],
+        "anterior": -q[..., 1],
+        "posterior": q[..., 1],
+    }
 
 
 def direction_name(frame: VertebraFrame, side: str, outward) -> str:
@@ -145,19 +157,25 @@ class Breach:
     components: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {"distance_mm": round(float(self.distance_mm), 3), "grade": self.grade,
-                "direction": self.direction, "components": {k: round(float(v), 3) for k, v in self.components.items()},
-                "point_lps": [round(float(v), 3) for v in self.point],
-                "depth_mm": round(float(self.depth_mm), 2), "min_wall_mm": round(float(self.min_wall_mm), 3),
-                "cortical_entry_mm": round(float(self.cortical_entry_mm), 2)}
+        return {
+            "distance_mm": round(float(self.distance_mm), 3),
+            "grade": self.grade,
+            "direction": self.direction,
+            "components": {k: round(float(v), 3) for k, v in self.components.items()},
+            "point_lps": [round(float(v), 3) for v in self.point],
+            "depth_mm": round(float(self.depth_mm), 2),
+            "min_wall_mm": round(float(self.min_wall_mm), 3),
+            "cortical_entry_mm": round(float(self.cortical_entry_mm), 2),
+        }
 
 
 #: Depth (mm) of the axis in bone that marks it as having entered the bone.
 ENTRY_DEPTH_MM = 1.0
 
 
-def cortical_entry(screw: Screw, sdf, *, depth_mm: float | None = None, reach_mm: float = 15.0,
-                   step_mm: float = 0.1) -> float:
+def cortical_entry(
+    screw: Screw, sdf, *, depth_mm: float | None = None, reach_mm: float = 15.0, step_mm: float = 0.1
+) -> float:
     """Where the screw's axis enters the bone, mm along the axis from ``screw.entry``.
 
     The first place within ``reach_mm`` of the plan's entry point (either way) where
@@ -196,8 +214,9 @@ def outward_directions(sdf, points: np.ndarray, step: float = 0.2) -> np.ndarray
     return g
 
 
-def measure_breach(screw: Screw, sdf, frame: VertebraFrame, *, skip_mm: float = ENTRY_SKIP_MM,
-                   step_mm: float = 0.3, n_around: int = 40) -> Breach:
+def measure_breach(
+    screw: Screw, sdf, frame: VertebraFrame, *, skip_mm: float = ENTRY_SKIP_MM, step_mm: float = 0.3, n_around: int = 40
+) -> Breach:
     """Gertzbein-Robbins breach of ``screw`` against a bone ``sdf`` (negative inside).
 
     Parameters
@@ -249,5 +268,6 @@ def measure_breach(screw: Screw, sdf, frame: VertebraFrame, *, skip_mm: float = 
         norm = np.sqrt(mean["lateral"] ** 2 + mean["superior"] ** 2 + mean["anterior"] ** 2)
         parts = {n: v / norm for n, v in mean.items() if v > 0}
         direction = max((n for n in parts if n != "posterior"), key=parts.get, default="posterior")
-    return Breach(distance, gertzbein_robbins(distance), direction, pts[k], float(t[k]), float(-f.max()),
-                  float(t_cortex), parts)
+    return Breach(
+        distance, gertzbein_robbins(distance), direction, pts[k], float(t[k]), float(-f.max()), float(t_cortex), parts
+    )

@@ -107,7 +107,7 @@ class Sleeve:
 
     screw_id: str
     entry: np.ndarray
-    direction: np.ndarray    # into the bone
+    direction: np.ndarray  # into the bone
     top: np.ndarray
     bore_diameter_mm: float
     outer_diameter_mm: float
@@ -156,8 +156,9 @@ def _grid_box(grid: LocalGrid):
     return lps.min(axis=0), lps.max(axis=0)
 
 
-def _exact_under(bone: Bone, c_eff: np.ndarray, columns: np.ndarray, y_from: np.ndarray,
-                 band: float = 0.8) -> np.ndarray:
+def _exact_under(
+    bone: Bone, c_eff: np.ndarray, columns: np.ndarray, y_from: np.ndarray, band: float = 0.8
+) -> np.ndarray:
     """The grid's signed distance with exact values where the contact surface is made.
 
     In the (x, z) ``columns`` every grid point from ``y_from`` (local mm, per column:
@@ -171,8 +172,7 @@ def _exact_under(bone: Bone, c_eff: np.ndarray, columns: np.ndarray, y_from: np.
         return sdf
     grid = bone.coarse.grid
     ys = grid.axes()[1]
-    sel = columns[:, None, :] & (ys[None, :, None] >= y_from[:, None, :]) & \
-        (np.abs(c_eff[:, None, :] - sdf) < band)
+    sel = columns[:, None, :] & (ys[None, :, None] >= y_from[:, None, :]) & (np.abs(c_eff[:, None, :] - sdf) < band)
     idx = np.argwhere(sel)
     if len(idx):
         sdf[tuple(idx.T)] = union_closest(bone.surfaces, grid.index_to_lps(idx.astype(float)))[1]
@@ -181,11 +181,17 @@ def _exact_under(bone: Bone, c_eff: np.ndarray, columns: np.ndarray, y_from: np.
 
 def _disc(shape2, centre_idx, radius_vox):
     ii, kk = np.meshgrid(np.arange(shape2[0]), np.arange(shape2[1]), indexing="ij")
-    return (ii - centre_idx[0]) ** 2 + (kk - centre_idx[1]) ** 2 <= radius_vox ** 2
+    return (ii - centre_idx[0]) ** 2 + (kk - centre_idx[1]) ** 2 <= radius_vox**2
 
 
-def build_guide(screws: list, anatomy: VertebraAnatomy, segmentation, design: GuideDesign = GuideDesign(),
-                *, surfaces: dict | None = None) -> Guide:
+def build_guide(
+    screws: list,
+    anatomy: VertebraAnatomy,
+    segmentation,
+    design: GuideDesign = GuideDesign(),
+    *,
+    surfaces: dict | None = None,
+) -> Guide:
     """Build the drill guide for the screws of one vertebra.
 
     Parameters
@@ -228,13 +234,20 @@ def build_guide(screws: list, anatomy: VertebraAnatomy, segmentation, design: Gu
     y_lo = le[:, 1].min() - 8.0
     # Room for the roof over the most posterior bone (the spinous tip) and a margin
     # in which the bone field is still exact when the guide is moved for checks.
-    y_hi = max(lt[:, 1].max() + R_out,
-               anatomy.field.grid.lo[1] + h * anatomy.field.grid.shape[1]
-               + design.base_thickness_mm + design.relief_mm + design.clearance_mm) + 8.0
+    y_hi = (
+        max(
+            lt[:, 1].max() + R_out,
+            anatomy.field.grid.lo[1]
+            + h * anatomy.field.grid.shape[1]
+            + design.base_thickness_mm
+            + design.relief_mm
+            + design.clearance_mm,
+        )
+        + 8.0
+    )
     grid = LocalGrid.covering(frame, (x_lo, y_lo, z_lo), (x_hi, y_hi, z_hi), h)
     own = resample_mask(segmentation.mask(anatomy.level), segmentation.affine, grid)
-    others = resample_mask((segmentation.labels > 0) & ~segmentation.mask(anatomy.level),
-                           segmentation.affine, grid)
+    others = resample_mask((segmentation.labels > 0) & ~segmentation.mask(anatomy.level), segmentation.affine, grid)
     field = BoneField.from_mask(grid, own | others)
     lo_lps, hi_lps = _grid_box(grid)
     near = levels_near(segmentation, lo_lps, hi_lps)
@@ -278,7 +291,7 @@ def build_guide(screws: list, anatomy: VertebraAnatomy, segmentation, design: Gu
             continue
         ci, ck = np.nonzero(cand)
         if reg is regions[-1]:
-            j = int(np.argmax(top_y[ci, ck]))   # the spinous ridge
+            j = int(np.argmax(top_y[ci, ck]))  # the spinous ridge
         else:
             c = np.array([ci.mean(), ck.mean()])
             j = int(np.argmin((ci - c[0]) ** 2 + (ck - c[1]) ** 2))
@@ -312,19 +325,21 @@ def build_guide(screws: list, anatomy: VertebraAnatomy, segmentation, design: Gu
         a = s.entry + 3.0 * s.direction
         top = s.entry - L_s * s.direction
         solid = solid + cylinder(a, top, R_out)
-        sleeves.append(Sleeve(s.id, s.entry, s.direction, top, design.bore_diameter_mm,
-                              design.sleeve_outer_diameter_mm, L_s))
+        sleeves.append(
+            Sleeve(s.id, s.entry, s.direction, top, design.bore_diameter_mm, design.sleeve_outer_diameter_mm, L_s)
+        )
     solid = solid - to_manifold(grid_surface(shadow, 0.0, grid))
     for s in screws:
-        solid = solid - cylinder(s.entry + 8.0 * s.direction, s.entry - (L_s + 5.0) * s.direction,
-                                 design.bore_diameter_mm / 2)
+        solid = solid - cylinder(
+            s.entry + 8.0 * s.direction, s.entry - (L_s + 5.0) * s.direction, design.bore_diameter_mm / 2
+        )
     parts = solid.decompose()
     warnings = []
     if len(parts) > 1:
         vols = [p.volume() for p in parts]
         keep = int(np.argmax(vols))
         lost = sum(vols) - vols[keep]
-        if lost >= 1.0:      # specks the booleans leave between the cuts are not worth a word
+        if lost >= 1.0:  # specks the booleans leave between the cuts are not worth a word
             warnings.append(f"{len(parts) - 1} loose piece(s) of {lost:.1f} mm³ dropped")
         solid = parts[keep]
     mesh, quality = float32_mesh(solid)

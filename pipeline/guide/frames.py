@@ -54,8 +54,8 @@ class LocalGrid:
     """A regular grid in a frame: index ``(i, j, k)`` is local point ``lo + h * (i, j, k)``."""
 
     frame: VertebraFrame
-    lo: np.ndarray          # local mm of index (0, 0, 0)
-    h: float                # spacing, mm (isotropic)
+    lo: np.ndarray  # local mm of index (0, 0, 0)
+    h: float  # spacing, mm (isotropic)
     shape: tuple
 
     @classmethod
@@ -96,8 +96,9 @@ class LocalGrid:
 MASK_SIGMA_VOX = 0.6
 
 
-def resample_mask(mask: np.ndarray, affine: np.ndarray, grid: LocalGrid, *,
-                  sigma_vox: float = MASK_SIGMA_VOX) -> np.ndarray:
+def resample_mask(
+    mask: np.ndarray, affine: np.ndarray, grid: LocalGrid, *, sigma_vox: float = MASK_SIGMA_VOX
+) -> np.ndarray:
     """A scan-grid mask on ``grid``: the (blurred) 0/1 mask interpolated linearly, kept at >= 0.5.
 
     The 0.5 level of the interpolated mask lies half way between voxel centres, where
@@ -138,7 +139,7 @@ def resample_mask(mask: np.ndarray, affine: np.ndarray, grid: LocalGrid, *,
     offset = inv[:3, :3] @ grid.frame.to_lps(grid.lo + grid.h * g0) + inv[:3, 3] - start
     sub_shape = tuple(int(b - a) for a, b in zip(g0, g1))
     vals = ndimage.affine_transform(crop, M, offset, output_shape=sub_shape, order=1, mode="constant", cval=0.0)
-    out[g0[0]:g1[0], g0[1]:g1[1], g0[2]:g1[2]] = vals >= 0.5
+    out[g0[0] : g1[0], g0[1] : g1[1], g0[2] : g1[2]] = vals >= 0.5
     return out
 
 
@@ -189,8 +190,9 @@ class FieldUnion:
         return np.minimum.reduce([f(points) for f in self.fields])
 
 
-def ray_exit(sdf, origin, direction, *, max_mm: float = 80.0, step: float = 0.25,
-             coarse_mm: float = 0.5) -> float | None:
+def ray_exit(
+    sdf, origin, direction, *, max_mm: float = 80.0, step: float = 0.25, coarse_mm: float = 0.5
+) -> float | None:
     """Distance (mm) along a ray from ``origin`` (inside bone) to where it leaves bone.
 
     ``sdf`` is any callable returning the signed distance (negative inside). The ray
@@ -234,8 +236,7 @@ def _ray_exit(sdf, o, d, max_mm, step, coarse_mm):
         ff = np.asarray(sdf(o[None, :] + fine[:, None] * d), float)
         j = int(np.nonzero(ff > 0)[0][0])
         ts, f, k = fine, ff, j
-        if k == 0:   # the coarse sample was inside but the fine one is not (rounding)
+        if k == 0:  # the coarse sample was inside but the fine one is not (rounding)
             return float(ts[0])
     f0, f1 = f[k - 1], f[k]
     return float(ts[k - 1] + (ts[k] - ts[k - 1]) * (-f0) / max(f1 - f0, 1e-9))
-

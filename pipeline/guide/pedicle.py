@@ -77,7 +77,7 @@ def _track_pedicle(mask, grid: LocalGrid, side: str, y_wall: float):
         k = int(np.argmax(counts))
         comp = lab == k
         ii, kk = np.nonzero(comp)
-        area = comp.sum() * grid.h ** 2
+        area = comp.sum() * grid.h**2
         rows.append((ys[j], area, xs[ii].mean(), zs[kk].mean()))
         prev = comp
     return np.array(rows)
@@ -99,11 +99,11 @@ def _cross_section(field: BoneField, centre, axis, up, half: float = 12.0, step:
     lab, n = ndimage.label(inside)
     if n == 0:
         return None
-    d2 = U ** 2 + V ** 2
+    d2 = U**2 + V**2
     cand = np.where(lab > 0, d2, np.inf)
     k = lab.ravel()[int(np.argmin(cand))]
     comp = lab == k
-    area = comp.sum() * step ** 2
+    area = comp.sum() * step**2
     uc, vc = U[comp].mean(), V[comp].mean()
     row = comp & (np.abs(V - vc) <= 0.5 * step + 1e-9)
     col = comp & (np.abs(U - uc) <= 0.5 * step + 1e-9)
@@ -140,9 +140,9 @@ def find_pedicle(field: BoneField, frame: VertebraFrame, mask: np.ndarray, side:
         lo -= 1
     while hi < len(cand) - 1 and cand[hi + 1, 1] <= 1.3 * cand[j, 1] and cand[hi + 1, 0] - cand[j, 0] <= 5.0:
         hi += 1
-    near = cand[lo:hi + 1]
+    near = cand[lo : hi + 1]
     if len(near) < 3:
-        near = cand[max(j - 1, 0):j + 2]
+        near = cand[max(j - 1, 0) : j + 2]
     pts_local = np.column_stack([near[:, 2], near[:, 0], near[:, 3]])
     pts = frame.to_lps(pts_local)
     centre = pts.mean(axis=0)
@@ -160,9 +160,17 @@ def find_pedicle(field: BoneField, frame: VertebraFrame, mask: np.ndarray, side:
     for _ in range(2):
         if field(centre) >= 0:
             raise DesignError(f"the {side} pedicle's centre is not in bone")
-        res = optimize.minimize(area, (medial, cranial), args=(centre,), method="Nelder-Mead",
-                                options={"xatol": 0.2, "fatol": 0.05, "initial_simplex":
-                                         [(medial, cranial), (medial + 8, cranial), (medial, cranial + 8)]})
+        res = optimize.minimize(
+            area,
+            (medial, cranial),
+            args=(centre,),
+            method="Nelder-Mead",
+            options={
+                "xatol": 0.2,
+                "fatol": 0.05,
+                "initial_simplex": [(medial, cranial), (medial + 8, cranial), (medial, cranial + 8)],
+            },
+        )
         medial, cranial = res.x
         axis = direction_from_angles(frame, side, medial, cranial)
         best = None

@@ -83,8 +83,15 @@ class Screw:
 
     @classmethod
     def from_dict(cls, d: dict) -> Screw:
-        return cls(d["level"], d["side"], d["entry_lps"], d["target_lps"], float(d["diameter_mm"]),
-                   float(d["length_mm"]), d.get("id", ""))
+        return cls(
+            d["level"],
+            d["side"],
+            d["entry_lps"],
+            d["target_lps"],
+            float(d["diameter_mm"]),
+            float(d["length_mm"]),
+            d.get("id", ""),
+        )
 
 
 @dataclass(frozen=True)
@@ -139,5 +146,9 @@ class Plan:
 
     @classmethod
     def from_dict(cls, d: dict) -> Plan:
-        return cls(tuple(Screw.from_dict(s) for s in d["screws"]), d.get("series_hash", ""),
-                   d.get("source", "imported"), dict(d.get("planning", {})))
+        return cls(
+            tuple(Screw.from_dict(s) for s in d["screws"]),
+            d.get("series_hash", ""),
+            d.get("source", "imported"),
+            dict(d.get("planning", {})),
+        )

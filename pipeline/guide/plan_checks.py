@@ -41,8 +41,12 @@ def isthmus_walls(screw: Screw, anatomy: VertebraAnatomy, sdf=None) -> dict:
     q = screw.entry + t * d
     s = 1.0 if screw.side == "left" else -1.0
     out = {}
-    for name, vec in (("medial", -s * anatomy.frame.axes[:, 0]), ("lateral", s * anatomy.frame.axes[:, 0]),
-                      ("superior", anatomy.frame.axes[:, 2]), ("inferior", -anatomy.frame.axes[:, 2])):
+    for name, vec in (
+        ("medial", -s * anatomy.frame.axes[:, 0]),
+        ("lateral", s * anatomy.frame.axes[:, 0]),
+        ("superior", anatomy.frame.axes[:, 2]),
+        ("inferior", -anatomy.frame.axes[:, 2]),
+    ):
         w = vec - (vec @ d) * d
         w /= np.linalg.norm(w)
         depth = float(np.asarray(sdf(q[None]))[0])
@@ -65,8 +69,9 @@ def level_surface(segmentation, level: str, cache: dict) -> SurfaceDistance | No
     return cache[level]
 
 
-def check_screw(screw: Screw, anatomy: VertebraAnatomy, *, sdf=None, above_sdf=None,
-                settings: PlannerSettings = PlannerSettings()) -> ScrewReport:
+def check_screw(
+    screw: Screw, anatomy: VertebraAnatomy, *, sdf=None, above_sdf=None, settings: PlannerSettings = PlannerSettings()
+) -> ScrewReport:
     """All single-screw checks of one screw.
 
     Parameters
@@ -88,49 +93,146 @@ def check_screw(screw: Screw, anatomy: VertebraAnatomy, *, sdf=None, above_sdf=N
     sid = screw.id
     checks = []
     b = measure_breach(screw, sdf, anatomy.frame)
-    checks.append(make_check("breach", b.distance_mm, "mm", 0.0, "<=", cat.SOURCE_BREACH, sid,
-                             grade=b.grade, direction=b.direction, components=b.components,
-                             depth_mm=b.depth_mm, point_lps=b.point, cortical_entry_mm=b.cortical_entry_mm))
-    checks.append(make_check("entry_on_cortex", abs(b.cortical_entry_mm), "mm", cat.MAX_ENTRY_TO_CORTEX_MM, "<=",
-                             cat.SOURCE_ENTRY, sid, signed_mm=b.cortical_entry_mm))
+    checks.append(
+        make_check(
+            "breach",
+            b.distance_mm,
+            "mm",
+            0.0,
+            "<=",
+            cat.SOURCE_BREACH,
+            sid,
+            grade=b.grade,
+            direction=b.direction,
+            components=b.components,
+            depth_mm=b.depth_mm,
+            point_lps=b.point,
+            cortical_entry_mm=b.cortical_entry_mm,
+        )
+    )
+    checks.append(
+        make_check(
+            "entry_on_cortex",
+            abs(b.cortical_entry_mm),
+            "mm",
+            cat.MAX_ENTRY_TO_CORTEX_MM,
+            "<=",
+            cat.SOURCE_ENTRY,
+            sid,
+            signed_mm=b.cortical_entry_mm,
+        )
+    )
     walls = isthmus_walls(screw, anatomy, sdf)
     wmin = min(walls["walls_mm"].values())
-    checks.append(make_check("isthmus_wall", wmin, "mm", cat.MIN_WALL_MM, ">=", cat.SOURCE_WALL, sid,
-                             per_direction_mm=walls["walls_mm"],
-                             thinnest=min(walls["walls_mm"], key=walls["walls_mm"].get)))
+    checks.append(
+        make_check(
+            "isthmus_wall",
+            wmin,
+            "mm",
+            cat.MIN_WALL_MM,
+            ">=",
+            cat.SOURCE_WALL,
+            sid,
+            per_direction_mm=walls["walls_mm"],
+            thinnest=min(walls["walls_mm"], key=walls["walls_mm"].get),
+        )
+    )
     ped = anatomy.pedicles.get(screw.side)
     if ped is not None:
-        checks.append(make_check("diameter_to_isthmus_width", screw.diameter_mm / ped.width_mm, "ratio",
-                                 cat.MAX_DIAMETER_TO_WIDTH, "<=", cat.SOURCE_DIAMETER_TO_WIDTH, sid,
-                                 diameter_mm=screw.diameter_mm, isthmus_width_mm=ped.width_mm))
-        checks.append(make_check("isthmus_width_minus_diameter", ped.width_mm - screw.diameter_mm, "mm",
-                                 cat.MIN_WIDTH_MINUS_DIAMETER_MM, ">=", cat.SOURCE_WIDTH_MINUS_DIAMETER, sid))
+        checks.append(
+            make_check(
+                "diameter_to_isthmus_width",
+                screw.diameter_mm / ped.width_mm,
+                "ratio",
+                cat.MAX_DIAMETER_TO_WIDTH,
+                "<=",
+                cat.SOURCE_DIAMETER_TO_WIDTH,
+                sid,
+                diameter_mm=screw.diameter_mm,
+                isthmus_width_mm=ped.width_mm,
+            )
+        )
+        checks.append(
+            make_check(
+                "isthmus_width_minus_diameter",
+                ped.width_mm - screw.diameter_mm,
+                "mm",
+                cat.MIN_WIDTH_MINUS_DIAMETER_MM,
+                ">=",
+                cat.SOURCE_WIDTH_MINUS_DIAMETER,
+                sid,
+            )
+        )
     d = screw.direction
     anterior = _anterior_distance(sdf, screw)
-    checks.append(make_check("tip_to_anterior_cortex", anterior, "mm", cat.MIN_TIP_TO_ANTERIOR_MM, ">=",
-                             cat.SOURCE_TIP, sid))
+    checks.append(
+        make_check("tip_to_anterior_cortex", anterior, "mm", cat.MIN_TIP_TO_ANTERIOR_MM, ">=", cat.SOURCE_TIP, sid)
+    )
     g = _geometry_from_entry(anatomy, screw.entry, d, screw.length_mm + anterior, settings)
     frac = (screw.length_mm - g.wall_t) / max(g.body_depth_mm, 1e-6)
-    checks.append(make_check("tip_depth_in_body", frac, "fraction of body depth", cat.MAX_BODY_DEPTH_FRACTION,
-                             "<=", cat.SOURCE_DEPTH, sid, body_depth_along_axis_mm=g.body_depth_mm))
+    checks.append(
+        make_check(
+            "tip_depth_in_body",
+            frac,
+            "fraction of body depth",
+            cat.MAX_BODY_DEPTH_FRACTION,
+            "<=",
+            cat.SOURCE_DEPTH,
+            sid,
+            body_depth_along_axis_mm=g.body_depth_mm,
+        )
+    )
     if above_sdf is not None:
         # ~1 mm spacing: the gap to the vertebra above varies smoothly over the screw.
         pts, _ = screw_surface(screw, start_mm=-cat.HEAD_LENGTH_MM, step_mm=0.5, n_around=24)
         gap = float(np.min(above_sdf(pts)))
-        checks.append(make_check("cranial_facet_clearance", gap, "mm", cat.MIN_FACET_CLEARANCE_MM, ">=",
-                                 cat.SOURCE_FACET, sid, head_length_mm=cat.HEAD_LENGTH_MM))
+        checks.append(
+            make_check(
+                "cranial_facet_clearance",
+                gap,
+                "mm",
+                cat.MIN_FACET_CLEARANCE_MM,
+                ">=",
+                cat.SOURCE_FACET,
+                sid,
+                head_length_mm=cat.HEAD_LENGTH_MM,
+            )
+        )
     else:
-        checks.append(Check("cranial_facet_clearance", None, "mm", cat.MIN_FACET_CLEARANCE_MM, ">=",
-                            cat.SOURCE_FACET, None, sid, {"note": "no vertebra above in the segmentation"}))
+        checks.append(
+            Check(
+                "cranial_facet_clearance",
+                None,
+                "mm",
+                cat.MIN_FACET_CLEARANCE_MM,
+                ">=",
+                cat.SOURCE_FACET,
+                None,
+                sid,
+                {"note": "no vertebra above in the segmentation"},
+            )
+        )
     medial, cranial = direction_angles(anatomy.frame, d, screw.side)
     rng = cat.medial_range(screw.level)
     if rng is not None:
         checks.append(make_check("medial_angle", medial, "deg", list(rng), "in", cat.SOURCE_ANGLES, sid))
     else:
-        checks.append(Check("medial_angle", medial, "deg", None, "in", cat.SOURCE_ANGLES, None, sid,
-                            {"note": f"no normal range for {screw.level}"}))
-    checks.append(make_check("cranial_angle", cranial, "deg", list(cat.CRANIAL_ANGLE_RANGE_DEG), "in",
-                             cat.SOURCE_ANGLES, sid))
+        checks.append(
+            Check(
+                "medial_angle",
+                medial,
+                "deg",
+                None,
+                "in",
+                cat.SOURCE_ANGLES,
+                None,
+                sid,
+                {"note": f"no normal range for {screw.level}"},
+            )
+        )
+    checks.append(
+        make_check("cranial_angle", cranial, "deg", list(cat.CRANIAL_ANGLE_RANGE_DEG), "in", cat.SOURCE_ANGLES, sid)
+    )
     measured = ScrewMeasurement(b, walls["walls_mm"], medial, cranial, anterior)
     return ScrewReport(screw.id, screw.level, screw.side, tuple(checks), measured)
 
@@ -152,13 +254,28 @@ def pair_checks(plan: Plan) -> list[Check]:
     for i in range(len(s)):
         for j in range(i + 1, len(s)):
             gap = segment_distance(s[i].entry, s[i].tip, s[j].entry, s[j].tip) - s[i].radius_mm - s[j].radius_mm
-            out.append(make_check("screw_clearance", gap, "mm", cat.MIN_SCREW_CLEARANCE_MM, ">=",
-                                  cat.SOURCE_SCREW_CLEARANCE, f"{s[i].id}/{s[j].id}"))
+            out.append(
+                make_check(
+                    "screw_clearance",
+                    gap,
+                    "mm",
+                    cat.MIN_SCREW_CLEARANCE_MM,
+                    ">=",
+                    cat.SOURCE_SCREW_CLEARANCE,
+                    f"{s[i].id}/{s[j].id}",
+                )
+            )
     return out
 
 
-def check_plan(plan: Plan, segmentation=None, *, anatomies: dict | None = None,
-               settings: PlannerSettings = PlannerSettings(), surfaces: dict | None = None) -> PlanReport:
+def check_plan(
+    plan: Plan,
+    segmentation=None,
+    *,
+    anatomies: dict | None = None,
+    settings: PlannerSettings = PlannerSettings(),
+    surfaces: dict | None = None,
+) -> PlanReport:
     """Check every screw of a plan and every pair.
 
     Parameters
@@ -194,12 +311,14 @@ def check_plan(plan: Plan, segmentation=None, *, anatomies: dict | None = None,
             if segmentation is not None and screw.level in segmentation.levels.values():
                 up = level_above(segmentation, screw.level)
             surface = level_surface(segmentation, up, surfaces) if up is not None else None
-            above_cache[screw.level] = (None if surface is None
-                                        else Bone(None, [surface], outside_band=cat.MIN_FACET_CLEARANCE_MM + 2.0))
+            above_cache[screw.level] = (
+                None if surface is None else Bone(None, [surface], outside_band=cat.MIN_FACET_CLEARANCE_MM + 2.0)
+            )
             own = level_surface(segmentation, screw.level, surfaces)
             bones[screw.level] = an.field if own is None else Bone(an.field, [own])
-        screws.append(check_screw(screw, an, sdf=bones[screw.level], above_sdf=above_cache[screw.level],
-                                  settings=settings))
+        screws.append(
+            check_screw(screw, an, sdf=bones[screw.level], above_sdf=above_cache[screw.level], settings=settings)
+        )
     return PlanReport(tuple(screws), tuple(pair_checks(plan)))
 
 
@@ -212,9 +331,21 @@ def screw_summaries(plan: Plan, report: PlanReport, screw_ids=None) -> tuple[dic
         m = r.measured
         walls = [w for w in m.isthmus_walls_mm.values() if w is not None]
         bone = plan.planning.get(r.id, {}).get("bone_quality")
-        rows.append({**plan.screw(r.id).as_dict(), **json_ready({
-            "grade": m.breach.grade, "breach_mm": m.breach.distance_mm, "breach_direction": m.breach.direction,
-            "min_isthmus_wall_mm": min(walls) if walls else None, "medial_angle_deg": m.medial_angle_deg,
-            "cranial_angle_deg": m.cranial_angle_deg, "checks_passed": r.passed}),
-            **({"bone_quality": bone} if bone is not None else {})})
+        rows.append(
+            {
+                **plan.screw(r.id).as_dict(),
+                **json_ready(
+                    {
+                        "grade": m.breach.grade,
+                        "breach_mm": m.breach.distance_mm,
+                        "breach_direction": m.breach.direction,
+                        "min_isthmus_wall_mm": min(walls) if walls else None,
+                        "medial_angle_deg": m.medial_angle_deg,
+                        "cranial_angle_deg": m.cranial_angle_deg,
+                        "checks_passed": r.passed,
+                    }
+                ),
+                **({"bone_quality": bone} if bone is not None else {}),
+            }
+        )
     return tuple(rows)

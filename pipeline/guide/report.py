@@ -53,11 +53,19 @@ class Check:
 
     def to_dict(self) -> dict:
         """JSON-ready: floats rounded to 4 decimals, non-finite ones None."""
-        return _clean({
-            "name": self.name, "subject": self.subject, "value": self.value, "unit": self.unit,
-            "threshold": self.threshold, "comparison": self.comparison, "source": self.source,
-            "passed": self.passed, "details": self.details,
-        })
+        return _clean(
+            {
+                "name": self.name,
+                "subject": self.subject,
+                "value": self.value,
+                "unit": self.unit,
+                "threshold": self.threshold,
+                "comparison": self.comparison,
+                "source": self.source,
+                "passed": self.passed,
+                "details": self.details,
+            }
+        )
 
 
 def compare(value, threshold, comparison: str) -> bool | None:
@@ -75,8 +83,9 @@ def compare(value, threshold, comparison: str) -> bool | None:
 
 
 def make_check(name, value, unit, threshold, comparison, source, subject="", **details) -> Check:
-    return Check(name, value, unit, threshold, comparison, source, compare(value, threshold, comparison),
-                 subject, details)
+    return Check(
+        name, value, unit, threshold, comparison, source, compare(value, threshold, comparison), subject, details
+    )
 
 
 def overall(checks) -> bool:
@@ -155,9 +164,15 @@ class ScrewMeasurement:
     tip_to_anterior_cortex_mm: float
 
     def to_dict(self) -> dict:
-        return _clean({"breach": self.breach.as_dict(), "isthmus_walls_mm": self.isthmus_walls_mm,
-                       "medial_angle_deg": self.medial_angle_deg, "cranial_angle_deg": self.cranial_angle_deg,
-                       "tip_to_anterior_cortex_mm": self.tip_to_anterior_cortex_mm})
+        return _clean(
+            {
+                "breach": self.breach.as_dict(),
+                "isthmus_walls_mm": self.isthmus_walls_mm,
+                "medial_angle_deg": self.medial_angle_deg,
+                "cranial_angle_deg": self.cranial_angle_deg,
+                "tip_to_anterior_cortex_mm": self.tip_to_anterior_cortex_mm,
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -175,8 +190,14 @@ class ScrewReport:
         return overall(self.checks)
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "level": self.level, "side": self.side, "passed": self.passed,
-                "checks": [c.to_dict() for c in self.checks], "measured": self.measured.to_dict()}
+        return {
+            "id": self.id,
+            "level": self.level,
+            "side": self.side,
+            "passed": self.passed,
+            "checks": [c.to_dict() for c in self.checks],
+            "measured": self.measured.to_dict(),
+        }
 
 
 @dataclass(frozen=True)
@@ -216,14 +237,20 @@ class PlanReport:
     def of_screws(self, ids) -> PlanReport:
         """The part of the report about the screws ``ids`` (their pairs included)."""
         ids = set(ids)
-        return PlanReport(tuple(s for s in self.screws if s.id in ids),
-                          tuple(c for c in self.pairs if set(c.subject.split("/")) <= ids))
+        return PlanReport(
+            tuple(s for s in self.screws if s.id in ids),
+            tuple(c for c in self.pairs if set(c.subject.split("/")) <= ids),
+        )
 
     def to_dict(self) -> dict:
         """``{"passed", "screws": [{"id", "level", "side", "passed", "checks", "measured"}],
         "pairs": [check], "failed": ["name (subject)"]}``."""
-        return {"passed": self.passed, "screws": [s.to_dict() for s in self.screws],
-                "pairs": [c.to_dict() for c in self.pairs], "failed": [str(f) for f in self.failures]}
+        return {
+            "passed": self.passed,
+            "screws": [s.to_dict() for s in self.screws],
+            "pairs": [c.to_dict() for c in self.pairs],
+            "failed": [str(f) for f in self.failures],
+        }
 
 
 @dataclass(frozen=True)
@@ -244,11 +271,19 @@ class GuideFacts:
     sterilisation: str = "steam (134 C) or H2O2 plasma"
 
     def to_dict(self) -> dict:
-        return _clean({"kind": "guide", "thinnest_wall_mm": self.thinnest_wall_mm,
-                       "smallest_sleeve_wall_mm": self.smallest_sleeve_wall_mm, "volume_mm3": self.volume_mm3,
-                       "bore_diameter_mm": self.bore_diameter_mm, "clearance_mm": self.clearance_mm,
-                       "contact_area_mm2": self.contact_area_mm2, "contact_patches": self.contact_patches,
-                       "sterilisation": self.sterilisation})
+        return _clean(
+            {
+                "kind": "guide",
+                "thinnest_wall_mm": self.thinnest_wall_mm,
+                "smallest_sleeve_wall_mm": self.smallest_sleeve_wall_mm,
+                "volume_mm3": self.volume_mm3,
+                "bore_diameter_mm": self.bore_diameter_mm,
+                "clearance_mm": self.clearance_mm,
+                "contact_area_mm2": self.contact_area_mm2,
+                "contact_patches": self.contact_patches,
+                "sterilisation": self.sterilisation,
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -271,8 +306,12 @@ class GuideReport:
 
     def to_dict(self) -> dict:
         """``{"passed", "checks": [check], "failed": ["name (subject)"], "facts": {...}}``."""
-        return {"passed": self.passed, "checks": [c.to_dict() for c in self.checks],
-                "failed": [str(f) for f in self.failures], "facts": self.facts.to_dict()}
+        return {
+            "passed": self.passed,
+            "checks": [c.to_dict() for c in self.checks],
+            "failed": [str(f) for f in self.failures],
+            "facts": self.facts.to_dict(),
+        }
 
 
 @dataclass(frozen=True)

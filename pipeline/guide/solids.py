@@ -21,8 +21,12 @@ from .frames import LocalGrid
 def to_manifold(mesh: trimesh.Trimesh) -> m3d.Manifold:
     """trimesh -> manifold3d (raises DesignError if the mesh is not a closed manifold)."""
     # manifold3d takes writeable C-ordered arrays only; trimesh's may be read-only views.
-    m = m3d.Manifold(m3d.Mesh64(vert_properties=np.array(mesh.vertices, np.float64, order="C", copy=True),
-                                tri_verts=np.array(mesh.faces, np.uint64, order="C", copy=True)))
+    m = m3d.Manifold(
+        m3d.Mesh64(
+            vert_properties=np.array(mesh.vertices, np.float64, order="C", copy=True),
+            tri_verts=np.array(mesh.faces, np.uint64, order="C", copy=True),
+        )
+    )
     if m.status() != m3d.Error.NoError:
         raise DesignError(f"guide part is not a closed manifold ({m.status()})")
     return m
@@ -35,8 +39,7 @@ def to_trimesh(m: m3d.Manifold) -> trimesh.Trimesh:
     return trimesh.Trimesh(np.asarray(mesh.vert_properties)[:, :3], np.asarray(mesh.tri_verts), process=False)
 
 
-def float32_mesh(solid: m3d.Manifold, weld_mm: float = 5e-3, max_edge_mm: float = 2.0,
-                 tolerance_mm: float = 1e-4):
+def float32_mesh(solid: m3d.Manifold, weld_mm: float = 5e-3, max_edge_mm: float = 2.0, tolerance_mm: float = 1e-4):
     """The solid as the STL file will hold it (float32 vertices) and its measured quality.
 
     Booleans leave needle and sliver triangles a fraction of a micrometre wide;

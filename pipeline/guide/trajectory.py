@@ -56,17 +56,18 @@ class AxisGeometry:
 
     entry: np.ndarray
     direction: np.ndarray
-    wall_t: float         # posterior wall of the body
-    anterior_t: float     # anterior cortex
-    max_tip_t: float      # deepest allowed tip
+    wall_t: float  # posterior wall of the body
+    anterior_t: float  # anterior cortex
+    max_tip_t: float  # deepest allowed tip
 
     @property
     def body_depth_mm(self) -> float:
         return self.anterior_t - self.wall_t
 
 
-def axis_geometry(anatomy: VertebraAnatomy, point, direction, sdf=None,
-                  settings: PlannerSettings = PlannerSettings()) -> AxisGeometry | None:
+def axis_geometry(
+    anatomy: VertebraAnatomy, point, direction, sdf=None, settings: PlannerSettings = PlannerSettings()
+) -> AxisGeometry | None:
     """Entry, body walls and the deepest allowed tip of the axis through ``point``.
 
     ``sdf`` defaults to the vertebra's field. None when ``point`` is not in bone.
@@ -86,8 +87,7 @@ def _geometry_from_entry(anatomy, entry, d, anterior_t, settings) -> AxisGeometr
     y0 = float(anatomy.frame.to_local(entry)[1])
     wall_t = (anatomy.body_posterior_y - y0) / dy if dy < -1e-6 else 0.0
     wall_t = float(np.clip(wall_t, 0.0, anterior_t))
-    max_tip = min(anterior_t - settings.tip_to_anterior_mm,
-                  wall_t + settings.depth_fraction * (anterior_t - wall_t))
+    max_tip = min(anterior_t - settings.tip_to_anterior_mm, wall_t + settings.depth_fraction * (anterior_t - wall_t))
     return AxisGeometry(entry, d, wall_t, float(anterior_t), float(max_tip))
 
 
@@ -120,8 +120,10 @@ def plan_screw(anatomy: VertebraAnatomy, side: str, settings: PlannerSettings = 
     u /= np.linalg.norm(u)
     v = np.cross(ped.axis, u)
 
-    medial_lims = cat.medial_range(anatomy.level) or (ped.medial_angle_deg - cat.MEDIAL_ANGLE_TOLERANCE_DEG,
-                                                      ped.medial_angle_deg + cat.MEDIAL_ANGLE_TOLERANCE_DEG)
+    medial_lims = cat.medial_range(anatomy.level) or (
+        ped.medial_angle_deg - cat.MEDIAL_ANGLE_TOLERANCE_DEG,
+        ped.medial_angle_deg + cat.MEDIAL_ANGLE_TOLERANCE_DEG,
+    )
     # Margins: stay 1 degree inside the accepted range.
     medial_lims = (medial_lims[0] + 1.0, medial_lims[1] - 1.0)
 
@@ -159,23 +161,35 @@ def plan_screw(anatomy: VertebraAnatomy, side: str, settings: PlannerSettings = 
         # Stay within the angles accepted for the level (see catalogue): a degree
         # outside them costs as much as a millimetre of wall.
         lo, hi = medial_lims
-        out = max(lo - x[0], 0.0, x[0] - hi) + max(cat.CRANIAL_ANGLE_RANGE_DEG[0] - x[1], 0.0,
-                                                     x[1] - cat.CRANIAL_ANGLE_RANGE_DEG[1])
+        out = max(lo - x[0], 0.0, x[0] - hi) + max(
+            cat.CRANIAL_ANGLE_RANGE_DEG[0] - x[1], 0.0, x[1] - cat.CRANIAL_ANGLE_RANGE_DEG[1]
+        )
         return -m + 0.002 * dev + 0.01 * np.hypot(x[2], x[3]) + 1.0 * out
 
     def optimise(radius, x_start=None):
         r = settings.search_deg
         if x_start is None:
-            grid = [(ped.medial_angle_deg + dm, ped.cranial_angle_deg + dc, 0.0, 0.0)
-                    for dm in np.arange(-r, r + 1e-9, r / 4) for dc in np.arange(-r, r + 1e-9, r / 4)]
+            grid = [
+                (ped.medial_angle_deg + dm, ped.cranial_angle_deg + dc, 0.0, 0.0)
+                for dm in np.arange(-r, r + 1e-9, r / 4)
+                for dc in np.arange(-r, r + 1e-9, r / 4)
+            ]
         else:
             grid = [tuple(x_start)]
         costs = [cost(x, radius) for x in grid]
         x0 = np.array(grid[int(np.argmin(costs))])
-        res = optimize.minimize(cost, x0, args=(radius,), method="Nelder-Mead",
-                                options={"xatol": 0.05, "fatol": 0.005, "maxiter": 400,
-                                         "initial_simplex": [x0, x0 + (2, 0, 0, 0), x0 + (0, 2, 0, 0),
-                                                             x0 + (0, 0, 1, 0), x0 + (0, 0, 0, 1)]})
+        res = optimize.minimize(
+            cost,
+            x0,
+            args=(radius,),
+            method="Nelder-Mead",
+            options={
+                "xatol": 0.05,
+                "fatol": 0.005,
+                "maxiter": 400,
+                "initial_simplex": [x0, x0 + (2, 0, 0, 0), x0 + (0, 2, 0, 0), x0 + (0, 0, 1, 0), x0 + (0, 0, 0, 1)],
+            },
+        )
         return res.x if res.fun <= min(costs) else x0
 
     warnings = []
@@ -192,11 +206,15 @@ def plan_screw(anatomy: VertebraAnatomy, side: str, settings: PlannerSettings = 
         raise DesignError(f"{anatomy.level} {side}: no axis through the pedicle stays in bone")
     length = cat.choose_length(g.max_tip_t)
     if length is None:
-        raise DesignError(f"{anatomy.level} {side}: the vertebra is too short along the pedicle for a "
-                          f"{cat.LENGTHS_MM[0]:g} mm screw ({g.max_tip_t:.1f} mm allowed)")
+        raise DesignError(
+            f"{anatomy.level} {side}: the vertebra is too short along the pedicle for a "
+            f"{cat.LENGTHS_MM[0]:g} mm screw ({g.max_tip_t:.1f} mm allowed)"
+        )
     if wall < need:
-        warnings.append(f"{anatomy.level} {side}: pedicle too narrow for the catalogue "
-                        f"(isthmus {ped.width_mm:.1f} mm, wall {wall:.1f} mm with the smallest screw); check it")
+        warnings.append(
+            f"{anatomy.level} {side}: pedicle too narrow for the catalogue "
+            f"(isthmus {ped.width_mm:.1f} mm, wall {wall:.1f} mm with the smallest screw); check it"
+        )
     clearance = wall + diameter / 2
     screw = Screw(anatomy.level, side, g.entry, g.entry + length * g.direction, diameter, length)
     medial, cranial = direction_angles(anatomy.frame, g.direction, side)
@@ -215,8 +233,15 @@ def plan_screw(anatomy: VertebraAnatomy, side: str, settings: PlannerSettings = 
     return screw, info
 
 
-def plan_screws(segmentation=None, levels=None, *, sides=("left", "right"), anatomies: dict | None = None,
-                settings: PlannerSettings = PlannerSettings(), series_hash: str = "") -> Plan:
+def plan_screws(
+    segmentation=None,
+    levels=None,
+    *,
+    sides=("left", "right"),
+    anatomies: dict | None = None,
+    settings: PlannerSettings = PlannerSettings(),
+    series_hash: str = "",
+) -> Plan:
     """Plan pedicle screws for the given levels of a segmentation.
 
     Parameters
@@ -261,6 +286,7 @@ def plan_screws(segmentation=None, levels=None, *, sides=("left", "right"), anat
 def _separate(pair: list, planning: dict, margin_mm: float = 0.5) -> list:
     """Shorten converging screws of one vertebra until their tips keep the wanted
     clearance (the longer one first, 5 mm at a time)."""
+
     def gap(a, b):
         return segment_distance(a.entry, a.tip, b.entry, b.tip) - a.radius_mm - b.radius_mm
 

@@ -16,6 +16,18 @@ from .run import run_all
 from .scaffold import ScaffoldOptions, run_scaffold
 
 __all__ = [
-    "BoneOptions", "GuideOptions", "ModelOptions", "Quiet", "ScaffoldOptions", "read_volume",
-    "run_all", "run_batch", "run_bone", "run_check_guide", "run_guide", "run_model", "run_phantom", "run_scaffold",
+    "BoneOptions",
+    "GuideOptions",
+    "ModelOptions",
+    "Quiet",
+    "ScaffoldOptions",
+    "read_volume",
+    "run_all",
+    "run_batch",
+    "run_bone",
+    "run_check_guide",
+    "run_guide",
+    "run_model",
+    "run_phantom",
+    "run_scaffold",
 ]

@@ -42,7 +42,7 @@ class BatchCase:
     scan: str
     output: str
     job: str = "model"
-    model: object = None      # ModelOptions (model and run jobs)
+    model: object = None  # ModelOptions (model and run jobs)
     dicom: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -64,8 +64,16 @@ def case_names(scans: list[str]) -> list[str]:
 def run_case(case: BatchCase) -> dict:
     """Run one case's job; never raises. Returns its line of ``batch.json``."""
     start = time.perf_counter()
-    record = {"case": case.case, "scan": case.scan, "output": case.output, "status": "failed",
-              "reason": "", "prints": 0, "series_hash": None, "seconds": 0.0}
+    record = {
+        "case": case.case,
+        "scan": case.scan,
+        "output": case.output,
+        "status": "failed",
+        "reason": "",
+        "prints": 0,
+        "series_hash": None,
+        "seconds": 0.0,
+    }
     try:
         manifest = _run_job(case)
         record["series_hash"] = manifest["input"]["series_hash"]
@@ -124,14 +132,23 @@ def default_workers(n_cases: int) -> int:
 
 def _available_gib() -> float:
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2 ** 30
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
     except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
         return MEMORY_PER_CASE_GIB
 
 
-def run_batch(scans: list[str], out_dir: str | os.PathLike, *, job: str = "model", model=None,
-              dicom: bool = False, workers: int | None = None, scheduler: str | None = None,
-              connect_timeout_s: float = 15.0, progress=None) -> dict:
+def run_batch(
+    scans: list[str],
+    out_dir: str | os.PathLike,
+    *,
+    job: str = "model",
+    model=None,
+    dicom: bool = False,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    connect_timeout_s: float = 15.0,
+    progress=None,
+) -> dict:
     """Run ``job`` over ``scans`` into ``out_dir/<case>/`` and write ``batch.json``.
 
     Parameters
@@ -172,11 +189,19 @@ def run_batch(scans: list[str], out_dir: str | os.PathLike, *, job: str = "model
     # A new or empty folder, or an earlier batch's: checked before any case runs.
     out_dir = check_output_folder(out_dir, is_result=lambda folder: (folder / BATCH_FILE).is_file())
     out_dir.mkdir(parents=True, exist_ok=True)
-    cases = [BatchCase(name, os.path.abspath(scan), str(out_dir / name), job, model, dicom)
-             for name, scan in zip(case_names([str(s) for s in scans]), scans)]
-    summary = {"tool": {"name": "osteoprint", "version": __version__}, "job": job,
-               "runner": scheduler and "dask" or "local", "workers": None,
-               "cases": [], "succeeded": 0, "failed": 0}
+    cases = [
+        BatchCase(name, os.path.abspath(scan), str(out_dir / name), job, model, dicom)
+        for name, scan in zip(case_names([str(s) for s in scans]), scans)
+    ]
+    summary = {
+        "tool": {"name": "osteoprint", "version": __version__},
+        "job": job,
+        "runner": scheduler and "dask" or "local",
+        "workers": None,
+        "cases": [],
+        "succeeded": 0,
+        "failed": 0,
+    }
     done: dict[str, dict] = {}
 
     def finished(record: dict) -> None:
@@ -196,8 +221,10 @@ def run_batch(scans: list[str], out_dir: str | os.PathLike, *, job: str = "model
 
 def _write_summary(out_dir: Path, summary: dict, cases: list[BatchCase], done: dict) -> dict:
     summary = dict(summary)
-    summary["cases"] = [done.get(c.case, {"case": c.case, "scan": c.scan, "output": c.output,
-                                          "status": "pending", "reason": ""}) for c in cases]
+    summary["cases"] = [
+        done.get(c.case, {"case": c.case, "scan": c.scan, "output": c.output, "status": "pending", "reason": ""})
+        for c in cases
+    ]
     summary["succeeded"] = sum(1 for r in done.values() if r["status"] == "ok")
     summary["failed"] = sum(1 for r in done.values() if r["status"] == "failed")
     write_bytes_atomic(out_dir / BATCH_FILE, (json.dumps(summary, indent=2) + "\n").encode())
@@ -238,12 +265,16 @@ def _run_dask(cases: list[BatchCase], address: str, finished, progress, timeout_
     try:
         client = Client(address, timeout=f"{timeout_s}s", set_as_default=False)
     except Exception as exc:
-        raise OsteoprintError(f"--scheduler {address}: cannot connect ({_one_line(str(exc)) or type(exc).__name__})") from None
+        raise OsteoprintError(
+            f"--scheduler {address}: cannot connect ({_one_line(str(exc)) or type(exc).__name__})"
+        ) from None
     try:
         n_workers = len(client.scheduler_info().get("workers", {}))
         progress.stage(f"running {len(cases)} scans on the Dask cluster at {address} ({n_workers} workers)")
-        futures = {client.submit(run_case, case, pure=False, key=f"osteoprint-{case.case}-{os.getpid()}-{i}"): case
-                   for i, case in enumerate(cases)}
+        futures = {
+            client.submit(run_case, case, pure=False, key=f"osteoprint-{case.case}-{os.getpid()}-{i}"): case
+            for i, case in enumerate(cases)
+        }
         for future in as_completed(list(futures), loop=client.loop):
             case = futures[future]
             try:
@@ -256,7 +287,13 @@ def _run_dask(cases: list[BatchCase], address: str, finished, progress, timeout_
 
 
 def _lost(case: BatchCase, exc: Exception) -> dict:
-    return {"case": case.case, "scan": case.scan, "output": case.output if Path(case.output).exists() else None,
-            "status": "failed",
-            "reason": _one_line(f"worker lost ({type(exc).__name__}: {exc})"), "prints": 0,
-            "series_hash": None, "seconds": 0.0}
+    return {
+        "case": case.case,
+        "scan": case.scan,
+        "output": case.output if Path(case.output).exists() else None,
+        "status": "failed",
+        "reason": _one_line(f"worker lost ({type(exc).__name__}: {exc})"),
+        "prints": 0,
+        "series_hash": None,
+        "seconds": 0.0,
+    }

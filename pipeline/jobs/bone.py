@@ -65,8 +65,15 @@ def stage_bone(stage, manifest: dict, bone: BoneQuality, series_hash: str) -> di
     return out
 
 
-def run_bone(scan: str | os.PathLike, out_dir: str | os.PathLike, options: BoneOptions = BoneOptions(),
-             progress=None, *, volume=None, segmentation=None) -> dict:
+def run_bone(
+    scan: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    options: BoneOptions = BoneOptions(),
+    progress=None,
+    *,
+    volume=None,
+    segmentation=None,
+) -> dict:
     """Trabecular density per vertebra and the osteoporosis screening flag of a scan.
 
     Writes ``bone.json`` and the ``bone_quality`` block of ``manifest.json`` (created,
@@ -92,6 +99,11 @@ def run_bone(scan: str | os.PathLike, out_dir: str | os.PathLike, options: BoneO
             manifest["segmentation"] = segmentation_entry(seg)
             write_label_map(stage.path("segmentation.nii.gz"), seg, volume)
         manifest = stage_bone(stage, manifest, bone, volume.info.series_hash)
-        manifest = finish_result(stage, manifest, prints_required=False, progress=progress, deliver={
-            "volume": volume, "segmentation": seg, "study": study})
+        manifest = finish_result(
+            stage,
+            manifest,
+            prints_required=False,
+            progress=progress,
+            deliver={"volume": volume, "segmentation": seg, "study": study},
+        )
     return manifest

@@ -46,13 +46,19 @@ def read_volume(scan: str | os.PathLike, series: str | None = None, progress=Non
     sizes = volume.spacing
     if min(sizes) < VOXEL_MM[0] or max(sizes) > VOXEL_MM[1]:
         shown = " x ".join(f"{s:.3g}" for s in sizes)
-        raise InputError(scan, f"voxels of {shown} mm are not those of a CT of the spine "
-                               f"({VOXEL_MM[0]:g} to {VOXEL_MM[1]:g} mm along every axis)")
+        raise InputError(
+            scan,
+            f"voxels of {shown} mm are not those of a CT of the spine "
+            f"({VOXEL_MM[0]:g} to {VOXEL_MM[1]:g} mm along every axis)",
+        )
     angle = obliquity_deg(volume.affine)
     if angle > MAX_OBLIQUITY_DEG:
-        raise InputError(scan, f"the image axes are oblique, {angle:.0f} deg from the patient's axes; vertebrae "
-                               f"are segmented in axial, sagittal or coronal scans (at most {MAX_OBLIQUITY_DEG:.0f} "
-                               "deg off): reformat the series to axial slices")
+        raise InputError(
+            scan,
+            f"the image axes are oblique, {angle:.0f} deg from the patient's axes; vertebrae "
+            f"are segmented in axial, sagittal or coronal scans (at most {MAX_OBLIQUITY_DEG:.0f} "
+            "deg off): reformat the series to axial slices",
+        )
     return volume
 
 
@@ -85,8 +91,9 @@ def staged_result(out_dir, scan=None):
 def require_vertebrae(seg: VertebraSegmentation, scan) -> None:
     """A scan without a vertebra makes no print: refuse it before anything is written."""
     if not seg.levels:
-        raise NothingToPrint(scan, "no vertebra found (no bone region is thick enough to be a vertebral "
-                                   "body): nothing to print")
+        raise NothingToPrint(
+            scan, "no vertebra found (no bone region is thick enough to be a vertebral body): nothing to print"
+        )
 
 
 def require_levels(seg: VertebraSegmentation, levels, option: str) -> None:
@@ -140,8 +147,9 @@ def start_manifest(volume: CTVolume, stage: Staging, progress=None) -> dict:
     return fresh
 
 
-def finish_result(stage: Staging, manifest: dict, *, prints_required: bool = True, deliver: dict | None = None,
-                  progress=None) -> dict:
+def finish_result(
+    stage: Staging, manifest: dict, *, prints_required: bool = True, deliver: dict | None = None, progress=None
+) -> dict:
     """Take over the previous files the manifest still names, add the folder's
     outputs, and write the manifest.
 

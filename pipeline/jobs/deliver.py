@@ -56,8 +56,9 @@ def dicom_file(record: dict) -> str:
     return f"{DICOM_FOLDER}/{Path(record['file']).with_suffix('.dcm').as_posix()}"
 
 
-def stage_folder_outputs(stage, manifest: dict, *, volume=None, segmentation=None, meshes: dict | None = None,
-                         study=None, progress=None) -> dict:
+def stage_folder_outputs(
+    stage, manifest: dict, *, volume=None, segmentation=None, meshes: dict | None = None, study=None, progress=None
+) -> dict:
     """Stage ``labels.png``, ``prints.3mf``, ``report.html`` (and DICOM) for a folder.
 
     Parameters
@@ -103,17 +104,27 @@ def stage_folder_outputs(stage, manifest: dict, *, volume=None, segmentation=Non
         thumbnails[record["file"]] = print_thumbnail(vertices, faces, colour)
         parts.append(PlatePart(print_name(record), vertices, faces, colour, _material(record), _metadata(record)))
     if parts:
-        write_3mf(stage.path(PRINTS_3MF), parts, metadata={
-            "series_hash": manifest["input"]["series_hash"], "units": "mm",
-            "source_coordinate_system": "DICOM LPS (patient left, posterior, head)",
-        })
+        write_3mf(
+            stage.path(PRINTS_3MF),
+            parts,
+            metadata={
+                "series_hash": manifest["input"]["series_hash"],
+                "units": "mm",
+                "source_coordinate_system": "DICOM LPS (patient left, posterior, head)",
+            },
+        )
 
     if study is not None:
         progress.stage("writing DICOM Encapsulated STL")
         series_uid = prints_series_uid(study)
         for number, record in enumerate(manifest["prints"], start=1):
-            data = encapsulated_stl(_current(stage, record["file"]).read_bytes(), study, title=print_name(record),
-                                    instance_number=number, series_uid=series_uid)
+            data = encapsulated_stl(
+                _current(stage, record["file"]).read_bytes(),
+                study,
+                title=print_name(record),
+                instance_number=number,
+                series_uid=series_uid,
+            )
             rel = dicom_file(record)
             stage.path(rel).write_bytes(data)
             record["dicom"] = {"file": rel, "sha256": hashlib.sha256(data).hexdigest()}
@@ -124,8 +135,11 @@ def stage_folder_outputs(stage, manifest: dict, *, volume=None, segmentation=Non
         "prints_3mf": PRINTS_3MF if parts else None,
         "labels_picture": LABELS_PICTURE if label_png else None,
     }
-    stage.path(REPORT).write_bytes(report_html(manifest, label_png=label_png, thumbnails=thumbnails,
-                                               colours=colours, files=_files(stage, manifest)))
+    stage.path(REPORT).write_bytes(
+        report_html(
+            manifest, label_png=label_png, thumbnails=thumbnails, colours=colours, files=_files(stage, manifest)
+        )
+    )
     return manifest
 
 
@@ -165,10 +179,15 @@ def _material(record: dict) -> str:
 def _metadata(record: dict) -> dict:
     best = record["recommended_process"][0]
     out = {
-        "kind": record["kind"], "label": record["label"], "file": record["file"], "sha256": record["sha256"],
-        "material": _material(record), "purpose": record.get("purpose", ""),
+        "kind": record["kind"],
+        "label": record["label"],
+        "file": record["file"],
+        "sha256": record["sha256"],
+        "material": _material(record),
+        "purpose": record.get("purpose", ""),
         "recommended_process": best["category"] if best["score"] > 0 else "none",
-        "units": "mm", "source_coordinate_system": "LPS",
+        "units": "mm",
+        "source_coordinate_system": "LPS",
     }
     level = record.get("level") or (record["label"] if record["kind"] == "anatomical_model" else None)
     if level:
@@ -188,11 +207,14 @@ def _files(stage, manifest: dict) -> dict:
         out[p["file"]] = f"{print_name(p)}: binary STL, mm, header SPACE=LPS"
     n_dicom = sum(1 for p in manifest["prints"] if p.get("dicom"))
     if n_dicom:
-        out[f"{DICOM_FOLDER}/"] = (f"{n_dicom} DICOM Encapsulated STL instance{'s' if n_dicom != 1 else ''} "
-                                   "in the CT's study: they carry the patient's identifiers")
+        out[f"{DICOM_FOLDER}/"] = (
+            f"{n_dicom} DICOM Encapsulated STL instance{'s' if n_dicom != 1 else ''} "
+            "in the CT's study: they carry the patient's identifiers"
+        )
     if (stage.tmp / "plan.json").is_file() or (stage.destination / "plan.json").is_file():
         out["plan.json"] = "pedicle-screw plan (docs/plan-format.md)"
     if manifest.get("bone_quality"):
-        out[manifest["bone_quality"].get("file") or "bone.json"] = "trabecular bone density per vertebra, screening flag"
+        out[manifest["bone_quality"].get("file") or "bone.json"] = (
+            "trabecular bone density per vertebra, screening flag"
+        )
     return out
-

@@ -108,14 +108,18 @@ class GuideOptions:
         check.number("--drill", self.drill_mm, 0.5, 6.0, unit="mm")
 
     def design(self) -> GuideDesign:
-        return GuideDesign(clearance_mm=self.clearance_mm, sleeve_length_mm=self.sleeve_length_mm,
-                           drill_diameter_mm=self.drill_mm)
+        return GuideDesign(
+            clearance_mm=self.clearance_mm, sleeve_length_mm=self.sleeve_length_mm, drill_diameter_mm=self.drill_mm
+        )
 
 
 def _same_scan(plan: Plan, volume, plan_path) -> None:
     if plan.series_hash and volume.info.series_hash and plan.series_hash != volume.info.series_hash:
-        raise InputError(plan_path, f"the plan belongs to another scan (series {plan.series_hash}, "
-                                    f"this scan {volume.info.series_hash}); its coordinates do not apply")
+        raise InputError(
+            plan_path,
+            f"the plan belongs to another scan (series {plan.series_hash}, "
+            f"this scan {volume.info.series_hash}); its coordinates do not apply",
+        )
 
 
 @dataclass(frozen=True)
@@ -139,8 +143,16 @@ class GuideSet:
     user_plan: bool
 
 
-def run_guide(scan: str | os.PathLike, out_dir: str | os.PathLike, options: GuideOptions = GuideOptions(),
-              progress=None, *, volume=None, segmentation=None, bone_quality=None) -> dict:
+def run_guide(
+    scan: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    options: GuideOptions = GuideOptions(),
+    progress=None,
+    *,
+    volume=None,
+    segmentation=None,
+    bone_quality=None,
+) -> dict:
     """Plan (or take) pedicle screws, build and check a drill guide per vertebra, write them.
 
     Writes ``plan.json``, ``guides/<LEVEL>-guide.stl``, the label map the guides
@@ -174,8 +186,12 @@ def run_guide(scan: str | os.PathLike, out_dir: str | os.PathLike, options: Guid
         manifest = stage_segmentation(stage, start_manifest(volume, stage, progress), seg, volume)
         manifest = add_guides(stage, manifest, guides, options, made=meshes)
         manifest = stage_bone(stage, manifest, bone, volume.info.series_hash)
-        manifest = finish_result(stage, manifest, progress=progress, deliver={
-            "volume": volume, "segmentation": seg, "meshes": meshes, "study": study})
+        manifest = finish_result(
+            stage,
+            manifest,
+            progress=progress,
+            deliver={"volume": volume, "segmentation": seg, "meshes": meshes, "study": study},
+        )
     return manifest
 
 
@@ -185,8 +201,16 @@ def _levels(seg, options: GuideOptions, user_plan: Plan | None) -> list:
     return list(options.levels) if options.levels else [n for n in seg.levels.values() if n != "S1"]
 
 
-def design_guides(seg, volume, options: GuideOptions, user_plan: Plan | None = None, progress=None,
-                  option: str = "--levels", *, bone=None) -> GuideSet:
+def design_guides(
+    seg,
+    volume,
+    options: GuideOptions,
+    user_plan: Plan | None = None,
+    progress=None,
+    option: str = "--levels",
+    *,
+    bone=None,
+) -> GuideSet:
     """Plan (or take) the screws at ``options.levels``, check them, build and check
     a guide per level (no files). ``option`` names the levels' flag in messages;
     with ``bone`` (:class:`~pipeline.bone_quality.BoneQuality`) screws in weak
@@ -196,16 +220,24 @@ def design_guides(seg, volume, options: GuideOptions, user_plan: Plan | None = N
     levels = _levels(seg, options, user_plan)
     require_levels(seg, levels, option)
     if not levels:
-        raise NothingToPrint(options.plan, "no level to plan: no screw of the plan is at the requested levels"
-                             if user_plan is not None else "no vertebra to plan screws in")
+        raise NothingToPrint(
+            options.plan,
+            "no level to plan: no screw of the plan is at the requested levels"
+            if user_plan is not None
+            else "no vertebra to plan screws in",
+        )
     progress.stage(f"finding pedicles: {', '.join(levels)}")
     anatomies = analyse_segmentation(seg, levels)
     for an in anatomies.values():
         for w in an.warnings:
             progress.note(f"warning: {w}")
     if user_plan is not None:
-        plan = Plan(tuple(s for s in user_plan.screws if s.level in levels), user_plan.series_hash or
-                    volume.info.series_hash, user_plan.source, user_plan.planning)
+        plan = Plan(
+            tuple(s for s in user_plan.screws if s.level in levels),
+            user_plan.series_hash or volume.info.series_hash,
+            user_plan.source,
+            user_plan.planning,
+        )
     else:
         progress.stage("planning screws")
         plan = plan_screws(anatomies=anatomies, series_hash=volume.info.series_hash)
@@ -233,11 +265,19 @@ def design_guides(seg, volume, options: GuideOptions, user_plan: Plan | None = N
         for w in guide.warnings:
             progress.note(f"warning: {level}: {w}")
         progress.stage(f"checking the {level} guide")
-        report = check_guide(guide.mesh, screws, seg, bone=guide.bone, anatomy=anatomies[level], design=design,
-                             process=options.process, material_class=GUIDE_MATERIAL_CLASS,
-                             process_min_wall_mm=min_feature_mm(options.process, GUIDE_MATERIAL_CLASS),
-                             quality=guide.quality,
-                             surfaces=surfaces)
+        report = check_guide(
+            guide.mesh,
+            screws,
+            seg,
+            bone=guide.bone,
+            anatomy=anatomies[level],
+            design=design,
+            process=options.process,
+            material_class=GUIDE_MATERIAL_CLASS,
+            process_min_wall_mm=min_feature_mm(options.process, GUIDE_MATERIAL_CLASS),
+            quality=guide.quality,
+            surfaces=surfaces,
+        )
         for f in report.failures:
             progress.note(f"guide check failed: {level}: {f}")
         built.append(GuidedLevel(level, tuple(screws), guide, report))
@@ -260,9 +300,13 @@ def add_guides(stage, manifest: dict, guides: GuideSet, options: GuideOptions, m
         records.append(_record(item, guides, rel, sha, options))
     manifest = merge_prints(drop_kind(manifest, "guide"), records)
     manifest["parameters"]["guide"] = {
-        "levels": list(guides.levels), "plan": "user" if guides.user_plan else "osteoprint",
-        "plan_file": "plan.json", "plan_sha256": plan_sha,
-        "process": options.process, "material": options.material, "design": options.design().as_dict(),
+        "levels": list(guides.levels),
+        "plan": "user" if guides.user_plan else "osteoprint",
+        "plan_file": "plan.json",
+        "plan_sha256": plan_sha,
+        "process": options.process,
+        "material": options.material,
+        "design": options.design().as_dict(),
     }
     return manifest
 
@@ -272,14 +316,23 @@ def _record(item: GuidedLevel, guides: GuideSet, rel: str, sha: str, options: Gu
     plan_part = guides.plan_report.of_screws(ids)
     guide, facts = item.guide, item.report.facts
     return print_record(
-        guide.mesh, file=rel, kind="guide", label=f"{guide.level} drill guide", sha256=sha,
-        quality=guide.quality, purpose=PURPOSE, smallest_feature_mm=float(facts.thinnest_wall_mm or 0.0),
+        guide.mesh,
+        file=rel,
+        kind="guide",
+        label=f"{guide.level} drill guide",
+        sha256=sha,
+        quality=guide.quality,
+        purpose=PURPOSE,
+        smallest_feature_mm=float(facts.thinnest_wall_mm or 0.0),
         extra={
             "level": guide.level,
             "material": options.material,
             "checks_passed": bool(item.report.passed and plan_part.passed),
-            "plan": {"source": guides.plan.source, "screws": list(screw_summaries(guides.plan, plan_part, ids)),
-                     "passed": plan_part.passed},
+            "plan": {
+                "source": guides.plan.source,
+                "screws": list(screw_summaries(guides.plan, plan_part, ids)),
+                "passed": plan_part.passed,
+            },
             "plan_checks": [c.to_dict() for c in plan_part.checks],
             "guide_checks": [c.to_dict() for c in item.report.checks],
             "failed": [str(f) for f in item.report.failures + plan_part.failures],
@@ -291,11 +344,21 @@ def _record(item: GuidedLevel, guides: GuideSet, rel: str, sha: str, options: Gu
     )
 
 
-def run_check_guide(scan: str | os.PathLike, plan_path: str | os.PathLike, guide_path: str | os.PathLike,
-                    report_path: str | os.PathLike | None = None, progress=None, *, series: str | None = None,
-                    drill_mm: float = GuideDesign.drill_diameter_mm, clearance_mm: float = GuideDesign.clearance_mm,
-                    process: str = "vat_photopolymerization", preset: str = "bone", hu_low: float | None = None,
-                    hu_high: float | None = None) -> GuideCheckReport:
+def run_check_guide(
+    scan: str | os.PathLike,
+    plan_path: str | os.PathLike,
+    guide_path: str | os.PathLike,
+    report_path: str | os.PathLike | None = None,
+    progress=None,
+    *,
+    series: str | None = None,
+    drill_mm: float = GuideDesign.drill_diameter_mm,
+    clearance_mm: float = GuideDesign.clearance_mm,
+    process: str = "vat_photopolymerization",
+    preset: str = "bone",
+    hu_low: float | None = None,
+    hu_high: float | None = None,
+) -> GuideCheckReport:
     """Check a screw plan and a drill-guide STL (from any tool) against the scan.
 
     The screws checked are those of the plan whose entry lies within 10 mm of the
@@ -314,8 +377,15 @@ def run_check_guide(scan: str | os.PathLike, plan_path: str | os.PathLike, guide
         atomically to ``report_path`` when given.
     """
     progress = progress or Quiet()
-    options = GuideOptions(series=series, drill_mm=drill_mm, clearance_mm=clearance_mm, process=process,
-                           preset=preset, hu_low=hu_low, hu_high=hu_high)
+    options = GuideOptions(
+        series=series,
+        drill_mm=drill_mm,
+        clearance_mm=clearance_mm,
+        process=process,
+        preset=preset,
+        hu_low=hu_low,
+        hu_high=hu_high,
+    )
     if report_path is not None:
         check_output_file(report_path, not_same_as=(scan, plan_path, guide_path))
     plan = Plan.from_dict(read_plan(plan_path))
@@ -330,8 +400,11 @@ def run_check_guide(scan: str | os.PathLike, plan_path: str | os.PathLike, guide
     levels = list(dict.fromkeys(s.level for s in screws))
     missing = [lv for lv in levels if lv not in seg.levels.values()]
     if missing:
-        raise InputError(plan_path, f"levels {', '.join(missing)} of the plan are not in the scan's segmentation "
-                                    f"(found {', '.join(seg.levels.values())})")
+        raise InputError(
+            plan_path,
+            f"levels {', '.join(missing)} of the plan are not in the scan's segmentation "
+            f"(found {', '.join(seg.levels.values())})",
+        )
     progress.stage(f"finding pedicles: {', '.join(levels)}")
     anatomies = analyse_segmentation(seg, levels)
     sub = Plan(tuple(screws), plan.series_hash, plan.source)
@@ -341,11 +414,27 @@ def run_check_guide(scan: str | os.PathLike, plan_path: str | os.PathLike, guide
     progress.stage("checking the guide")
     anatomy = anatomies[levels[0]]
     bone = guide_bone(seg, anatomy.frame, mesh, surfaces=surfaces)
-    guide_report = check_guide(mesh, screws, seg, bone=bone, anatomy=anatomy, design=options.design(),
-                               process=process, material_class=GUIDE_MATERIAL_CLASS,
-                               process_min_wall_mm=min_feature_mm(process, GUIDE_MATERIAL_CLASS), surfaces=surfaces)
-    report = GuideCheckReport(plan_report, guide_report, screw_summaries(sub, plan_report), tuple(levels),
-                              volume.info.series_hash, file_sha256(plan_path), file_sha256(guide_path))
+    guide_report = check_guide(
+        mesh,
+        screws,
+        seg,
+        bone=bone,
+        anatomy=anatomy,
+        design=options.design(),
+        process=process,
+        material_class=GUIDE_MATERIAL_CLASS,
+        process_min_wall_mm=min_feature_mm(process, GUIDE_MATERIAL_CLASS),
+        surfaces=surfaces,
+    )
+    report = GuideCheckReport(
+        plan_report,
+        guide_report,
+        screw_summaries(sub, plan_report),
+        tuple(levels),
+        volume.info.series_hash,
+        file_sha256(plan_path),
+        file_sha256(guide_path),
+    )
     if report_path is not None:
         write_check_report(report_path, report.to_dict())
     for f in report.failures:

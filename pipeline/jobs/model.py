@@ -117,8 +117,12 @@ def run_model(
         manifest = add_models(stage, start_manifest(volume, stage, progress), volume, seg, models, options)
         manifest = stage_bone(stage, manifest, bone, volume.info.series_hash)
         meshes = {f"vertebrae/{m.level}.stl": m.mesh for m in models}
-        manifest = finish_result(stage, manifest, progress=progress, deliver={
-            "volume": volume, "segmentation": seg, "meshes": meshes, "study": study})
+        manifest = finish_result(
+            stage,
+            manifest,
+            progress=progress,
+            deliver={"volume": volume, "segmentation": seg, "meshes": meshes, "study": study},
+        )
     return manifest
 
 
@@ -138,8 +142,9 @@ def mesh_models(seg: VertebraSegmentation, options: ModelOptions, progress=None)
     )
 
 
-def add_models(stage, manifest: dict, volume, seg: VertebraSegmentation, models: list[VertebraModel],
-               options: ModelOptions) -> dict:
+def add_models(
+    stage, manifest: dict, volume, seg: VertebraSegmentation, models: list[VertebraModel], options: ModelOptions
+) -> dict:
     """Write the models' STLs and the label map into ``stage``; return the manifest
     with the model records (replacing earlier ones) and the segmentation."""
     stl_data = {f"vertebrae/{m.level}.stl": stl_bytes(m.mesh, f"{m.level} vertebra model") for m in models}

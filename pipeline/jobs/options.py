@@ -21,8 +21,16 @@ LOWEST_BONE_HU = 100.0
 HIGHEST_HU = 40_000.0
 
 
-def number(option: str, value, lo: float | None = None, hi: float | None = None, *,
-           lo_open: bool = False, hi_open: bool = False, unit: str = "") -> float:
+def number(
+    option: str,
+    value,
+    lo: float | None = None,
+    hi: float | None = None,
+    *,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    unit: str = "",
+) -> float:
     """``value`` as a finite float within [lo, hi] (open ends where asked)."""
     try:
         v = float(value)
@@ -33,11 +41,19 @@ def number(option: str, value, lo: float | None = None, hi: float | None = None,
     if not math.isfinite(v):
         raise OptionError(option, value, "is not a finite number")
     if lo is not None and (v <= lo if lo_open else v < lo):
-        raise OptionError(option, value, f"must be {'above' if lo_open else 'at least'} {lo:g}{unit}"
-                          + (f" and {'below' if hi_open else 'at most'} {hi:g}{unit}" if hi is not None else ""))
+        raise OptionError(
+            option,
+            value,
+            f"must be {'above' if lo_open else 'at least'} {lo:g}{unit}"
+            + (f" and {'below' if hi_open else 'at most'} {hi:g}{unit}" if hi is not None else ""),
+        )
     if hi is not None and (v >= hi if hi_open else v > hi):
-        raise OptionError(option, value, f"must be {'below' if hi_open else 'at most'} {hi:g}{unit}"
-                          + (f" and {'above' if lo_open else 'at least'} {lo:g}{unit}" if lo is not None else ""))
+        raise OptionError(
+            option,
+            value,
+            f"must be {'below' if hi_open else 'at most'} {hi:g}{unit}"
+            + (f" and {'above' if lo_open else 'at least'} {lo:g}{unit}" if lo is not None else ""),
+        )
     return v
 
 
@@ -51,8 +67,11 @@ def levels(option: str, value) -> tuple[str, ...] | None:
         raise OptionError(option, _shown(value), "give vertebra names separated by commas, e.g. L1,L2")
     bad = [n for n in names if not LEVEL_NAME.fullmatch(n)]
     if bad:
-        raise OptionError(option, _shown(value), f"{bad[0]} is not a vertebra name (C1-C7, T1-T13, L1-L6, S1, "
-                                                 "or V1, V2... for unnamed vertebrae)")
+        raise OptionError(
+            option,
+            _shown(value),
+            f"{bad[0]} is not a vertebra name (C1-C7, T1-T13, L1-L6, S1, or V1, V2... for unnamed vertebrae)",
+        )
     return tuple(dict.fromkeys(names))
 
 
@@ -92,10 +111,14 @@ def hu_thresholds(preset: str, low, high) -> None:
         if low is not None and high is not None:
             raise OptionError("--hu-min", f"{low:g}", f"is not below --hu-max {high:g}")
         if low is not None:
-            raise OptionError("--hu-min", f"{low:g}", f"is not below the '{preset}' preset's upper limit {p_hi:g} HU; "
-                                                      "give --hu-max too")
-        raise OptionError("--hu-max", f"{high:g}", f"is not above the '{preset}' preset's lower limit {p_lo:g} HU; "
-                                                   "give --hu-min too")
+            raise OptionError(
+                "--hu-min",
+                f"{low:g}",
+                f"is not below the '{preset}' preset's upper limit {p_hi:g} HU; give --hu-max too",
+            )
+        raise OptionError(
+            "--hu-max", f"{high:g}", f"is not above the '{preset}' preset's lower limit {p_lo:g} HU; give --hu-min too"
+        )
 
 
 def _shown(value) -> str:

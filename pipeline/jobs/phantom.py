@@ -9,8 +9,7 @@ from ..phantom import make_phantom
 from ..progress import Quiet
 
 
-def run_phantom(out_dir: str | os.PathLike, *, seed: int = 0, transfer_syntax: str = "rle",
-                progress=None) -> dict:
+def run_phantom(out_dir: str | os.PathLike, *, seed: int = 0, transfer_syntax: str = "rle", progress=None) -> dict:
     """Write the lumbar phantom's DICOM series and truth under ``out_dir``.
 
     The folder is checked before the (minute-long) generation, so a bad ``out_dir``

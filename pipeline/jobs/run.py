@@ -84,8 +84,15 @@ def run_all(
     levels = guide.levels or default_guide_levels(seg, [f for f in fractured if f])
     guides = None
     if levels or user_plan is not None:
-        guides = design_guides(seg, volume, replace(guide, levels=tuple(levels) or None), user_plan, progress,
-                               option="--guide-levels", bone=bone)
+        guides = design_guides(
+            seg,
+            volume,
+            replace(guide, levels=tuple(levels) or None),
+            user_plan,
+            progress,
+            option="--guide-levels",
+            bone=bone,
+        )
     else:
         notes.append("no guide: no named thoracic or lumbar level to plan screws in")
     models = mesh_models(seg, model, progress)
@@ -95,12 +102,15 @@ def run_all(
         manifest = add_models(stage, manifest, volume, seg, models, model)
         meshes = {f"vertebrae/{m.level}.stl": m.mesh for m in models}
         if regions:
-            manifest = add_scaffolds(stage, manifest, seg, regions, scaffold, progress, bone=bone,
-                                     made=meshes)
+            manifest = add_scaffolds(stage, manifest, seg, regions, scaffold, progress, bone=bone, made=meshes)
         if guides is not None:
             manifest = add_guides(stage, manifest, guides, guide, made=meshes)
         manifest = stage_bone(stage, manifest, bone, volume.info.series_hash)
         manifest["warnings"] = sorted(set(manifest["warnings"]) | set(notes))
-        manifest = finish_result(stage, manifest, progress=progress, deliver={
-            "volume": volume, "segmentation": seg, "meshes": meshes, "study": study})
+        manifest = finish_result(
+            stage,
+            manifest,
+            progress=progress,
+            deliver={"volume": volume, "segmentation": seg, "meshes": meshes, "study": study},
+        )
     return manifest

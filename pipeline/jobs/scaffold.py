@@ -100,8 +100,9 @@ class DefectRegion:
     info: dict
 
 
-def defect_regions(volume, seg: VertebraSegmentation | None, options: ScaffoldOptions,
-                   fractures=None) -> list[DefectRegion]:
+def defect_regions(
+    volume, seg: VertebraSegmentation | None, options: ScaffoldOptions, fractures=None
+) -> list[DefectRegion]:
     """The regions ``options.defect`` asks for, in LPS (pure: no files but a mask file).
 
     ``fractures`` (from :func:`pipeline.defect.find_compression_fractures`) spares
@@ -133,7 +134,9 @@ def defect_regions(volume, seg: VertebraSegmentation | None, options: ScaffoldOp
     return [DefectRegion(name, f"{name} region scaffold", region, info)]
 
 
-def _fracture_regions(volume, seg: VertebraSegmentation, options: ScaffoldOptions, fractures=None) -> list[DefectRegion]:
+def _fracture_regions(
+    volume, seg: VertebraSegmentation, options: ScaffoldOptions, fractures=None
+) -> list[DefectRegion]:
     from ..defect import fractures_to_fill
 
     found = fractures_to_fill(seg, volume, options.level, fractures)
@@ -141,21 +144,39 @@ def _fracture_regions(volume, seg: VertebraSegmentation, options: ScaffoldOption
         raise NothingToPrint(None, f"{options.level}: no collapse to fill ({found[0].info.reason})")
     if not found:
         raise NothingToPrint(
-            None, "no compression fracture found (no vertebral body has lost 20 % or more of its height); "
-            "give --defect MASK.nii.gz or a primitive to fill a region of your choice"
+            None,
+            "no compression fracture found (no vertebral body has lost 20 % or more of its height); "
+            "give --defect MASK.nii.gz or a primitive to fill a region of your choice",
         )
     out = []
     for f in found:
         region = Region.from_mask(f.mask, f.affine(seg.affine), clearance_mm=options.clearance_mm)
-        info = ({"level": f.level, "defect_volume_mm3": round(float(f.info.volume_mm3), 1)} if options.level
-                else f.info.to_dict())
-        out.append(DefectRegion(f"{f.level}-defect", f"{f.level} defect scaffold", region,
-                                {"source": "compression fracture", **info}))
+        info = (
+            {"level": f.level, "defect_volume_mm3": round(float(f.info.volume_mm3), 1)}
+            if options.level
+            else f.info.to_dict()
+        )
+        out.append(
+            DefectRegion(
+                f"{f.level}-defect", f"{f.level} defect scaffold", region, {"source": "compression fracture", **info}
+            )
+        )
     return out
 
 
-def scaffold_record(scaffold, measured: ScaffoldMeasurement, quality, *, file: str, label: str, material: str,
-                    info: dict, sha256: str, patient_bone: dict | None = None, bound=None) -> dict:
+def scaffold_record(
+    scaffold,
+    measured: ScaffoldMeasurement,
+    quality,
+    *,
+    file: str,
+    label: str,
+    material: str,
+    info: dict,
+    sha256: str,
+    patient_bone: dict | None = None,
+    bound=None,
+) -> dict:
     """Manifest record of one scaffold print; ``patient_bone`` compares its stiffness
     with this patient's trabecular bone (:func:`pipeline.bone_quality.scaffold_beside_bone`);
     ``bound`` (:class:`~pipeline.printing.DeviationBound`) says where the mesh's
@@ -232,13 +253,26 @@ def run_scaffold(
         meshes: dict = {}
         manifest = add_scaffolds(stage, manifest, seg, regions, options, progress, bone=bone, made=meshes)
         manifest = stage_bone(stage, manifest, bone, volume.info.series_hash)
-        manifest = finish_result(stage, manifest, progress=progress, deliver={
-            "volume": volume, "segmentation": seg, "meshes": meshes, "study": study})
+        manifest = finish_result(
+            stage,
+            manifest,
+            progress=progress,
+            deliver={"volume": volume, "segmentation": seg, "meshes": meshes, "study": study},
+        )
     return manifest
 
 
-def add_scaffolds(stage, manifest: dict, seg: VertebraSegmentation | None, regions: list[DefectRegion],
-                  options: ScaffoldOptions, progress=None, *, bone=None, made: dict | None = None) -> dict:
+def add_scaffolds(
+    stage,
+    manifest: dict,
+    seg: VertebraSegmentation | None,
+    regions: list[DefectRegion],
+    options: ScaffoldOptions,
+    progress=None,
+    *,
+    bone=None,
+    made: dict | None = None,
+) -> dict:
     """Build, measure and write a scaffold per region into ``stage``; return the
     manifest with their records. With
     ``bone`` (:class:`~pipeline.bone_quality.BoneQuality`), each record compares the
@@ -252,14 +286,22 @@ def add_scaffolds(stage, manifest: dict, seg: VertebraSegmentation | None, regio
     for item in regions:
         progress.stage(f"building {options.lattice} scaffold: {item.label}")
         scaffold = build_scaffold(
-            item.region, options.lattice, cell_mm=options.cell_mm, porosity=options.porosity,
-            grading=grading, rim_mm=options.rim_mm, voxel_mm=options.voxel_mm, deviation_mm=bound.bound_mm,
+            item.region,
+            options.lattice,
+            cell_mm=options.cell_mm,
+            porosity=options.porosity,
+            grading=grading,
+            rim_mm=options.rim_mm,
+            voxel_mm=options.voxel_mm,
+            deviation_mm=bound.bound_mm,
         )
         for w in scaffold.warnings:
             progress.note(f"warning: {w}")
         progress.stage(f"measuring {item.label}")
         measured = scaffold.measure(material=options.material)
-        quality = check_mesh(scaffold.mesh, self_intersection_test=len(scaffold.mesh.faces) <= SELF_INTERSECTION_TEST_MAX)
+        quality = check_mesh(
+            scaffold.mesh, self_intersection_test=len(scaffold.mesh.faces) <= SELF_INTERSECTION_TEST_MAX
+        )
         rel = f"scaffolds/{item.name}-{scaffold.design.lattice.name}.stl"
         sha = write_stl(stage.path(rel), scaffold.mesh, f"{item.label}, {scaffold.design.lattice.name}")
         if made is not None:
@@ -269,13 +311,21 @@ def add_scaffolds(stage, manifest: dict, seg: VertebraSegmentation | None, regio
             centre = (measured.measurement or {}).get("feature_block_center_lps_mm")
             if centre is None:
                 centre = np.mean(np.asarray(item.region.bounds(), float), axis=0)
-            against = scaffold_beside_bone(bone, seg, item.info.get("level"), centre,
-                                           measured.apparent_modulus_gpa)
+            against = scaffold_beside_bone(bone, seg, item.info.get("level"), centre, measured.apparent_modulus_gpa)
             progress.note(f"{rel}: {against['statement']}")
         records.append(
-            scaffold_record(scaffold, measured, quality, file=rel, label=item.label,
-                            material=options.material, info=_json_ready(item.info), sha256=sha,
-                            patient_bone=against, bound=bound)
+            scaffold_record(
+                scaffold,
+                measured,
+                quality,
+                file=rel,
+                label=item.label,
+                material=options.material,
+                info=_json_ready(item.info),
+                sha256=sha,
+                patient_bone=against,
+                bound=bound,
+            )
         )
         progress.note(
             f"{rel}: porosity {measured.porosity:.3f} (target {scaffold.porosity_target:.3f}), "
@@ -285,10 +335,17 @@ def add_scaffolds(stage, manifest: dict, seg: VertebraSegmentation | None, regio
     manifest["parameters"]["scaffold"] = {
         # A mask's path is the user's free text (folder names can hold a patient's
         # name): the manifest says "mask file"; the defect record counts its voxels.
-        "defect": "mask file" if is_nifti(options.defect) else options.defect, "level": options.level, "lattice": options.lattice,
-        "cell_mm": options.cell_mm, "porosity": options.porosity, "grading": options.grading,
-        "material": options.material, "rim_mm": options.rim_mm, "clearance_mm": options.clearance_mm,
-        "bone": options.bone, "voxel_mm": options.voxel_mm,
+        "defect": "mask file" if is_nifti(options.defect) else options.defect,
+        "level": options.level,
+        "lattice": options.lattice,
+        "cell_mm": options.cell_mm,
+        "porosity": options.porosity,
+        "grading": options.grading,
+        "material": options.material,
+        "rim_mm": options.rim_mm,
+        "clearance_mm": options.clearance_mm,
+        "bone": options.bone,
+        "voxel_mm": options.voxel_mm,
     }
     return manifest
 

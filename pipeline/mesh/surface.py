@@ -60,7 +60,11 @@ def mesh_mask(
     if not mask.any():
         return trimesh.Trimesh()
     pad = int(np.ceil(3 * sigma_vox)) + 2
-    nz = np.nonzero(mask.any(axis=(1, 2)))[0], np.nonzero(mask.any(axis=(0, 2)))[0], np.nonzero(mask.any(axis=(0, 1)))[0]
+    nz = (
+        np.nonzero(mask.any(axis=(1, 2)))[0],
+        np.nonzero(mask.any(axis=(0, 2)))[0],
+        np.nonzero(mask.any(axis=(0, 1)))[0],
+    )
     start = [int(ax[0]) - pad for ax in nz]
     stop = [int(ax[-1]) + pad + 1 for ax in nz]
     # The crop may reach outside the array (a structure touching the scan's edge):

@@ -45,8 +45,9 @@ DEPTHS = {"anterior": 0.15, "middle": 0.50, "posterior": 0.85}
 class Disc(Shape):
     """Intervertebral disc filling the space between two endplates, bulging ~1 mm."""
 
-    def __init__(self, upper: VertebralBody, lower: VertebralBody, lower_cut=None,
-                 bulge: float = 1.0, overlap: float = 0.8):
+    def __init__(
+        self, upper: VertebralBody, lower: VertebralBody, lower_cut=None, bulge: float = 1.0, overlap: float = 0.8
+    ):
         self.upper, self.lower, self.cut = upper, lower, lower_cut
         a = upper.frame.point((0, 0, -upper.H / 2))
         b = lower.frame.point((0, 0, lower.H / 2))
@@ -73,10 +74,13 @@ class Disc(Shape):
 
     def nucleus(self) -> Shape:
         """The nucleus pulposus: the disc's central ~55 % (wetter, a little darker)."""
+
         def f(p):
             q = self.mid.to_local(p)
-            return np.maximum(self.sdf(p), ellipse_2d_approx(q[:, 0], q[:, 1] - 0.1 * self.b,
-                                                             0.55 * self.a, 0.5 * self.b))
+            return np.maximum(
+                self.sdf(p), ellipse_2d_approx(q[:, 0], q[:, 1] - 0.1 * self.b, 0.55 * self.a, 0.5 * self.b)
+            )
+
         return Function(f, self.lo, self.hi)
 
 
@@ -141,8 +145,7 @@ class SpineModel:
                 parts[name] += superior_process(s, f, joint, junction(s, ped))
         for upper, lower in zip(names[:-1], names[1:]):
             for joint in self.joints[lower]:
-                parts[upper] += inferior_process(self.frames[lower], joint, spec(upper),
-                                                 self.frames[upper])
+                parts[upper] += inferior_process(self.frames[lower], joint, spec(upper), self.frames[upper])
         parts[SPUR_LEVEL].append(self._spur())
         self.raw: dict[str, Shape] = {}
         for name in names[:-1]:
@@ -187,12 +190,12 @@ class SpineModel:
 
     def _build_other_bones(self):
         t12f = self.frames["T12"]
-        self.ribs = {side: Separated(Separated(rib_shape(spec("T12"), t12f, sg), self.raw["T12"], RIB_GAP),
-                                     self.raw["L1"], 2.0)
-                     for side, sg in (("left", 1.0), ("right", -1.0))}
+        self.ribs = {
+            side: Separated(Separated(rib_shape(spec("T12"), t12f, sg), self.raw["T12"], RIB_GAP), self.raw["L1"], 2.0)
+            for side, sg in (("left", 1.0), ("right", -1.0))
+        }
         l4, l5 = self.frames["L4"], self.frames["L5"]
-        crest_z = 0.5 * (l4.point((0, 0, -spec("L4").height / 2))[2] +
-                         l5.point((0, 0, spec("L5").height / 2))[2]) + 6.0
+        crest_z = 0.5 * (l4.point((0, 0, -spec("L4").height / 2))[2] + l5.point((0, 0, spec("L5").height / 2))[2]) + 6.0
         self.ilia, self.gluteal = {}, {}
         for side, sg in (("left", 1.0), ("right", -1.0)):
             bone, muscles = ilium_shape(self.frames["S1"], sg, crest_z)
@@ -201,7 +204,7 @@ class SpineModel:
 
     def _build_discs(self):
         self.discs = {}
-        for (upper, lower) in DISCS:
+        for upper, lower in DISCS:
             cut = self.fracture_plane if lower == FRACTURE_LEVEL else None
             self.discs[(upper, lower)] = Disc(self.intact_bodies[upper], self.intact_bodies[lower], cut)
 

@@ -55,7 +55,7 @@ class AxialTube(Shape):
         args = [np.interp(z, self.zs, v) for v in (self.cx, self.cy, self.a, self.b)]
         d2 = ellipse_2d_approx(p[:, 0] - args[0], p[:, 1] - args[1], args[2], args[3])
         dz = np.maximum(self.z0 - z, z - self.z1)
-        return np.where(dz > 0, np.sqrt(np.maximum(d2, 0) ** 2 + dz ** 2), np.maximum(d2, dz))
+        return np.where(dz > 0, np.sqrt(np.maximum(d2, 0) ** 2 + dz**2), np.maximum(d2, dz))
 
 
 class Table:
@@ -66,7 +66,7 @@ class Table:
 
     def _sag(self, x):
         dx = np.clip(x - self.xc, -0.95 * TABLE_RADIUS, 0.95 * TABLE_RADIUS)
-        return TABLE_RADIUS - np.sqrt(TABLE_RADIUS ** 2 - dx * dx)
+        return TABLE_RADIUS - np.sqrt(TABLE_RADIUS**2 - dx * dx)
 
     def pad_top(self, x):
         """y (mm) of the pad's upper surface (where the patient's back lies)."""
@@ -76,6 +76,7 @@ class Table:
         def f(p):
             s = p[:, 1] - (self.pad_top(p[:, 0]) + y0_offset)
             return np.maximum.reduce([-s, s - thickness, np.abs(p[:, 0] - self.xc) - self.hw])
+
         lo = [self.xc - self.hw, self.y0 - self._sag(self.hw) + y0_offset, -np.inf]
         hi = [self.xc + self.hw, self.y0 + y0_offset + thickness, np.inf]
         return Function(f, lo, hi)
@@ -153,6 +154,7 @@ class BodyModel:
 
         def trunk(p):
             return np.maximum(ellipse.sdf(p), p[:, 1] - table.pad_top(p[:, 0]))
+
         self.trunk = Function(trunk, ellipse.lo, ellipse.hi)
         self.skin = _Band(self.trunk, SKIN_MM)
         self.subcutaneous = _Band(self.trunk, 18.0)
@@ -165,8 +167,11 @@ class BodyModel:
         for sg in (1.0, -1.0):
             b = np.maximum((back - lam_y) / 2 + 6.0, 8.0)
             muscles.append(AxialTube(zs, cx + sg * 34.0, lam_y + b - 6.0, np.full_like(zs, 31.0), b))
-        self.paraspinal = Intersection(Union(*muscles), inner,
-                                       Function(lambda p: 2.5 - np.abs(p[:, 0] - self._cx(p[:, 2])), [-np.inf] * 3, [np.inf] * 3))
+        self.paraspinal = Intersection(
+            Union(*muscles),
+            inner,
+            Function(lambda p: 2.5 - np.abs(p[:, 0] - self._cx(p[:, 2])), [-np.inf] * 3, [np.inf] * 3),
+        )
         # Psoas: thin at T12/L1, ~25 mm radius at L4-L5, moving anterolaterally below.
         l1z, l5z = sp.frames["L1"].origin[2], sp.frames["L5"].origin[2]
         grow = np.clip((l1z + 10.0 - zs) / (l1z - l5z), 0, 1.25)
@@ -179,16 +184,27 @@ class BodyModel:
             psoas.append(AxialTube(zs, x, y, r_ps * 1.05, r_ps * 0.9, z1=sp.frames["T12"].origin[2] - 5.0))
         self.psoas = Union(*psoas)
         # Quadratus lumborum, lateral to the transverse processes, T12 to the iliac crest.
-        ql = [AxialTube(zs, cx + sg * 70.0, lam_y - 8.0, np.full_like(zs, 16.0), np.full_like(zs, 9.0),
-                        z0=sp.frames["L5"].origin[2], z1=sp.frames["T12"].origin[2]) for sg in (1.0, -1.0)]
+        ql = [
+            AxialTube(
+                zs,
+                cx + sg * 70.0,
+                lam_y - 8.0,
+                np.full_like(zs, 16.0),
+                np.full_like(zs, 9.0),
+                z0=sp.frames["L5"].origin[2],
+                z1=sp.frames["T12"].origin[2],
+            )
+            for sg in (1.0, -1.0)
+        ]
         self.quadratus = Union(*ql)
         self._vessels(zs, cx, front)
         self._kidneys()
         self._canal()
         self._pelvic_muscles()
         # Bowel and mesenteric fat fill the abdomen in front of the vessels.
-        self.bowel = Intersection(inner, Function(lambda p: p[:, 1] - (self._front(p[:, 2]) - 38.0),
-                                                  [-np.inf] * 3, [np.inf] * 3))
+        self.bowel = Intersection(
+            inner, Function(lambda p: p[:, 1] - (self._front(p[:, 2]) - 38.0), [-np.inf] * 3, [np.inf] * 3)
+        )
         self.fat = self.trunk
 
     def _vessels(self, zs, cx, front):
@@ -202,8 +218,9 @@ class BodyModel:
         aorta = [RoundCone(a, b, 11.0, 10.5) for a, b in zip([top] + pts[:-1], pts)]
         bif = pts[-1]
         s1 = sp.frames["S1"].origin
-        iliacs = [RoundCone(bif, np.array([s1[0] + sg * 40.0, bif[1] + 10.0, s1[2] - 5.0]), 6.5, 5.5)
-                  for sg in (1.0, -1.0)]
+        iliacs = [
+            RoundCone(bif, np.array([s1[0] + sg * 40.0, bif[1] + 10.0, s1[2] - 5.0]), 6.5, 5.5) for sg in (1.0, -1.0)
+        ]
         self.aorta = Union(*aorta, *iliacs, k=4.0)
         # Calcified plaques on the posterior-left aortic wall (elderly patient).
         plaques = []
@@ -221,8 +238,9 @@ class BodyModel:
         top = ivc[0] + np.array([0.0, 0.0, 60.0])
         veins = [RoundCone(a, b, 11.5, 11.0) for a, b in zip([top] + ivc[:-1], ivc)]
         conf = ivc[-1]
-        veins += [RoundCone(conf, np.array([s1[0] + sg * 38.0, conf[1] + 12.0, s1[2] - 25.0]), 8.0, 7.0)
-                  for sg in (1.0, -1.0)]
+        veins += [
+            RoundCone(conf, np.array([s1[0] + sg * 38.0, conf[1] + 12.0, s1[2] - 25.0]), 8.0, 7.0) for sg in (1.0, -1.0)
+        ]
         self.ivc = Union(*veins, k=4.0)
 
     def _kidneys(self):
@@ -243,11 +261,21 @@ class BodyModel:
             s, f = spec(n), sp.frames[n]
             yc = s.depth / 2 - 1.5 + s.canal_depth / 2
             ext = s.height / 2 + 9.0
-            canal.append(EllipticTube(f.compose(None, (0.0, yc, 0.0)), s.canal_width / 2,
-                                      s.canal_depth / 2, ext + (10.0 if n == "S1" else 0.0), 2.0))
+            canal.append(
+                EllipticTube(
+                    f.compose(None, (0.0, yc, 0.0)),
+                    s.canal_width / 2,
+                    s.canal_depth / 2,
+                    ext + (10.0 if n == "S1" else 0.0),
+                    2.0,
+                )
+            )
             if n != "S1":
-                sac.append(EllipticTube(f.compose(None, (0.0, yc - 0.5, 0.0)), 0.36 * s.canal_width,
-                                        0.36 * s.canal_depth, ext, 2.0))
+                sac.append(
+                    EllipticTube(
+                        f.compose(None, (0.0, yc - 0.5, 0.0)), 0.36 * s.canal_width, 0.36 * s.canal_depth, ext, 2.0
+                    )
+                )
         f = sp.frames["S1"]
         sac.append(EllipticTube(f.compose(None, (0.0, spec("S1").depth / 2 + 5.0, 2.0)), 7.0, 4.5, 10.0, 3.0))
         self.canal = Union(*canal, k=4.0)
@@ -260,11 +288,18 @@ class BodyModel:
     def regions(self) -> list[tuple[str, Shape]]:
         """Soft-tissue regions in priority order (first match wins), after the bones."""
         return [
-            ("skin", self.skin), ("subcutaneous_fat", self.subcutaneous),
-            ("calcification", self.calcification), ("aorta", self.aorta), ("ivc", self.ivc),
-            ("kidney", self.kidneys), ("psoas", self.psoas), ("muscle", self.paraspinal),
-            ("muscle", self.quadratus), ("muscle", self.pelvic_muscle),
-            ("bowel", self.bowel), ("fat", self.fat),
+            ("skin", self.skin),
+            ("subcutaneous_fat", self.subcutaneous),
+            ("calcification", self.calcification),
+            ("aorta", self.aorta),
+            ("ivc", self.ivc),
+            ("kidney", self.kidneys),
+            ("psoas", self.psoas),
+            ("muscle", self.paraspinal),
+            ("muscle", self.quadratus),
+            ("muscle", self.pelvic_muscle),
+            ("bowel", self.bowel),
+            ("fat", self.fat),
         ]
 
 

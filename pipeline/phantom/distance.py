@@ -24,8 +24,7 @@ def gradient(shape: Shape, p: np.ndarray, h: float = 1e-3) -> np.ndarray:
     return g / (4.0 * h)
 
 
-def _walk(shape: Shape, x: np.ndarray, f: np.ndarray, iterations: int, max_step: float,
-          tol: float):
+def _walk(shape: Shape, x: np.ndarray, f: np.ndarray, iterations: int, max_step: float, tol: float):
     """Newton steps onto the zero level set, each at most ``max_step`` mm long."""
     active = np.abs(f) > tol
     for _ in range(iterations):
@@ -44,8 +43,16 @@ def _walk(shape: Shape, x: np.ndarray, f: np.ndarray, iterations: int, max_step:
     return x, f
 
 
-def refine_distance(shape: Shape, points, *, band: float = 4.0, iterations: int = 40,
-                    max_step: float = 0.4, slides: int = 16, tol: float = 1e-5) -> np.ndarray:
+def refine_distance(
+    shape: Shape,
+    points,
+    *,
+    band: float = 4.0,
+    iterations: int = 40,
+    max_step: float = 0.4,
+    slides: int = 16,
+    tol: float = 1e-5,
+) -> np.ndarray:
     """Signed distance to the zero level set of ``shape``, accurate near the surface.
 
     Two stages for points with ``|f| < band``:
@@ -106,8 +113,7 @@ def refine_distance(shape: Shape, points, *, band: float = 4.0, iterations: int 
         # Slide towards the start point; halve the move when it does not get closer.
         cand = qa + scale[sub][:, None] * t
         cand, fc = _walk(shape, cand, shape.sdf(cand), 8, max_step, tol)
-        better = (np.abs(fc) <= tol) & (np.linalg.norm(cand - pa, axis=1)
-                                        < np.linalg.norm(v, axis=1) - 1e-7)
+        better = (np.abs(fc) <= tol) & (np.linalg.norm(cand - pa, axis=1) < np.linalg.norm(v, axis=1) - 1e-7)
         q[sub[better]] = cand[better]
         scale[sub[~better]] *= 0.5
         active = np.zeros(len(q), bool)

@@ -44,45 +44,206 @@ class LevelSpec:
 
     name: str
     label: int
-    width: float            # endplate width (transverse)
-    depth: float            # endplate depth (antero-posterior)
-    height: float           # body height at mid-depth
-    wedge: float            # endplate angle, + when the anterior is taller (lordotic)
-    pedicle_width: float    # transverse isthmus width
+    width: float  # endplate width (transverse)
+    depth: float  # endplate depth (antero-posterior)
+    height: float  # body height at mid-depth
+    wedge: float  # endplate angle, + when the anterior is taller (lordotic)
+    pedicle_width: float  # transverse isthmus width
     pedicle_height: float
-    pedicle_medial: float   # transverse (medial convergence) angle
+    pedicle_medial: float  # transverse (medial convergence) angle
     pedicle_cranial: float  # sagittal angle, + when the anterior end is cranial
     canal_width: float
     canal_depth: float
     spinous_length: float
     spinous_thickness: float
     spinous_height: float
-    spinous_tilt: float     # caudal inclination of the spinous process
+    spinous_tilt: float  # caudal inclination of the spinous process
     transverse_span: float  # tip-to-tip span of the transverse processes
     transverse_thickness: float
     transverse_height: float
-    facet_angle: float      # superior facets vs the sagittal plane
-    trabecular_hu: float    # cancellous bone HU (the gradient of the module docstring)
-    coronal: float = 0.0    # small scoliotic tilt (deg, about the AP axis)
-    axial: float = 0.0      # small axial rotation (deg)
+    facet_angle: float  # superior facets vs the sagittal plane
+    trabecular_hu: float  # cancellous bone HU (the gradient of the module docstring)
+    coronal: float = 0.0  # small scoliotic tilt (deg, about the AP axis)
+    axial: float = 0.0  # small axial rotation (deg)
 
 
 LEVELS: tuple[LevelSpec, ...] = (
-    LevelSpec("T12", 19, 40.0, 31.0, 24.0, -2.0, 7.5, 16.0, 6.0, 4.0, 19.0, 17.0,
-              27.0, 7.0, 17.0, 12.0, 56.0, 6.0, 10.0, 70.0, 76.0, 1.0, 2.0),
-    LevelSpec("L1", 20, 42.0, 33.0, 25.0, 0.0, 8.5, 15.4, 11.0, 3.0, 21.5, 16.5,
-              30.0, 7.0, 20.0, 10.0, 70.0, 5.5, 11.0, 25.0, 88.0, 1.5, 3.0),
-    LevelSpec("L2", 21, 44.0, 34.0, 26.0, 0.0, 9.0, 15.0, 12.0, 2.0, 22.0, 16.0,
-              30.0, 7.0, 22.0, 8.0, 80.0, 5.5, 12.0, 28.0, 100.0, 1.0, 2.0),
-    LevelSpec("L3", 22, 46.0, 35.0, 26.0, 1.0, 10.5, 14.5, 14.0, 1.0, 23.0, 16.0,
-              30.0, 7.5, 22.0, 6.0, 90.0, 6.0, 12.0, 34.0, 124.0, 0.0, 0.5),
-    LevelSpec("L4", 23, 48.0, 35.5, 26.0, 2.0, 13.0, 14.0, 18.0, 0.0, 23.5, 16.0,
-              29.0, 8.0, 21.0, 6.0, 85.0, 6.5, 13.0, 40.0, 142.0, -1.0, -1.0),
-    LevelSpec("L5", 24, 50.0, 36.0, 26.0, 5.0, 17.0, 14.0, 28.0, -2.0, 25.0, 16.0,
-              24.0, 8.0, 18.0, 4.0, 88.0, 9.0, 15.0, 46.0, 174.0, -1.0, -1.5),
+    LevelSpec(
+        "T12",
+        19,
+        40.0,
+        31.0,
+        24.0,
+        -2.0,
+        7.5,
+        16.0,
+        6.0,
+        4.0,
+        19.0,
+        17.0,
+        27.0,
+        7.0,
+        17.0,
+        12.0,
+        56.0,
+        6.0,
+        10.0,
+        70.0,
+        76.0,
+        1.0,
+        2.0,
+    ),
+    LevelSpec(
+        "L1",
+        20,
+        42.0,
+        33.0,
+        25.0,
+        0.0,
+        8.5,
+        15.4,
+        11.0,
+        3.0,
+        21.5,
+        16.5,
+        30.0,
+        7.0,
+        20.0,
+        10.0,
+        70.0,
+        5.5,
+        11.0,
+        25.0,
+        88.0,
+        1.5,
+        3.0,
+    ),
+    LevelSpec(
+        "L2",
+        21,
+        44.0,
+        34.0,
+        26.0,
+        0.0,
+        9.0,
+        15.0,
+        12.0,
+        2.0,
+        22.0,
+        16.0,
+        30.0,
+        7.0,
+        22.0,
+        8.0,
+        80.0,
+        5.5,
+        12.0,
+        28.0,
+        100.0,
+        1.0,
+        2.0,
+    ),
+    LevelSpec(
+        "L3",
+        22,
+        46.0,
+        35.0,
+        26.0,
+        1.0,
+        10.5,
+        14.5,
+        14.0,
+        1.0,
+        23.0,
+        16.0,
+        30.0,
+        7.5,
+        22.0,
+        6.0,
+        90.0,
+        6.0,
+        12.0,
+        34.0,
+        124.0,
+        0.0,
+        0.5,
+    ),
+    LevelSpec(
+        "L4",
+        23,
+        48.0,
+        35.5,
+        26.0,
+        2.0,
+        13.0,
+        14.0,
+        18.0,
+        0.0,
+        23.5,
+        16.0,
+        29.0,
+        8.0,
+        21.0,
+        6.0,
+        85.0,
+        6.5,
+        13.0,
+        40.0,
+        142.0,
+        -1.0,
+        -1.0,
+    ),
+    LevelSpec(
+        "L5",
+        24,
+        50.0,
+        36.0,
+        26.0,
+        5.0,
+        17.0,
+        14.0,
+        28.0,
+        -2.0,
+        25.0,
+        16.0,
+        24.0,
+        8.0,
+        18.0,
+        4.0,
+        88.0,
+        9.0,
+        15.0,
+        46.0,
+        174.0,
+        -1.0,
+        -1.5,
+    ),
     # S1: the sacrum's first segment; only its body, canal and facet fields are used.
-    LevelSpec("S1", 26, 50.0, 36.0, 28.0, 0.0, 0.0, 0.0, 0.0, 0.0, 28.0, 14.0,
-              0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 50.0, 140.0, 0.0, 0.0),
+    LevelSpec(
+        "S1",
+        26,
+        50.0,
+        36.0,
+        28.0,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        28.0,
+        14.0,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        50.0,
+        140.0,
+        0.0,
+        0.0,
+    ),
 )
 
 #: Disc (upper, lower) -> (height at mid-depth, wedge angle); wedge + = anterior taller.
@@ -164,7 +325,6 @@ def build_frames(s1_centre=(0.0, 0.0, 0.0)) -> dict[str, Frame]:
 def endplate_angle(frame: Frame, level: LevelSpec, which: str) -> float:
     """Sagittal angle (deg) of an endplate's cranial normal, + when facing anterior."""
     t = np.radians(level.wedge / 2)
-    local = np.array([0.0, -np.sin(t), np.cos(t)]) if which == "inferior" else \
-        np.array([0.0, np.sin(t), np.cos(t)])
+    local = np.array([0.0, -np.sin(t), np.cos(t)]) if which == "inferior" else np.array([0.0, np.sin(t), np.cos(t)])
     n = frame.vector(local)
     return float(np.degrees(np.arctan2(-n[1], n[2])))

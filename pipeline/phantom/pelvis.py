@@ -68,10 +68,8 @@ def sacrum_shape(s1: LevelSpec, frame: Frame) -> tuple[Shape, VertebralBody, lis
     parts: list[Shape] = [body, s2]
     joints = []
     for sign in (1.0, -1.0):
-        ala = RoundBox(frame.compose(rotation("y", -sign * 12.0), (sign * 37.0, 5.0, -8.0)),
-                       (16.0, 18.0, 19.0), 7.0)
-        mass2 = RoundBox(frame.compose(rotation("x", -10.0), (sign * 31.0, 12.0, -38.0)),
-                         (13.0, 14.0, 13.0), 6.0)
+        ala = RoundBox(frame.compose(rotation("y", -sign * 12.0), (sign * 37.0, 5.0, -8.0)), (16.0, 18.0, 19.0), 7.0)
+        mass2 = RoundBox(frame.compose(rotation("x", -10.0), (sign * 31.0, 12.0, -38.0)), (13.0, 14.0, 13.0), 6.0)
         joint = facet_joint(s1, sign)
         joints.append(joint)
         anchor = np.array([sign * (s1.canal_width / 2 + 5.0), s1.depth / 2 + 9.0, s1.height / 2 - 7.0])
@@ -80,12 +78,21 @@ def sacrum_shape(s1: LevelSpec, frame: Frame) -> tuple[Shape, VertebralBody, lis
     parts.append(RoundBox(frame.compose(rotation("x", 8.0), (0.0, yb, -16.0)), (25.0, 5.0, 27.0), 4.0))
     parts.append(RoundBox(frame.compose(rotation("x", 8.0), (0.0, yb + 6.0, -14.0)), (4.0, 5.0, 20.0), 3.0))
     raw = Union(*parts, k=4.0)
-    holes: list[Shape] = [EllipticTube(
-        frame.compose(None, (0.0, s1.depth / 2 - 1.5 + s1.canal_depth / 2, -20.0)),
-        s1.canal_width / 2, s1.canal_depth / 2, 55.0, 0.0)]
+    holes: list[Shape] = [
+        EllipticTube(
+            frame.compose(None, (0.0, s1.depth / 2 - 1.5 + s1.canal_depth / 2, -20.0)),
+            s1.canal_width / 2,
+            s1.canal_depth / 2,
+            55.0,
+            0.0,
+        )
+    ]
     for sign in (1.0, -1.0):
-        holes.append(EllipticTube(frame.compose(rotation("x", 90.0), (sign * 23.0, 0.0, -s1.height / 2 - 7.0)),
-                                  4.5, 4.0, 40.0, 0.0))
+        holes.append(
+            EllipticTube(
+                frame.compose(rotation("x", 90.0), (sign * 23.0, 0.0, -s1.height / 2 - 7.0)), 4.5, 4.0, 40.0, 0.0
+            )
+        )
     cut = Subtraction(raw, *holes)
     sacrum = Intersection(cut, *[_shifted(si_plane(frame, sg), -SI_GAP / 2) for sg in (1.0, -1.0)])
     return sacrum, body, joints
@@ -136,23 +143,22 @@ def ilium_shape(frame: Frame, sign: float, crest_z: float) -> tuple[Shape, Shape
         inward = -inward
     radius = 85.0
     half_chord = np.linalg.norm(chord) / 2
-    axis_pt = mid + inward * np.sqrt(radius ** 2 - half_chord ** 2)
+    axis_pt = mid + inward * np.sqrt(radius**2 - half_chord**2)
     # The wing flares laterally towards the crest.
     shell = _Shell(Cylinder(axis_pt, (0.3 * sign, 0.08 * sign, 1.0), radius), 3.0)
     z_lo = o[2] - 70.0
     zc = 0.5 * (crest_z + z_lo)
     e1 = chord / np.linalg.norm(chord)
     Rb = np.column_stack([e1, np.cross((0, 0, 1.0), e1), (0, 0, 1.0)])
-    bound = RoundBox(Frame(Rb, np.array([mid[0], mid[1], zc])),
-                     (half_chord + 12.0, 25.0, (crest_z - z_lo) / 2), 10.0)
+    bound = RoundBox(Frame(Rb, np.array([mid[0], mid[1], zc])), (half_chord + 12.0, 25.0, (crest_z - z_lo) / 2), 10.0)
     wing = Intersection(shell, bound)
-    crest = RoundCone(np.array([p1[0], p1[1], crest_z - 12.0]),
-                      np.array([p2[0], p2[1], crest_z - 8.0]), 6.0, 5.0)
+    crest = RoundCone(np.array([p1[0], p1[1], crest_z - 12.0]), np.array([p2[0], p2[1], crest_z - 8.0]), 6.0, 5.0)
     raw = Union(auricular, tuber, wing, crest, k=6.0)
     lateral = HalfSpace(plane.point + (SI_GAP / 2) * n, -n)
     bound_m = RoundBox(bound.frame, bound.half + np.array([0.0, 15.0, 0.0]), 10.0)
-    muscles = Union(Offset(auricular, 10.0), Offset(tuber, 12.0),
-                    Intersection(_Shell(shell.surface, 18.0), bound_m), k=6.0)
+    muscles = Union(
+        Offset(auricular, 10.0), Offset(tuber, 12.0), Intersection(_Shell(shell.surface, 18.0), bound_m), k=6.0
+    )
     return Intersection(raw, lateral), muscles
 
 
@@ -170,8 +176,13 @@ def rib_shape(t12: LevelSpec, frame: Frame, sign: float) -> Shape:
     """A floating 12th rib: head against the T12 body, running laterally, posteriorly
     then anteriorly and caudally, ~105 mm long, tapering from 5.5 to 3 mm radius."""
     w, d = t12.width / 2, t12.depth / 2
-    pts = [(w - 5.0, d - 7.0, 4.0), (w + 10.0, d + 7.0, -1.0), (w + 32.0, d + 17.0, -11.0),
-           (w + 57.0, d + 14.0, -26.0), (w + 78.0, d - 2.0, -44.0)]
+    pts = [
+        (w - 5.0, d - 7.0, 4.0),
+        (w + 10.0, d + 7.0, -1.0),
+        (w + 32.0, d + 17.0, -11.0),
+        (w + 57.0, d + 14.0, -26.0),
+        (w + 78.0, d - 2.0, -44.0),
+    ]
     radii = [5.5, 4.5, 4.2, 3.8, 3.0]
     world = [frame.point((sign * x, y, z)) for x, y, z in pts]
     segs = [RoundCone(world[i], world[i + 1], radii[i], radii[i + 1]) for i in range(len(pts) - 1)]

@@ -54,16 +54,18 @@ class Phantom:
 def _hash_unit(ix, iy, iz, seed: int) -> np.ndarray:
     """Deterministic pseudo-random values in [-1, 1) for integer lattice points."""
     with np.errstate(over="ignore"):
-        k = (ix.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-             ^ iy.astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)
-             ^ iz.astype(np.uint64) * np.uint64(0x165667B19E3779F9)
-             ^ np.uint64(seed & 0xFFFFFFFF) * np.uint64(0xD6E8FEB86659FD93))
+        k = (
+            ix.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+            ^ iy.astype(np.uint64) * np.uint64(0xC2B2AE3D27D4EB4F)
+            ^ iz.astype(np.uint64) * np.uint64(0x165667B19E3779F9)
+            ^ np.uint64(seed & 0xFFFFFFFF) * np.uint64(0xD6E8FEB86659FD93)
+        )
         k ^= k >> np.uint64(30)
         k *= np.uint64(0xBF58476D1CE4E5B9)
         k ^= k >> np.uint64(27)
         k *= np.uint64(0x94D049BB133111EB)
         k ^= k >> np.uint64(31)
-    return (k >> np.uint64(11)).astype(np.float64) * (2.0 / 2 ** 53) - 1.0
+    return (k >> np.uint64(11)).astype(np.float64) * (2.0 / 2**53) - 1.0
 
 
 def value_noise(points: np.ndarray, cell_mm: float, seed: int) -> np.ndarray:
@@ -101,7 +103,7 @@ def default_geometry(model: PhantomModel, matrix, pixel_mm, n_slices, slice_mm):
     spine = model.spine
     lo, hi = spine.bounds()
     x_c = float(np.mean([f.origin[0] for f in spine.frames.values()]))
-    y_bottom = model.body.table.y0 + 36.0 + 4.0     # table underside plus a little air
+    y_bottom = model.body.table.y0 + 36.0 + 4.0  # table underside plus a little air
     z_c = 0.5 * (spine.frames["T12"].origin[2] + spine.frames["S1"].origin[2]) - 4.0
     x0 = x_c - (cols - 1) / 2 * pixel_mm
     y0 = y_bottom - (rows - 1) * pixel_mm
@@ -124,8 +126,9 @@ TILE = (4, 32, 64)
 
 def _tile_order(nk, rows, cols) -> np.ndarray:
     """Permutation of raster-ordered voxels that groups them into compact tiles."""
-    k, i, j = np.meshgrid(np.arange(nk) // TILE[0], np.arange(rows) // TILE[1],
-                          np.arange(cols) // TILE[2], indexing="ij")
+    k, i, j = np.meshgrid(
+        np.arange(nk) // TILE[0], np.arange(rows) // TILE[1], np.arange(cols) // TILE[2], indexing="ij"
+    )
     ni, nj = -(-rows // TILE[1]), -(-cols // TILE[2])
     key = (k * ni + i) * nj + j
     return np.argsort(key.ravel(), kind="stable")
@@ -136,9 +139,12 @@ def _centres(affine, k0, k1, rows, cols) -> np.ndarray:
     a = np.asarray(affine, float)
     out = np.empty((k1 - k0, rows, cols, 3))
     for d in range(3):
-        out[..., d] = (a[d, 3] + a[d, 0] * np.arange(k0, k1)[:, None, None]
-                       + a[d, 1] * np.arange(rows)[None, :, None]
-                       + a[d, 2] * np.arange(cols)[None, None, :])
+        out[..., d] = (
+            a[d, 3]
+            + a[d, 0] * np.arange(k0, k1)[:, None, None]
+            + a[d, 1] * np.arange(rows)[None, :, None]
+            + a[d, 2] * np.arange(cols)[None, None, :]
+        )
     return out.reshape(-1, 3)
 
 
@@ -170,7 +176,7 @@ def synthesise_slab(model: PhantomModel, affine, k0, k1, rows, cols, *, supersam
     if need_c.any():
         coarse[need_c] = _texture(P[need_c], seed, False)
     hu = base_hu + model.fine_amp[tissue] * fine + model.coarse_amp[tissue] * coarse
-    s3 = supersample ** 3
+    s3 = supersample**3
     nb = int(near.sum())
     if nb and supersample > 1:
         offs = _sub_offsets(affine, supersample)
@@ -247,9 +253,19 @@ def _noise_gain() -> float:
     return float(np.sqrt((gaussian_filter(d, NOISE_CORRELATION_PX, mode="wrap") ** 2).sum()))
 
 
-def make_phantom(*, matrix=(240, 232), pixel_mm=0.8, n_slices=212, slice_mm=1.25, origin=None,
-                 noise_hu=20.0, supersample=2, seed=0, slab_voxels=2_000_000,
-                 on_progress=None) -> Phantom:
+def make_phantom(
+    *,
+    matrix=(240, 232),
+    pixel_mm=0.8,
+    n_slices=212,
+    slice_mm=1.25,
+    origin=None,
+    noise_hu=20.0,
+    supersample=2,
+    seed=0,
+    slab_voxels=2_000_000,
+    on_progress=None,
+) -> Phantom:
     """Generate the lumbar-spine CT phantom and its truth.
 
     The defaults give the bundled sample: a targeted spine reconstruction (0.8 mm
@@ -296,20 +312,25 @@ def make_phantom(*, matrix=(240, 232), pixel_mm=0.8, n_slices=212, slice_mm=1.25
     for k0 in range(0, n_slices, per):
         k1 = min(n_slices, k0 + per)
         a, b = max(0, k0 - halo), min(n_slices, k1 + halo)
-        img, lab, dfc = synthesise_slab(model, affine, a, b, rows, cols,
-                                        supersample=supersample, seed=seed)
-        img = gaussian_filter(img, sig, mode="nearest", truncate=3.0)[k0 - a:k1 - a]
+        img, lab, dfc = synthesise_slab(model, affine, a, b, rows, cols, supersample=supersample, seed=seed)
+        img = gaussian_filter(img, sig, mode="nearest", truncate=3.0)[k0 - a : k1 - a]
         for k in range(k0, k1):
             img[k - k0] += noise_hu * _noise_slice(seed, k, rows, cols)
         hu[k0:k1] = np.clip(np.rint(img), HU_MIN, HU_MAX).astype(np.int16)
-        labels[k0:k1] = lab[k0 - a:k1 - a]
-        defect[k0:k1] = dfc[k0 - a:k1 - a]
+        labels[k0:k1] = lab[k0 - a : k1 - a]
+        defect[k0:k1] = dfc[k0 - a : k1 - a]
         if on_progress is not None:
             on_progress(k1, n_slices)
     digest = hashlib.sha256(hu.tobytes()).hexdigest()[:12]
-    info = ScanInfo(series_hash=digest, modality="CT", source_format="phantom",
-                    n_files=0, description="osteoprint lumbar phantom", kvp=KVP, contrast_stated=False)
+    info = ScanInfo(
+        series_hash=digest,
+        modality="CT",
+        source_format="phantom",
+        n_files=0,
+        description="osteoprint lumbar phantom",
+        kvp=KVP,
+        contrast_stated=False,
+    )
     volume = CTVolume(hu=hu, affine=affine, info=info)
-    truth = build_truth(model, volume, labels, defect, noise_hu=noise_hu,
-                        supersample=supersample, seed=seed)
+    truth = build_truth(model, volume, labels, defect, noise_hu=noise_hu, supersample=supersample, seed=seed)
     return Phantom(volume=volume, labels=labels, defect=defect, model=model, truth=truth)

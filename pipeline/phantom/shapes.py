@@ -275,8 +275,9 @@ class RoundCone(Shape):
         end_b = np.sign(z) * a2 * z2 > k
         end_a = np.sign(y) * a2 * y2 < k
         side = (np.sqrt(np.maximum(x2 * a2 * il2, 0.0)) + y * rr) * il2 - self.ra
-        return np.where(end_b, np.sqrt(x2 + z2) * il2 - self.rb,
-                        np.where(end_a, np.sqrt(x2 + y2) * il2 - self.ra, side))
+        return np.where(
+            end_b, np.sqrt(x2 + z2) * il2 - self.rb, np.where(end_a, np.sqrt(x2 + y2) * il2 - self.ra, side)
+        )
 
 
 class HalfSpace(Shape):

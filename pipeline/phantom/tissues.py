@@ -42,8 +42,8 @@ TISSUES: dict[str, tuple[float, float, float]] = {
     "disc_nucleus": (72.0, 0.0, 0.0),
     "ligament": (62.0, 0.0, 0.0),
     "cortical": (1400.0, 0.0, 0.0),
-    "trabecular": (120.0, 35.0, 0.0),   # base replaced per bone
-    "sclerotic": (330.0, 35.0, 0.0),   # compressed trabeculae under the collapsed endplate
+    "trabecular": (120.0, 35.0, 0.0),  # base replaced per bone
+    "sclerotic": (330.0, 35.0, 0.0),  # compressed trabeculae under the collapsed endplate
 }
 NAMES = tuple(TISSUES)
 INDEX = {n: i for i, n in enumerate(NAMES)}
@@ -68,8 +68,8 @@ class Region:
 
     shape: Shape | None
     levels: list[tuple[float, int]]
-    bone: int = -1          # index into PhantomModel.bones, or -1
-    rind: bool = False      # classify by the distance to the nearest bone instead
+    bone: int = -1  # index into PhantomModel.bones, or -1
+    rind: bool = False  # classify by the distance to the nearest bone instead
 
 
 class PhantomModel:
@@ -92,8 +92,9 @@ class PhantomModel:
         self.bone_labels = np.array([lab for _, lab, _ in self.bones] + [0], dtype=np.int16)
         marrow = {"rib_left": 150.0, "rib_right": 150.0, "ilium_left": 140.0, "ilium_right": 140.0}
         self.bone_marrow_hu = np.array(
-            [self.spine.specs[n].trabecular_hu if n in self.spine.specs else marrow[n]
-             for n, _, _ in self.bones] + [0.0])
+            [self.spine.specs[n].trabecular_hu if n in self.spine.specs else marrow[n] for n, _, _ in self.bones]
+            + [0.0]
+        )
         self.hu = np.array([TISSUES[n][0] for n in NAMES])
         self.fine_amp = np.array([TISSUES[n][1] for n in NAMES])
         self.coarse_amp = np.array([TISSUES[n][2] for n in NAMES])
@@ -102,12 +103,13 @@ class PhantomModel:
     def _regions(self) -> list[Region]:
         T = INDEX
         body, spine = self.body, self.spine
-        out = [Region(body.table.board(), [(-TABLE_SHELL, T["table_core"]), (0.0, T["table_shell"])]),
-               Region(body.table.pad(), [(0.0, T["pad"])])]
+        out = [
+            Region(body.table.board(), [(-TABLE_SHELL, T["table_core"]), (0.0, T["table_shell"])]),
+            Region(body.table.pad(), [(0.0, T["pad"])]),
+        ]
         fi = [i for i, (n, _, _) in enumerate(self.bones) if n == FRACTURE_LEVEL][0]
         plane = spine.fracture_plane
-        band = Function(lambda p: np.maximum(plane.sdf(p), -SCLEROTIC_MM - plane.sdf(p)),
-                        [-np.inf] * 3, [np.inf] * 3)
+        band = Function(lambda p: np.maximum(plane.sdf(p), -SCLEROTIC_MM - plane.sdf(p)), [-np.inf] * 3, [np.inf] * 3)
         dense = Intersection(Offset(spine.bodies[FRACTURE_LEVEL], -CORTEX_MM), band)
         out.append(Region(dense, [(0.0, T["sclerotic"])], bone=fi))
         for i, (_, _, shape) in enumerate(self.bones):
@@ -115,8 +117,7 @@ class PhantomModel:
         for disc in spine.discs.values():
             out.append(Region(disc.nucleus(), [(0.0, T["disc_nucleus"])]))
             out.append(Region(disc, [(0.0, T["disc_annulus"])]))
-        out += [Region(body.thecal_sac, [(0.0, T["csf"])]),
-                Region(body.canal, [(0.0, T["epidural_fat"])])]
+        out += [Region(body.thecal_sac, [(0.0, T["csf"])]), Region(body.canal, [(0.0, T["epidural_fat"])])]
         regs = body.regions()
         out += [Region(s, [(0.0, T[n])]) for n, s in regs[:2]]
         out.append(Region(None, [(RIND_MM, T["ligament"])], rind=True))

@@ -41,18 +41,20 @@ def pedicle_truth(spine: SpineModel, level: str) -> list[dict]:
         axis = f.vector(ped.axis)
         entry = ray_exit(bone, c, -axis, step=0.1)
         exit_ = ray_exit(bone, c, axis, step=0.1)
-        out.append({
-            "side": ped.side,
-            "isthmus_centre_lps": _r(c),
-            "axis_lps": _r(axis, 5),
-            "width_mm": ped.width,
-            "height_mm": ped.height,
-            "medial_angle_deg": ped.medial_angle,
-            "cranial_angle_deg": ped.cranial_angle,
-            "entry_point_lps": _r(entry),
-            "anterior_cortex_lps": _r(exit_),
-            "axis_chord_mm": round(float(np.linalg.norm(exit_ - entry)), 2),
-        })
+        out.append(
+            {
+                "side": ped.side,
+                "isthmus_centre_lps": _r(c),
+                "axis_lps": _r(axis, 5),
+                "width_mm": ped.width,
+                "height_mm": ped.height,
+                "medial_angle_deg": ped.medial_angle,
+                "cranial_angle_deg": ped.cranial_angle,
+                "entry_point_lps": _r(entry),
+                "anterior_cortex_lps": _r(exit_),
+                "axis_chord_mm": round(float(np.linalg.norm(exit_ - entry)), 2),
+            }
+        )
     return out
 
 
@@ -97,10 +99,8 @@ def model_truth(model) -> dict:
     spur_len = float(spine.intact_bodies[SPUR_LEVEL](spine.spur_tip[None])[0]) + 1.8
     plane = spine.fracture_plane
     s1, l1, t12 = (spine.specs[n] for n in ("S1", "L1", "T12"))
-    lordosis = (endplate_angle(spine.frames["S1"], s1, "superior")
-                - endplate_angle(spine.frames["L1"], l1, "superior"))
-    tl = (endplate_angle(spine.frames["L1"], l1, "inferior")
-          - endplate_angle(spine.frames["T12"], t12, "superior"))
+    lordosis = endplate_angle(spine.frames["S1"], s1, "superior") - endplate_angle(spine.frames["L1"], l1, "superior")
+    tl = endplate_angle(spine.frames["L1"], l1, "inferior") - endplate_angle(spine.frames["T12"], t12, "superior")
     out = {
         "levels": levels,
         "fracture": {
@@ -112,8 +112,7 @@ def model_truth(model) -> dict:
             "defect_centroid_lps": _r(dcen),
             "cut_plane_point_lps": _r(plane.point),
             "cut_plane_normal_lps": _r(plane.normal, 5),
-            "definition": "intact L1 body minus collapsed L1 body (region above the cut plane "
-                          "inside the intact body)",
+            "definition": "intact L1 body minus collapsed L1 body (region above the cut plane inside the intact body)",
         },
         "asymmetric_feature": {
             "level": SPUR_LEVEL,
@@ -123,11 +122,13 @@ def model_truth(model) -> dict:
             "protrusion_mm": round(spur_len, 2),
             "volume_mm3": round(svol, 1),
             "description": "osteophyte (bony spur) on the patient-LEFT (+x) superior "
-                           "anterolateral rim of the L3 body, part of L3's label",
+            "anterolateral rim of the L3 body, part of L3's label",
         },
-        "alignment": {"lordosis_L1_S1_deg": round(lordosis, 2),
-                      "thoracolumbar_T12_L1_deg": round(tl, 2),
-                      "sacral_slope_deg": round(endplate_angle(spine.frames["S1"], s1, "superior"), 2)},
+        "alignment": {
+            "lordosis_L1_S1_deg": round(lordosis, 2),
+            "thoracolumbar_T12_L1_deg": round(tl, 2),
+            "sacral_slope_deg": round(endplate_angle(spine.frames["S1"], s1, "superior"), 2),
+        },
     }
     model._truth_cache = out
     return out
@@ -146,17 +147,20 @@ def build_truth(model, volume, labels, defect, *, noise_hu, supersample, seed) -
         "units": "mm",
         "coordinate_system": "LPS",
         "label_values": dict(spine.label_values),
-        "non_vertebra_bones": {"rib_left": 0, "rib_right": 0, "ilium_left": 0, "ilium_right": 0,
-                               "note": "ribs and iliac bones are bone on the image but label 0 in labels"},
+        "non_vertebra_bones": {
+            "rib_left": 0,
+            "rib_right": 0,
+            "ilium_left": 0,
+            "ilium_right": 0,
+            "note": "ribs and iliac bones are bone on the image but label 0 in labels",
+        },
         "levels": base["levels"],
         "fracture": base["fracture"],
         "asymmetric_feature": base["asymmetric_feature"],
-        "ribs": {"level": "T12", "sides": ["left", "right"], "joint_gap_mm": RIB_GAP,
-                 "label": 0},
+        "ribs": {"level": "T12", "sides": ["left", "right"], "joint_gap_mm": RIB_GAP, "label": 0},
         "pelvis": {"bones": ["ilium_left", "ilium_right"], "sacroiliac_gap_mm": SI_GAP, "label": 0},
         "joints": {"facet_gap_mm": FACET_GAP, "min_gap_between_vertebrae_mm": MIN_GAP},
-        "discs": [{"upper": u, "lower": lo, "height_mm": h, "wedge_deg": w}
-                  for (u, lo), (h, w) in DISCS.items()],
+        "discs": [{"upper": u, "lower": lo, "height_mm": h, "wedge_deg": w} for (u, lo), (h, w) in DISCS.items()],
         "alignment": base["alignment"],
         "geometry": {
             "shape": list(volume.shape),
@@ -175,8 +179,8 @@ def build_truth(model, volume, labels, defect, *, noise_hu, supersample, seed) -
             "kvp": KVP,
             "contrast": "none",
             "definition": "the HU of a large uniform piece of each body's cancellous bone, before the "
-                          "fine texture (zero mean), blur and noise; L1's sclerotic band lies beneath its "
-                          "collapsed endplate",
+            "fine texture (zero mean), blur and noise; L1's sclerotic band lies beneath its "
+            "collapsed endplate",
         },
         "image": {
             "tissue_hu": {k: v[0] for k, v in TISSUES.items()},
@@ -188,10 +192,10 @@ def build_truth(model, volume, labels, defect, *, noise_hu, supersample, seed) -
             "supersample": int(supersample),
             "seed": int(seed),
             "label_rule": "a voxel belongs to a vertebra when at least half of its "
-                          f"{int(supersample) ** 3} sub-samples are inside it (exactly half: "
-                          "when its centre is)",
+            f"{int(supersample) ** 3} sub-samples are inside it (exactly half: "
+            "when its centre is)",
         },
         "sdf_accuracy": "model.spine.vertebra_sdf(level, points) is the Euclidean signed "
-                        "distance to ~0.01 mm within 3 mm of the surface (rare outliers at "
-                        "blended junctions); beyond 4 mm it is a lower bound",
+        "distance to ~0.01 mm within 3 mm of the surface (rare outliers at "
+        "blended junctions); beyond 4 mm it is a lower bound",
     }

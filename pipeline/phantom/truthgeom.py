@@ -8,8 +8,9 @@ import numpy as np
 from .shapes import Shape
 
 
-def ray_exit(shape: Shape, origin, direction, *, max_mm: float = 80.0, step: float = 0.2,
-             tol: float = 1e-4) -> np.ndarray:
+def ray_exit(
+    shape: Shape, origin, direction, *, max_mm: float = 80.0, step: float = 0.2, tol: float = 1e-4
+) -> np.ndarray:
     """First point where a ray leaves the solid (``origin`` must be inside).
 
     Parameters
@@ -97,15 +98,14 @@ def volume_and_centroid(shape: Shape, step: float = 0.25, block: int = 4, chunk:
     f = shape.sdf(centres)
     reach = 1.5 * big * np.sqrt(3) / 2
     full = f < -reach
-    vol = full.sum() * big ** 3
-    moment = centres[full].sum(axis=0) * big ** 3
+    vol = full.sum() * big**3
+    moment = centres[full].sum(axis=0) * big**3
     edge = centres[np.abs(f) <= reach]
-    offs = (np.stack(np.meshgrid(*[np.arange(block)] * 3, indexing="ij"), -1).reshape(-1, 3)
-            + 0.5) * step - big / 2
+    offs = (np.stack(np.meshgrid(*[np.arange(block)] * 3, indexing="ij"), -1).reshape(-1, 3) + 0.5) * step - big / 2
     per = max(1, chunk // offs.shape[0])
     for i in range(0, len(edge), per):
-        pts = (edge[i:i + per, None, :] + offs[None]).reshape(-1, 3)
+        pts = (edge[i : i + per, None, :] + offs[None]).reshape(-1, 3)
         w = np.clip(0.5 - shape.sdf(pts) / step, 0.0, 1.0)
-        vol += w.sum() * step ** 3
-        moment += (w @ pts) * step ** 3
+        vol += w.sum() * step**3
+        moment += (w @ pts) * step**3
     return float(vol), moment / max(vol, 1e-12)

@@ -55,8 +55,7 @@ class VertebralBody(Shape):
         Rounding radius of the endplate rims (mm).
     """
 
-    def __init__(self, frame: Frame, width, depth, height, wedge=0.0, waist=1.6,
-                 concavity=1.2, rim=2.0):
+    def __init__(self, frame: Frame, width, depth, height, wedge=0.0, waist=1.6, concavity=1.2, rim=2.0):
         self.frame = frame
         self.W, self.D, self.H = float(width), float(depth), float(height)
         self.t = float(np.tan(np.radians(wedge) / 2))
@@ -84,8 +83,7 @@ class VertebralBody(Shape):
         corner = 5.0
         qx = np.abs(x) - hx + corner
         qy = np.abs(y - self.D / 4) - hy + corner
-        d_back = (np.sqrt(np.maximum(qx, 0) ** 2 + np.maximum(qy, 0) ** 2)
-                  + np.minimum(np.maximum(qx, qy), 0) - corner)
+        d_back = np.sqrt(np.maximum(qx, 0) ** 2 + np.maximum(qy, 0) ** 2) + np.minimum(np.maximum(qx, qy), 0) - corner
         d2 = smin(d_front, d_back, 3.0)
         zs, zi = self.heights_local(x, y)
         dz = np.maximum(z - zs, zi - z) * self.c + r
@@ -96,9 +94,9 @@ class VertebralBody(Shape):
 class PedicleGeometry:
     """A pedicle's isthmus in the vertebra's local frame (mm, deg)."""
 
-    side: str            # "left" (+x) or "right"
-    centre: np.ndarray   # isthmus centre, local
-    axis: np.ndarray     # unit vector pointing anteriorly into the body, local
+    side: str  # "left" (+x) or "right"
+    centre: np.ndarray  # isthmus centre, local
+    axis: np.ndarray  # unit vector pointing anteriorly into the body, local
     width: float
     height: float
     medial_angle: float
@@ -127,16 +125,20 @@ def pedicle_geometry(s: LevelSpec) -> list[PedicleGeometry]:
     for side, sign in (("left", 1.0), ("right", -1.0)):
         x = sign * (s.canal_width / 2 + s.pedicle_width / (2 * np.cos(m)) + 0.3)
         axis = np.array([-sign * np.sin(m) * np.cos(c), -np.cos(m) * np.cos(c), np.sin(c)])
-        out.append(PedicleGeometry(side, np.array([x, y, z]), axis, s.pedicle_width,
-                                   s.pedicle_height, s.pedicle_medial, s.pedicle_cranial))
+        out.append(
+            PedicleGeometry(
+                side, np.array([x, y, z]), axis, s.pedicle_width, s.pedicle_height, s.pedicle_medial, s.pedicle_cranial
+            )
+        )
     return out
 
 
 def canal_cutter(s: LevelSpec, frame: Frame, extend: float = 22.0) -> EllipticTube:
     """The spinal canal through this level (an elliptic tube along local z)."""
     yc = s.depth / 2 - 1.5 + s.canal_depth / 2
-    return EllipticTube(frame.compose(None, (0.0, yc, 0.0)), s.canal_width / 2,
-                        s.canal_depth / 2, s.height / 2 + extend, 0.0)
+    return EllipticTube(
+        frame.compose(None, (0.0, yc, 0.0)), s.canal_width / 2, s.canal_depth / 2, s.height / 2 + extend, 0.0
+    )
 
 
 def junction(s: LevelSpec, ped: PedicleGeometry) -> np.ndarray:
@@ -147,8 +149,7 @@ def junction(s: LevelSpec, ped: PedicleGeometry) -> np.ndarray:
 def lamina_base(s: LevelSpec, sign: float) -> np.ndarray:
     """Local point on the lower lateral lamina, where the inferior process hangs."""
     yc = s.depth / 2 - 1.5 + s.canal_depth / 2
-    return np.array([sign * (s.canal_width / 2 + 1.0), yc + s.canal_depth / 2 + 2.5,
-                     -s.height / 2 + 3.0])
+    return np.array([sign * (s.canal_width / 2 + 1.0), yc + s.canal_depth / 2 + 2.5, -s.height / 2 + 3.0])
 
 
 def arch_parts(s: LevelSpec, frame: Frame) -> tuple[list[Shape], list[PedicleGeometry]]:
@@ -156,18 +157,27 @@ def arch_parts(s: LevelSpec, frame: Frame) -> tuple[list[Shape], list[PedicleGeo
     parts: list[Shape] = []
     peds = pedicle_geometry(s)
     yc = s.depth / 2 - 1.5 + s.canal_depth / 2
-    y_back = yc + s.canal_depth / 2          # posterior edge of the canal
+    y_back = yc + s.canal_depth / 2  # posterior edge of the canal
     for ped in peds:
         sign = 1.0 if ped.side == "left" else -1.0
         R = basis_from_axis(ped.axis)
         r = 0.42 * min(ped.width, ped.height)
-        parts.append(EllipticTube(frame.compose(R, ped.centre + 1.0 * ped.axis),
-                                  ped.width / 2, ped.height / 2, 11.0, r))
+        parts.append(
+            EllipticTube(frame.compose(R, ped.centre + 1.0 * ped.axis), ped.width / 2, ped.height / 2, 11.0, r)
+        )
         j = junction(s, ped)
         # Transverse process: flat, slightly posterior and caudal towards its tip.
         tip = np.array([sign * s.transverse_span / 2, j[1] + 5.0, j[2] - 1.0])
-        parts.append(_box_along(frame, j + (sign * 1.0, 0, 0), tip, s.transverse_thickness,
-                                s.transverse_height, min(2.8, s.transverse_thickness / 2.2)))
+        parts.append(
+            _box_along(
+                frame,
+                j + (sign * 1.0, 0, 0),
+                tip,
+                s.transverse_thickness,
+                s.transverse_height,
+                min(2.8, s.transverse_thickness / 2.2),
+            )
+        )
         # Lamina: slopes posteromedially to the midline; lower edge more posterior.
         a = j + np.array([-sign * 1.5, 3.0, -5.0])
         b = np.array([0.0, y_back + 3.5, j[2] - 6.5])
@@ -178,8 +188,9 @@ def arch_parts(s: LevelSpec, frame: Frame) -> tuple[list[Shape], list[PedicleGeo
     half = (s.spinous_thickness / 2, s.spinous_length / 2, s.spinous_height / 2)
     parts.append(RoundBox(frame.compose(Rsp, base + Rsp @ (0, s.spinous_length / 2, 0)), half, 2.5))
     tip = base + Rsp @ (0, s.spinous_length - 3.0, -1.0)
-    parts.append(RoundBox(frame.compose(Rsp, tip),
-                          (s.spinous_thickness / 2 + 1.0, 4.0, s.spinous_height / 2 + 1.0), 3.5))
+    parts.append(
+        RoundBox(frame.compose(Rsp, tip), (s.spinous_thickness / 2 + 1.0, 4.0, s.spinous_height / 2 + 1.0), 3.5)
+    )
     return parts, peds
 
 
@@ -188,9 +199,9 @@ class FacetJoint:
     """A zygapophyseal joint defined in the lower vertebra's frame."""
 
     side: str
-    centre: np.ndarray      # joint centre, local to the lower vertebra
+    centre: np.ndarray  # joint centre, local to the lower vertebra
     to_inferior: np.ndarray  # unit normal pointing from the superior (lower) process
-    angle: float            # joint line vs the sagittal plane, deg
+    angle: float  # joint line vs the sagittal plane, deg
 
 
 def facet_joint(lower: LevelSpec, sign: float, angle: float | None = None) -> FacetJoint:
@@ -225,8 +236,7 @@ def superior_process(lower: LevelSpec, frame: Frame, joint: FacetJoint, anchor) 
     return [Intersection(Union(block, root, k=2.0), cut)]
 
 
-def inferior_process(lower_frame: Frame, joint: FacetJoint, upper: LevelSpec,
-                     upper_frame: Frame) -> list[Shape]:
+def inferior_process(lower_frame: Frame, joint: FacetJoint, upper: LevelSpec, upper_frame: Frame) -> list[Shape]:
     """Inferior articular process of the upper vertebra, convex into the joint, with
     the pars interarticularis joining it to the upper lamina."""
     n = joint.to_inferior

@@ -11,6 +11,15 @@ from .reformat import Reformat, spine_reformats, vertebra_centres
 from .thumbnail import Camera, print_thumbnail, render_mesh
 
 __all__ = [
-    "Camera", "Reformat", "draw_reformats", "label_picture", "level_colour", "png_bytes",
-    "print_colour", "print_thumbnail", "render_mesh", "spine_reformats", "vertebra_centres",
+    "Camera",
+    "Reformat",
+    "draw_reformats",
+    "label_picture",
+    "level_colour",
+    "png_bytes",
+    "print_colour",
+    "print_thumbnail",
+    "render_mesh",
+    "spine_reformats",
+    "vertebra_centres",
 ]

@@ -74,8 +74,16 @@ def _panel(ax, reformat: Reformat, levels: dict, title: str, scale: float) -> No
     font = dict(fontsize=11, fontweight="bold", va="center")
     for value, (row, col, align) in name_positions(reformat, levels).items():
         colour = np.asarray(level_colour(value)) / 255.0
-        ax.text(col, row, levels[value], color=colour, ha=align, clip_on=True,
-                bbox=dict(boxstyle="round,pad=0.15", facecolor="black", edgecolor="none", alpha=0.75), **font)
+        ax.text(
+            col,
+            row,
+            levels[value],
+            color=colour,
+            ha=align,
+            clip_on=True,
+            bbox=dict(boxstyle="round,pad=0.15", facecolor="black", edgecolor="none", alpha=0.75),
+            **font,
+        )
     left, right = reformat.sides
     letters = dict(color="yellow", fontsize=12, fontweight="bold", transform=ax.transAxes)
     ax.text(0.01, 0.5, left, ha="left", va="center", **letters)
@@ -99,8 +107,10 @@ def draw_reformats(sagittal: Reformat, coronal: Reformat, levels: dict, note: st
     fig = Figure(figsize=(width_px / 100, height_px / 100), dpi=100, facecolor="black")
     FigureCanvasAgg(fig)
     x = gap
-    for reformat, w, title in ((sagittal, widths[0], "sagittal (front on the left)"),
-                               (coronal, widths[1], "coronal (patient's right on the left)")):
+    for reformat, w, title in (
+        (sagittal, widths[0], "sagittal (front on the left)"),
+        (coronal, widths[1], "coronal (patient's right on the left)"),
+    ):
         ax = fig.add_axes([x / width_px, bottom / height_px, w * scale / width_px, panel_px / height_px])
         _panel(ax, reformat, levels, title, scale)
         x += w * scale + gap

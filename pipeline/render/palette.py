@@ -5,8 +5,15 @@ from __future__ import annotations
 
 #: Distinct, print-friendly hues (Tableau 10, without its grey), cycled by level.
 LEVEL_COLOURS = (
-    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-    (140, 86, 75), (227, 119, 194), (188, 189, 34), (23, 190, 207),
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (188, 189, 34),
+    (23, 190, 207),
 )
 #: Scaffolds look like their metal or ceramic; guides like surgical-guide resin.
 KIND_COLOURS = {

@@ -131,8 +131,9 @@ def _labelled_z_range(labels: np.ndarray, affine: np.ndarray) -> tuple[float, fl
     return float(z.min()), float(z.max())
 
 
-def spine_reformats(hu: np.ndarray, labels: np.ndarray, affine: np.ndarray, levels: dict,
-                    pixel_mm: float | None = None) -> tuple[Reformat, Reformat]:
+def spine_reformats(
+    hu: np.ndarray, labels: np.ndarray, affine: np.ndarray, levels: dict, pixel_mm: float | None = None
+) -> tuple[Reformat, Reformat]:
     """The sagittal and the coronal reformat of a scan through its vertebrae.
 
     Parameters
@@ -182,11 +183,16 @@ def spine_reformats(hu: np.ndarray, labels: np.ndarray, affine: np.ndarray, leve
         dd = np.broadcast_to(depth[:, None], zz.shape)
         points = np.stack([dd, cc, zz], -1) if view == "sagittal" else np.stack([cc, dd, zz], -1)
         index = lps_to_index(affine, points.reshape(-1, 3)).T
-        plane_hu = ndimage.map_coordinates(hu, index, order=1, mode="constant", cval=AIR_HU,
-                                           output=np.float32).reshape(zz.shape)
-        plane_labels = ndimage.map_coordinates(labels, index, order=0, mode="constant", cval=0,
-                                               output=labels.dtype).reshape(zz.shape)
+        plane_hu = ndimage.map_coordinates(hu, index, order=1, mode="constant", cval=AIR_HU, output=np.float32).reshape(
+            zz.shape
+        )
+        plane_labels = ndimage.map_coordinates(
+            labels, index, order=0, mode="constant", cval=0, output=labels.dtype
+        ).reshape(zz.shape)
         sides = ("A", "P") if view == "sagittal" else ("R", "L")
-        out.append(Reformat(view, plane_hu, plane_labels.astype(np.int16), float(pixel_mm),
-                            float(z_top), float(a), depth, sides))
+        out.append(
+            Reformat(
+                view, plane_hu, plane_labels.astype(np.int16), float(pixel_mm), float(z_top), float(a), depth, sides
+            )
+        )
     return out[0], out[1]

@@ -42,9 +42,16 @@ class Camera:
         return right, up, back
 
 
-def render_mesh(vertices: np.ndarray, faces: np.ndarray, *, size: int = 256,
-                camera: Camera = Camera(), colour=(200, 190, 170),
-                background=(255, 255, 255), margin: float = 0.06) -> np.ndarray:
+def render_mesh(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    *,
+    size: int = 256,
+    camera: Camera = Camera(),
+    colour=(200, 190, 170),
+    background=(255, 255, 255),
+    margin: float = 0.06,
+) -> np.ndarray:
     """Shaded orthographic picture of a triangle mesh.
 
     Parameters
@@ -91,7 +98,7 @@ def render_mesh(vertices: np.ndarray, faces: np.ndarray, *, size: int = 256,
     light /= np.linalg.norm(light)
     shade = 0.25 + 0.75 * np.abs(normal @ light)
 
-    corners = px[faces]                                        # (m, 3, 3)
+    corners = px[faces]  # (m, 3, 3)
     edge = np.max(np.linalg.norm(corners[:, [1, 2, 0], :2] - corners[:, :, :2], axis=2), axis=1)
     steps = np.clip(np.ceil(edge / SAMPLE_PX), 1, 512).astype(np.int64)
     best_depth = np.full(size * size, np.inf)
@@ -104,13 +111,13 @@ def render_mesh(vertices: np.ndarray, faces: np.ndarray, *, size: int = 256,
         # Chunks keep the sample arrays near 4 million points.
         per = max(1, 4_000_000 // len(weights))
         for start in range(0, len(chosen), per):
-            part = chosen[start:start + per]
-            points = np.einsum("kc,tcd->tkd", weights, corners[part])       # (t, k, 3)
+            part = chosen[start : start + per]
+            points = np.einsum("kc,tcd->tkd", weights, corners[part])  # (t, k, 3)
             r = np.floor(points[..., 0]).astype(np.int64)
             c = np.floor(points[..., 1]).astype(np.int64)
             inside = (r >= 0) & (r < size) & (c >= 0) & (c < size)
             pix = (r * size + c)[inside]
-            depth = -points[..., 2][inside]                                   # smaller = nearer
+            depth = -points[..., 2][inside]  # smaller = nearer
             tone = np.broadcast_to(shade[part][:, None], inside.shape)[inside]
             _keep_nearest(pix, depth, tone, best_depth, best_shade)
     hit = np.isfinite(best_depth)

@@ -32,7 +32,20 @@ from pipeline.scaffold.measure import ScaffoldMeasurement, measure_scaffold
 from pipeline.scaffold.region import Region, parse_primitive
 
 __all__ = [
-    "DESIGN_TARGETS", "PorosityGrading", "MATERIALS", "Region", "SamplingGrid", "Scaffold",
-    "ScaffoldDesign", "ScaffoldMeasurement", "build_scaffold", "get_lattice", "get_material",
-    "lattice_names", "measure_scaffold", "parse_grading", "parse_primitive", "sampling_grid",
+    "DESIGN_TARGETS",
+    "PorosityGrading",
+    "MATERIALS",
+    "Region",
+    "SamplingGrid",
+    "Scaffold",
+    "ScaffoldDesign",
+    "ScaffoldMeasurement",
+    "build_scaffold",
+    "get_lattice",
+    "get_material",
+    "lattice_names",
+    "measure_scaffold",
+    "parse_grading",
+    "parse_primitive",
+    "sampling_grid",
 ]

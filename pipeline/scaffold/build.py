@@ -122,9 +122,14 @@ class Scaffold:
         """Shorthand for :func:`pipeline.scaffold.measure.measure_scaffold` on this scaffold."""
         from pipeline.scaffold.measure import measure_scaffold
 
-        return measure_scaffold(self.mesh, self.region, self.design,
-                                region_volume_mm3=self.region_volume_mm3,
-                                voxel_mm=self.grid.voxel_mm, **kwargs)
+        return measure_scaffold(
+            self.mesh,
+            self.region,
+            self.design,
+            region_volume_mm3=self.region_volume_mm3,
+            voxel_mm=self.grid.voxel_mm,
+            **kwargs,
+        )
 
 
 def _number(name, value, lo=None, hi=None, *, open_lo=True):
@@ -138,14 +143,27 @@ def _number(name, value, lo=None, hi=None, *, open_lo=True):
     return v
 
 
-def build_scaffold(region, lattice: str = "gyroid-sheet", cell_mm: float = 2.0,
-                   porosity: float = 0.7, grading=None, rim_mm: float = 0.0,
-                   voxel_mm: float | None = None, min_fragment_mm3: float = 1.0, *,
-                   vent_fraction: float = 0.4, min_wall_mm: float | None = None,
-                   min_pore_mm: float | None = None, rotation=None, origin=None,
-                   max_triangles: int = 40_000_000, tolerance: float = 0.0025,
-                   max_slab_voxels: int = 8_000_000, deviation_mm: float | None = None,
-                   max_cached_voxels: int = 24_000_000) -> Scaffold:
+def build_scaffold(
+    region,
+    lattice: str = "gyroid-sheet",
+    cell_mm: float = 2.0,
+    porosity: float = 0.7,
+    grading=None,
+    rim_mm: float = 0.0,
+    voxel_mm: float | None = None,
+    min_fragment_mm3: float = 1.0,
+    *,
+    vent_fraction: float = 0.4,
+    min_wall_mm: float | None = None,
+    min_pore_mm: float | None = None,
+    rotation=None,
+    origin=None,
+    max_triangles: int = 40_000_000,
+    tolerance: float = 0.0025,
+    max_slab_voxels: int = 8_000_000,
+    deviation_mm: float | None = None,
+    max_cached_voxels: int = 24_000_000,
+) -> Scaffold:
     """Fill ``region`` with a porous lattice and return its closed mesh.
 
     Parameters
@@ -232,23 +250,23 @@ def build_scaffold(region, lattice: str = "gyroid-sheet", cell_mm: float = 2.0,
     org = (lo + hi) / 2.0 if origin is None else np.asarray(origin, float).reshape(3)
     if grading is not None:
         grading = grading.resolve(region)
-    design = ScaffoldDesign(region, lat, cell_mm, porosity, grading, rim_mm, vent_fraction,
-                            0.0, org, rot)
+    design = ScaffoldDesign(region, lat, cell_mm, porosity, grading, rim_mm, vent_fraction, 0.0, org, rot)
     check_design(design, min_wall_mm=min_wall_mm, min_pore_mm=min_pore_mm)
 
     warnings: list[str] = []
     exact = region.exact_volume_mm3()
     if voxel_mm is None:
         rough = exact if exact else float(np.prod(hi - lo))
-        voxel_mm, notes = choose_voxel_mm(design, rough, max_triangles=max_triangles,
-                                          deviation_mm=deviation_mm)
+        voxel_mm, notes = choose_voxel_mm(design, rough, max_triangles=max_triangles, deviation_mm=deviation_mm)
         warnings += notes
     else:
         thinnest = thinnest_feature_mm(design)
         if thinnest < 4 * voxel_mm:
-            warnings.append(f"the thinnest wall or pore ({thinnest:.3f} mm) is only "
-                            f"{thinnest / voxel_mm:.1f} voxels across at {voxel_mm} mm; "
-                            "the level is corrected on the mesh, but detail is coarse")
+            warnings.append(
+                f"the thinnest wall or pore ({thinnest:.3f} mm) is only "
+                f"{thinnest / voxel_mm:.1f} voxels across at {voxel_mm} mm; "
+                "the level is corrected on the mesh, but detail is coarse"
+            )
     grid = sampling_grid(region, voxel_mm, rot)
 
     cal = solve_level(design, grid, max_voxels=max_slab_voxels)
@@ -295,15 +313,18 @@ def build_scaffold(region, lattice: str = "gyroid-sheet", cell_mm: float = 2.0,
             "deviation_p999_mm": p999,
             "deviation_max_mm": float(dev.max()),
             "deviation_method": "first-order distance |f|/|grad f| from each face centroid "
-                                "to the design's implicit surface; p999 = 99.9th percentile",
+            "to the design's implicit surface; p999 = 99.9th percentile",
             "voxel_mm": grid.voxel_mm,
         }
         if p999 > deviation_mm:
-            warnings.append(f"the mesh strays up to {p999:.3f} mm (99.9th percentile) from the "
-                            f"design, beyond the printer's {deviation_mm:.3f} mm; give a smaller voxel")
+            warnings.append(
+                f"the mesh strays up to {p999:.3f} mm (99.9th percentile) from the "
+                f"design, beyond the printer's {deviation_mm:.3f} mm; give a smaller voxel"
+            )
     if abs(error) > tolerance:
-        warnings.append(f"mesh porosity {porosity_mesh:.1%} misses the target {target:.1%} "
-                        f"by {abs(error):.1%} after correction")
+        warnings.append(
+            f"mesh porosity {porosity_mesh:.1%} misses the target {target:.1%} by {abs(error):.1%} after correction"
+        )
     if not closed_and_consistent(faces, len(verts)) or volume <= 0:
         raise RuntimeError("scaffold mesh is not closed and consistently wound (bug)")
     if cleanup.bodies == 0:
@@ -311,23 +332,37 @@ def build_scaffold(region, lattice: str = "gyroid-sheet", cell_mm: float = 2.0,
     if cleanup.bodies > 1:
         vols = cleanup.body_volumes_mm3
         if vols[0] < 0.9 * sum(vols):
-            raise DesignError(f"the scaffold falls apart into {cleanup.bodies} pieces (largest "
-                              f"{vols[0]:.1f} of {sum(vols):.1f} mm^3); use a denser or "
-                              "better-connected lattice or a smaller cell")
-        warnings.append(f"{cleanup.bodies - 1} loose piece(s) above {min_fragment_mm3} mm^3 "
-                        f"remain ({sum(vols[1:]):.2f} mm^3 in all); raise the minimum fragment "
-                        "volume to drop them")
+            raise DesignError(
+                f"the scaffold falls apart into {cleanup.bodies} pieces (largest "
+                f"{vols[0]:.1f} of {sum(vols):.1f} mm^3); use a denser or "
+                "better-connected lattice or a smaller cell"
+            )
+        warnings.append(
+            f"{cleanup.bodies - 1} loose piece(s) above {min_fragment_mm3} mm^3 "
+            f"remain ({sum(vols[1:]):.2f} mm^3 in all); raise the minimum fragment "
+            "volume to drop them"
+        )
     if cleanup.cavities:
-        warnings.append(f"{cleanup.cavities} sealed cavit{'y' if cleanup.cavities == 1 else 'ies'} "
-                        "inside the solid (powder would be trapped)")
+        warnings.append(
+            f"{cleanup.cavities} sealed cavit{'y' if cleanup.cavities == 1 else 'ies'} "
+            "inside the solid (powder would be trapped)"
+        )
     mesh = trimesh.Trimesh(vertices=verts, faces=faces, process=False, validate=False)
     level = None
     if grading is None and rim_mm == 0:
         level = float(design.lookup.level(porosity + design.shift))
-    return Scaffold(mesh=mesh, design=design, grid=grid, porosity_target=float(target),
-                    porosity_mesh=float(porosity_mesh),
-                    porosity_voxel=float(cal.porosity_at(design.shift)),
-                    region_volume_mm3=float(region_volume), level=level,
-                    fragments_dropped=cleanup.dropped, fragments_dropped_mm3=cleanup.dropped_mm3,
-                    bodies=cleanup.bodies, warnings=tuple(warnings), resolution=resolution)
-
+    return Scaffold(
+        mesh=mesh,
+        design=design,
+        grid=grid,
+        porosity_target=float(target),
+        porosity_mesh=float(porosity_mesh),
+        porosity_voxel=float(cal.porosity_at(design.shift)),
+        region_volume_mm3=float(region_volume),
+        level=level,
+        fragments_dropped=cleanup.dropped,
+        fragments_dropped_mm3=cleanup.dropped_mm3,
+        bodies=cleanup.bodies,
+        warnings=tuple(warnings),
+        resolution=resolution,
+    )

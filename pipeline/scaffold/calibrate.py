@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import cc3d
 import numpy as np
@@ -28,6 +28,7 @@ _BIN = 1e-4  # histogram resolution of the porosity shift
 
 # --- lattice-level properties on a few periodic cells ---
 
+
 def _cells_field(name: str, porosity: float, n_per_cell: int, lo: float, hi: float):
     """Lattice field in cell units (distance-like), negative in the solid, on [lo, hi]^3 cells."""
     lat = get_lattice(name)
@@ -38,8 +39,7 @@ def _cells_field(name: str, porosity: float, n_per_cell: int, lo: float, hi: flo
     return (f - np.float32(look.level(porosity))) / np.float32(look.scale)
 
 
-def phase_connected(name: str, porosity: float, phase: str = "solid",
-                    n_per_cell: int = 24, cells: int = 3) -> bool:
+def phase_connected(name: str, porosity: float, phase: str = "solid", n_per_cell: int = 24, cells: int = 3) -> bool:
     """Whether the solid (or the pore space) of an infinite lattice holds together.
 
     Samples ``cells^3`` cells and labels the phase with cc3d (26-connected for the
@@ -68,7 +68,7 @@ def phase_connected(name: str, porosity: float, phase: str = "solid",
     return bool(counts[through].sum() >= 0.9 * total)
 
 
-@lru_cache(maxsize=None)
+@cache
 def connectivity_limit(name: str, phase: str) -> float | None:
     """Porosity beyond which the phase falls apart (solid: above; pores: below).
 
@@ -148,26 +148,34 @@ def check_design(design: ScaffoldDesign, *, min_wall_mm=None, min_pore_mm=None) 
     if not phase_connected(name, p_hi, "solid"):
         lim = connectivity_limit(name, "solid")
         where = f" above ~{lim:.0%} porosity" if lim else ""
-        raise DesignError(f"{name} falls apart into loose pieces{where}: the design needs "
-                          f"{p_hi:.0%} locally; lower the porosity or choose another lattice")
+        raise DesignError(
+            f"{name} falls apart into loose pieces{where}: the design needs "
+            f"{p_hi:.0%} locally; lower the porosity or choose another lattice"
+        )
     if not phase_connected(name, dense, "pores"):
         lim = connectivity_limit(name, "pores")
         where = f" below ~{lim:.0%} porosity" if lim else ""
         what = "the rim's vents" if design.rim_mm > 0 and dense < p_lo else "its pores"
-        raise DesignError(f"{name} seals {what}{where}: the design needs {dense:.0%} locally; "
-                          "raise the porosity" + (" or the vent fraction" if design.rim_mm > 0 else ""))
+        raise DesignError(
+            f"{name} seals {what}{where}: the design needs {dense:.0%} locally; "
+            "raise the porosity" + (" or the vent fraction" if design.rim_mm > 0 else "")
+        )
     if min_wall_mm:
         wall = cell_features(name, p_hi, "solid").min * design.cell_mm
         if wall < min_wall_mm:
-            raise DesignError(f"{name} walls get down to {wall:.3f} mm at {p_hi:.0%} porosity with "
-                              f"{design.cell_mm} mm cells, below the process minimum {min_wall_mm} mm; "
-                              "use larger cells or lower porosity")
+            raise DesignError(
+                f"{name} walls get down to {wall:.3f} mm at {p_hi:.0%} porosity with "
+                f"{design.cell_mm} mm cells, below the process minimum {min_wall_mm} mm; "
+                "use larger cells or lower porosity"
+            )
     if min_pore_mm:
         pore = cell_features(name, dense, "pores").min * design.cell_mm
         if pore < min_pore_mm:
-            raise DesignError(f"{name} pores get down to {pore:.3f} mm at {dense:.0%} porosity with "
-                              f"{design.cell_mm} mm cells, below the minimum {min_pore_mm} mm; "
-                              "use larger cells or higher porosity")
+            raise DesignError(
+                f"{name} pores get down to {pore:.3f} mm at {dense:.0%} porosity with "
+                f"{design.cell_mm} mm cells, below the minimum {min_pore_mm} mm; "
+                "use larger cells or higher porosity"
+            )
 
 
 def thinnest_feature_mm(design: ScaffoldDesign) -> float:
@@ -175,13 +183,18 @@ def thinnest_feature_mm(design: ScaffoldDesign) -> float:
     p_lo, p_hi = design.porosity_range()
     dense = p_lo * (design.vent_fraction if design.rim_mm > 0 else 1.0)
     name = design.lattice.name
-    return min(cell_features(name, p_hi, "solid").min,
-               cell_features(name, dense, "pores").min) * design.cell_mm
+    return min(cell_features(name, p_hi, "solid").min, cell_features(name, dense, "pores").min) * design.cell_mm
 
 
-def choose_voxel_mm(design: ScaffoldDesign, region_volume_mm3: float, *,
-                    voxels_per_wall: float = 4.0, voxels_per_cell: float = 24.0,
-                    max_triangles: int = 40_000_000, deviation_mm: float | None = None):
+def choose_voxel_mm(
+    design: ScaffoldDesign,
+    region_volume_mm3: float,
+    *,
+    voxels_per_wall: float = 4.0,
+    voxels_per_cell: float = 24.0,
+    max_triangles: int = 40_000_000,
+    deviation_mm: float | None = None,
+):
     """Voxel size so the thinnest wall (and pore) is ``voxels_per_wall`` voxels across
     and a cell at least ``voxels_per_cell`` voxels, coarsened if the mesh would exceed
     ``max_triangles``.
@@ -213,17 +226,20 @@ def choose_voxel_mm(design: ScaffoldDesign, region_volume_mm3: float, *,
     area = surface_density(name, round(0.5 * (p_lo + p_hi), 2)) / cell * region_volume_mm3
     # measured: marching cubes makes about 3 triangles per voxel^2 of surface (the
     # clipped faces add a little more than the lattice's own area)
-    triangles = 3.0 * area / voxel ** 2
+    triangles = 3.0 * area / voxel**2
     warnings = []
     if triangles > max_triangles:
         voxel = math.sqrt(3.0 * area / max_triangles)
-        warnings.append(f"voxel coarsened to {voxel:.3f} mm to keep the mesh under {max_triangles:,} "
-                        f"triangles: the thinnest wall ({thinnest:.3f} mm) is only "
-                        f"{thinnest / voxel:.1f} voxels across")
+        warnings.append(
+            f"voxel coarsened to {voxel:.3f} mm to keep the mesh under {max_triangles:,} "
+            f"triangles: the thinnest wall ({thinnest:.3f} mm) is only "
+            f"{thinnest / voxel:.1f} voxels across"
+        )
     return voxel, warnings
 
 
 # --- the level on the real region ---
+
 
 @dataclass(frozen=True, eq=False)
 class Calibration:
@@ -310,10 +326,10 @@ def solve_level(design: ScaffoldDesign, grid: SamplingGrid, *, max_voxels: int =
         raise DesignError("the region is empty on the sampling grid")
     target = wp_sum / w_sum
     edges = u_lo + _BIN * np.arange(nbins + 1)
-    cal = Calibration(0.0, target, w_sum * h ** 3, edges, hist)
+    cal = Calibration(0.0, target, w_sum * h**3, edges, hist)
     # porosity_at is monotone increasing in the shift: bisect on it
     a, b = u_lo, u_hi
     for _ in range(60):
         m = 0.5 * (a + b)
         a, b = (m, b) if cal.porosity_at(m) < target else (a, m)
-    return Calibration(0.5 * (a + b), target, w_sum * h ** 3, edges, hist)
+    return Calibration(0.5 * (a + b), target, w_sum * h**3, edges, hist)

@@ -83,7 +83,7 @@ class ScaffoldDesign:
         """Field units to approximate mm near the lattice surface."""
         return self.cell_mm / self.lookup.scale
 
-    def with_shift(self, shift: float) -> "ScaffoldDesign":
+    def with_shift(self, shift: float) -> ScaffoldDesign:
         return replace(self, shift=float(shift))
 
     def porosity_range(self) -> tuple[float, float]:
@@ -114,8 +114,7 @@ class ScaffoldDesign:
         sdf = self.region.sdf_xyz(x, y, z)
         if local is None:
             r, o = self.rotation, self.origin
-            local = tuple(r[0, c] * (x - o[0]) + r[1, c] * (y - o[1]) + r[2, c] * (z - o[2])
-                          for c in range(3))
+            local = tuple(r[0, c] * (x - o[0]) + r[1, c] * (y - o[1]) + r[2, c] * (z - o[2]) for c in range(3))
         lat = self.lattice.field(*local, self.cell_mm)
         if self.grading is None:
             p = np.float32(self.porosity)
@@ -136,8 +135,9 @@ class ScaffoldDesign:
         if np.ndim(q) == 0:
             level = np.float32(self.lookup.level(float(q)))
         else:
-            level = np.interp(1.0 - q, self.lookup.solid.astype(np.float32),
-                              self.lookup.levels.astype(np.float32)).astype(np.float32)
+            level = np.interp(
+                1.0 - q, self.lookup.solid.astype(np.float32), self.lookup.levels.astype(np.float32)
+            ).astype(np.float32)
         h = lat - level
         h *= np.float32(self.mm_per_field)
         return h
@@ -174,9 +174,11 @@ class ScaffoldDesign:
         if np.allclose(m, np.eye(3), atol=1e-9):
             # grid axes are the lattice axes: lattice coordinates are 1-D per axis
             o = self.rotation.T @ (grid.affine[:3, 3] - self.origin)
-            local = (o[0] + h * np.arange(k0, k1 + 1)[:, None, None],
-                     o[1] + h * np.arange(grid.shape[1])[None, :, None],
-                     o[2] + h * np.arange(grid.shape[2])[None, None, :])
+            local = (
+                o[0] + h * np.arange(k0, k1 + 1)[:, None, None],
+                o[1] + h * np.arange(grid.shape[1])[None, :, None],
+                o[2] + h * np.arange(grid.shape[2])[None, None, :],
+            )
         else:
             local = None
         return self.parts_xyz(x, y, z, local)

@@ -22,8 +22,14 @@ import numpy as np
 from pipeline.errors import InputError
 
 # +x patient Left, +y Posterior, +z Superior (LPS)
-DIRECTIONS = {"L": (1.0, 0.0, 0.0), "R": (-1.0, 0.0, 0.0), "P": (0.0, 1.0, 0.0),
-              "A": (0.0, -1.0, 0.0), "S": (0.0, 0.0, 1.0), "I": (0.0, 0.0, -1.0)}
+DIRECTIONS = {
+    "L": (1.0, 0.0, 0.0),
+    "R": (-1.0, 0.0, 0.0),
+    "P": (0.0, 1.0, 0.0),
+    "A": (0.0, -1.0, 0.0),
+    "S": (0.0, 0.0, 1.0),
+    "I": (0.0, 0.0, -1.0),
+}
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,7 @@ class PorosityGrading:
     def porosity_range(self) -> tuple[float, float]:
         return min(self.start, self.end), max(self.start, self.end)
 
-    def resolve(self, region) -> "PorosityGrading":
+    def resolve(self, region) -> PorosityGrading:
         """Copy with everything that depends on the region fixed (boundary depth)."""
         if self.kind == "boundary" and self.depth_mm is None:
             return PorosityGrading(self.kind, self.start, self.end, self.direction, region.depth_mm())

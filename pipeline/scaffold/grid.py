@@ -62,9 +62,11 @@ class SamplingGrid:
         which keeps sums over axis-aligned grids cheap.
         """
         a = self.affine
-        idx = (np.arange(k0, k1 + 1, dtype=np.float64)[:, None, None],
-               np.arange(self.shape[1], dtype=np.float64)[None, :, None],
-               np.arange(self.shape[2], dtype=np.float64)[None, None, :])
+        idx = (
+            np.arange(k0, k1 + 1, dtype=np.float64)[:, None, None],
+            np.arange(self.shape[1], dtype=np.float64)[None, :, None],
+            np.arange(self.shape[2], dtype=np.float64)[None, None, :],
+        )
         out = []
         for r in range(3):
             terms = [a[r, c] * idx[c] for c in range(3) if a[r, c] != 0.0]

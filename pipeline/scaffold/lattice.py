@@ -20,7 +20,7 @@ the scaffold stage then corrects it on the real clipped region (see ``calibrate`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cache, cached_property
 from itertools import product
 
 import numpy as np
@@ -32,6 +32,7 @@ TWO_PI = 2.0 * np.pi
 
 # --- TPMS nodal functions over precomputed sines/cosines (separable evaluation) ---
 
+
 def _gyroid(s, c):
     return s[0] * c[1] + s[1] * c[2] + s[2] * c[0]
 
@@ -41,8 +42,7 @@ def _schwarz_p(s, c):
 
 
 def _diamond(s, c):
-    return (s[0] * s[1] * s[2] + s[0] * c[1] * c[2]
-            + c[0] * s[1] * c[2] + c[0] * c[1] * s[2])
+    return s[0] * s[1] * s[2] + s[0] * c[1] * c[2] + c[0] * s[1] * c[2] + c[0] * c[1] * s[2]
 
 
 def _neovius(s, c):
@@ -55,16 +55,15 @@ def _iwp(s, c):
     return 2.0 * (c[0] * c[1] + c[1] * c[2] + c[2] * c[0]) - (c2[0] + c2[1] + c2[2])
 
 
-TPMS = {"gyroid": _gyroid, "schwarz-p": _schwarz_p, "diamond": _diamond,
-        "neovius": _neovius, "iwp": _iwp}
+TPMS = {"gyroid": _gyroid, "schwarz-p": _schwarz_p, "diamond": _diamond, "neovius": _neovius, "iwp": _iwp}
 
 
 # --- strut cells, in cell units on [0, 1]^3 ---
 
+
 def _cube_edges():
     corners = [np.array(c, float) for c in product((0, 1), repeat=3)]
-    return [(a, b) for i, a in enumerate(corners) for b in corners[i + 1:]
-            if np.abs(a - b).sum() == 1]
+    return [(a, b) for i, a in enumerate(corners) for b in corners[i + 1 :] if np.abs(a - b).sum() == 1]
 
 
 def _bcc():
@@ -74,22 +73,24 @@ def _bcc():
 
 def _octet():
     segs = []
-    for ax in range(3):                              # both diagonals of every face
+    for ax in range(3):  # both diagonals of every face
         for side in (0.0, 1.0):
             u, v = [a for a in range(3) if a != ax]
             for flip in (False, True):
-                a = np.zeros(3); b = np.zeros(3)
+                a = np.zeros(3)
+                b = np.zeros(3)
                 a[ax] = b[ax] = side
                 a[u], a[v] = 0.0, (1.0 if flip else 0.0)
                 b[u], b[v] = 1.0, (0.0 if flip else 1.0)
                 segs.append((a, b))
-    faces = []                                       # octahedron joining face centres
+    faces = []  # octahedron joining face centres
     for ax in range(3):
         for side in (0.0, 1.0):
-            p = np.full(3, 0.5); p[ax] = side
+            p = np.full(3, 0.5)
+            p[ax] = side
             faces.append(p)
     for i, a in enumerate(faces):
-        for b in faces[i + 1:]:
+        for b in faces[i + 1 :]:
             if np.isclose(np.linalg.norm(a - b), np.sqrt(0.5)):
                 segs.append((a, b))
     return segs
@@ -167,7 +168,8 @@ def get_lattice(name: str) -> Lattice:
 
 # --- strut distance fields ---
 
-@lru_cache(maxsize=None)
+
+@cache
 def _strut_segments(family: str) -> tuple[np.ndarray, np.ndarray]:
     """Segments (a, b) of one cell that can be nearest to a point of [0, 1/2]^3.
 
@@ -177,11 +179,11 @@ def _strut_segments(family: str) -> tuple[np.ndarray, np.ndarray]:
     needed to reproduce the nearest distance everywhere, which saves time.
     """
     segs = STRUTS[family]()
-    a = np.array([s[0] for s in segs]); b = np.array([s[1] for s in segs])
+    a = np.array([s[0] for s in segs])
+    b = np.array([s[1] for s in segs])
     g = np.linspace(0.0, 0.5, 41)
     q = np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
-    d = np.stack([_segment_distance(q[:, 0], q[:, 1], q[:, 2], a[i], b[i])
-                  for i in range(len(segs))])
+    d = np.stack([_segment_distance(q[:, 0], q[:, 1], q[:, 2], a[i], b[i]) for i in range(len(segs))])
     best = d.min(axis=0)
     nearest = d <= best + 1e-9
     keep: list[int] = []
@@ -199,8 +201,7 @@ def _segment_distance(x, y, z, a, b):
     d = b - a
     t = ((x - a[0]) * d[0] + (y - a[1]) * d[1] + (z - a[2]) * d[2]) / float(d @ d)
     t = np.clip(t, 0.0, 1.0)
-    return np.sqrt((x - a[0] - t * d[0]) ** 2 + (y - a[1] - t * d[1]) ** 2
-                   + (z - a[2] - t * d[2]) ** 2)
+    return np.sqrt((x - a[0] - t * d[0]) ** 2 + (y - a[1] - t * d[1]) ** 2 + (z - a[2] - t * d[2]) ** 2)
 
 
 def _strut_field(family, x, y, z, cell_mm):
@@ -218,6 +219,7 @@ def _strut_field(family, x, y, z, cell_mm):
 
 
 # --- unit-cell sampling and the porosity <-> level lookup ---
+
 
 def cell_sample(lattice: Lattice, n: int = 96) -> np.ndarray:
     """Field on ``n^3`` cell-centred points of one cell (cell size 1, float32)."""
@@ -253,8 +255,9 @@ class PorosityLookup:
 
     def slope(self, level):
         """|d porosity / d level| at ``level`` (per field unit), smoothed; float32."""
-        return np.interp(np.asarray(level, dtype=np.float32), self.levels.astype(np.float32),
-                         self._slope).astype(np.float32, copy=False)
+        return np.interp(np.asarray(level, dtype=np.float32), self.levels.astype(np.float32), self._slope).astype(
+            np.float32, copy=False
+        )
 
     @cached_property
     def _slope(self) -> np.ndarray:
@@ -265,12 +268,13 @@ class PorosityLookup:
 
     def porosity(self, level):
         """Porosity (fraction) of the infinite lattice at ``level``; vectorised, float32."""
-        sf = np.interp(np.asarray(level, dtype=np.float32), self.levels.astype(np.float32),
-                       self.solid.astype(np.float32))
+        sf = np.interp(
+            np.asarray(level, dtype=np.float32), self.levels.astype(np.float32), self.solid.astype(np.float32)
+        )
         return (np.float32(1.0) - sf).astype(np.float32, copy=False)
 
 
-@lru_cache(maxsize=None)
+@cache
 def porosity_lookup(name: str, log2_samples: int = 20, knots: int = 4001) -> PorosityLookup:
     """Calibrated porosity <-> level table of a lattice (cached per name).
 

@@ -110,10 +110,11 @@ class ScaffoldMeasurement:
         return asdict(self)
 
 
-def gibson_ashby_modulus_gpa(relative_density: float, solid_modulus_gpa: float,
-                             c: float = GIBSON_ASHBY["C"], n: float = GIBSON_ASHBY["n"]) -> float:
+def gibson_ashby_modulus_gpa(
+    relative_density: float, solid_modulus_gpa: float, c: float = GIBSON_ASHBY["C"], n: float = GIBSON_ASHBY["n"]
+) -> float:
     """Apparent modulus ``E = C * rho^n * Es`` (GPa) of a cellular solid (Gibson & Ashby 1997)."""
-    return float(c * relative_density ** n * solid_modulus_gpa)
+    return float(c * relative_density**n * solid_modulus_gpa)
 
 
 def deepest_point(region: Region, n: int = 40) -> np.ndarray:
@@ -144,7 +145,7 @@ def _phase_sizes(design, centre, inner_mm, margin_mm, voxel_mm, phase, max_voxel
         return {"n_voxels": 0}, voxel_mm, side
     lt = local_thickness(f, (voxel_mm,) * 3)
     m = int(round(margin_mm / voxel_mm))
-    inner = lt[m:-m or None, m:-m or None, m:-m or None] if m else lt
+    inner = lt[m : -m or None, m : -m or None, m : -m or None] if m else lt
     return distribution(inner), voxel_mm, side
 
 
@@ -168,8 +169,8 @@ def pore_connectivity(design: ScaffoldDesign, voxel_mm: float, max_voxels: int =
     outside = np.zeros(grid.shape, bool)
     for k0, k1 in grid.chunks():
         parts = design.grid_parts(grid, k0, k1)
-        pore[k0:k1 + 1] = design.pore_from_parts(*parts) < 0
-        outside[k0:k1 + 1] = parts[0] >= 0  # exactly on the boundary counts as outside
+        pore[k0 : k1 + 1] = design.pore_from_parts(*parts) < 0
+        outside[k0 : k1 + 1] = parts[0] >= 0  # exactly on the boundary counts as outside
     labels = cc3d.connected_components(pore | outside, connectivity=6)
     open_labels = np.unique(labels[outside])
     n_pore = int(pore.sum())
@@ -179,7 +180,7 @@ def pore_connectivity(design: ScaffoldDesign, voxel_mm: float, max_voxels: int =
     return {
         "interconnected_pore_fraction": float(connected.sum() / n_pore) if n_pore else 0.0,
         "closed_pores": int(len(closed_ids)),
-        "closed_pore_volume_mm3": float(closed.sum() * voxel_mm ** 3),
+        "closed_pore_volume_mm3": float(closed.sum() * voxel_mm**3),
         "connectivity_voxel_mm": float(voxel_mm),
     }
 
@@ -199,14 +200,21 @@ def voxel_porosity(design: ScaffoldDesign, voxel_mm: float) -> tuple[float, floa
         g = design.solid_from_parts(*parts)
         region_sum += float(w.sum(dtype=np.float64))
         solid_sum += float(np.clip(np.float32(0.5) - g / h, 0.0, 1.0).sum(dtype=np.float64))
-    return 1.0 - solid_sum / region_sum, region_sum * voxel_mm ** 3
+    return 1.0 - solid_sum / region_sum, region_sum * voxel_mm**3
 
 
-def measure_scaffold(mesh, region: Region, design: ScaffoldDesign | None = None, *,
-                     region_volume_mm3: float | None = None, voxel_mm: float | None = None,
-                     material: str = "ti6al4v", block_cells: float = 1.0,
-                     max_block_voxels: int = 128 ** 3,
-                     connectivity_max_voxels: int = 64_000_000) -> ScaffoldMeasurement:
+def measure_scaffold(
+    mesh,
+    region: Region,
+    design: ScaffoldDesign | None = None,
+    *,
+    region_volume_mm3: float | None = None,
+    voxel_mm: float | None = None,
+    material: str = "ti6al4v",
+    block_cells: float = 1.0,
+    max_block_voxels: int = 128**3,
+    connectivity_max_voxels: int = 64_000_000,
+) -> ScaffoldMeasurement:
     """Measure a scaffold mesh filling ``region``.
 
     Parameters
@@ -274,30 +282,46 @@ def measure_scaffold(mesh, region: Region, design: ScaffoldDesign | None = None,
         pore_est = cell_features(name, p_lo, "pores")
         inner = block_cells * cell
         # voxels: ten (walls) or twelve (pores) across the thinnest; margins: the largest ball
-        walls, wv, wside = _phase_sizes(design, centre, inner, 0.75 * wall_est.median * cell,
-                                        wall_est.min * cell / 10.0, "solid", max_block_voxels)
-        pores, pvx, pside = _phase_sizes(design, centre, inner, 0.75 * cell,
-                                         pore_est.min * cell / 12.0, "pores", max_block_voxels)
+        walls, wv, wside = _phase_sizes(
+            design, centre, inner, 0.75 * wall_est.median * cell, wall_est.min * cell / 10.0, "solid", max_block_voxels
+        )
+        pores, pvx, pside = _phase_sizes(
+            design, centre, inner, 0.75 * cell, pore_est.min * cell / 12.0, "pores", max_block_voxels
+        )
         out["wall_thickness_mm"] = {k: walls.get(k) for k in ("p01", "p05", "p50", "mean", "p95", "max")}
         out["wall_thickness_mm"]["median"] = walls.get("p50")
-        out["pore_diameter_mm"] = {"d10": pores.get("p10"), "d50": pores.get("p50"),
-                                   "d90": pores.get("p90"), "mean": pores.get("mean"),
-                                   "p01": pores.get("p01"), "max": pores.get("max")}
+        out["pore_diameter_mm"] = {
+            "d10": pores.get("p10"),
+            "d50": pores.get("p50"),
+            "d90": pores.get("p90"),
+            "mean": pores.get("mean"),
+            "p01": pores.get("p01"),
+            "max": pores.get("max"),
+        }
         smallest = [v for v in (walls.get("p01"), pores.get("p01")) if v]
         out["smallest_feature_mm"] = min(smallest) if smallest else None
         out.update(pore_connectivity(design, voxel_mm, connectivity_max_voxels))
         out["measurement"] = {
             "porosity_voxel_mm": voxel_mm,
             "feature_block_center_lps_mm": [float(v) for v in centre],
-            "wall_block_mm": wside, "wall_voxel_mm": wv,
-            "pore_block_mm": pside, "pore_voxel_mm": pvx,
+            "wall_block_mm": wside,
+            "wall_voxel_mm": wv,
+            "pore_block_mm": pside,
+            "pore_voxel_mm": pvx,
             "method": "local thickness (maximal inscribed spheres, sub-voxel radii), "
-                      "volume-weighted, over the central block_cells^3 cells",
+            "volume-weighted, over the central block_cells^3 cells",
         }
     else:
-        for key in ("wall_thickness_mm", "pore_diameter_mm", "smallest_feature_mm",
-                    "interconnected_pore_fraction", "closed_pores", "closed_pore_volume_mm3",
-                    "connectivity_voxel_mm", "measurement"):
+        for key in (
+            "wall_thickness_mm",
+            "pore_diameter_mm",
+            "smallest_feature_mm",
+            "interconnected_pore_fraction",
+            "closed_pores",
+            "closed_pore_volume_mm3",
+            "connectivity_voxel_mm",
+            "measurement",
+        ):
             out[key] = None
     modulus = gibson_ashby_modulus_gpa(rho, mat.modulus_gpa)
     band = DESIGN_TARGETS["vertebral_cancellous_modulus"]["value"]
@@ -308,8 +332,9 @@ def measure_scaffold(mesh, region: Region, design: ScaffoldDesign | None = None,
         bone_modulus_band_gpa=list(band),
         modulus_in_bone_band=bool(band[0] <= modulus <= band[1]),
         porosity_band=DESIGN_TARGETS["porosity_band"]["value"],
-        porosity_in_band=bool(DESIGN_TARGETS["porosity_band"]["value"][0] <= porosity
-                              <= DESIGN_TARGETS["porosity_band"]["value"][1]),
+        porosity_in_band=bool(
+            DESIGN_TARGETS["porosity_band"]["value"][0] <= porosity <= DESIGN_TARGETS["porosity_band"]["value"][1]
+        ),
     )
     d50 = (out.get("pore_diameter_mm") or {}).get("d50")
     out["pore_size_ok"] = None if d50 is None else bool(d50 >= DESIGN_TARGETS["pore_size_min"]["value"])

@@ -86,7 +86,7 @@ def mesh_field(grid: SamplingGrid, slab_field, *, max_voxels: int = 8_000_000):
         prev_index = index[last][order]
         vv = v[new]  # float32 slab-local indices; the slab offset is added in float64 below
         verts.append((vv, k0))
-        faces.append(index[t].astype(np.int32 if n_total + len(vv) < 2 ** 31 else np.int64))
+        faces.append(index[t].astype(np.int32 if n_total + len(vv) < 2**31 else np.int64))
         n_total += len(vv)
     if not verts:
         return np.zeros((0, 3)), np.zeros((0, 3), np.int64)
@@ -96,7 +96,7 @@ def mesh_field(grid: SamplingGrid, slab_field, *, max_voxels: int = 8_000_000):
     for vv, k0 in verts:
         local = vv.astype(np.float64)
         local[:, 0] += k0
-        v[i:i + len(vv)] = local @ a[:3, :3].T + a[:3, 3]
+        v[i : i + len(vv)] = local @ a[:3, :3].T + a[:3, 3]
         i += len(vv)
     del verts
     t = np.concatenate(faces)
@@ -112,9 +112,9 @@ def signed_volumes(vertices: np.ndarray, faces: np.ndarray, chunk: int = 4_000_0
     c = vertices.mean(axis=0)
     out = np.empty(len(faces), np.float64)
     for i in range(0, len(faces), chunk):
-        f = faces[i:i + chunk]
+        f = faces[i : i + chunk]
         a, b, d = (vertices[f[:, k]] - c for k in range(3))
-        out[i:i + chunk] = np.einsum("ij,ij->i", a, np.cross(b, d)) / 6.0
+        out[i : i + chunk] = np.einsum("ij,ij->i", a, np.cross(b, d)) / 6.0
     return out
 
 
@@ -184,9 +184,14 @@ def drop_fragments(vertices: np.ndarray, faces: np.ndarray, min_volume_mm3: floa
     small = (vol > 0) & (vol < min_volume_mm3)
     keep_face = ~small[flabel]
     body_vols = np.sort(vol[(vol > 0) & ~small])[::-1]
-    cleanup = Cleanup(dropped=int(small.sum()), dropped_mm3=float(vol[small].sum()),
-                      bodies=int(len(body_vols)), body_volumes_mm3=tuple(float(v) for v in body_vols),
-                      cavities=int((vol < 0).sum()), volume_mm3=float(vol[~small].sum()))
+    cleanup = Cleanup(
+        dropped=int(small.sum()),
+        dropped_mm3=float(vol[small].sum()),
+        bodies=int(len(body_vols)),
+        body_volumes_mm3=tuple(float(v) for v in body_vols),
+        cavities=int((vol < 0).sum()),
+        volume_mm3=float(vol[~small].sum()),
+    )
     if keep_face.all():
         return vertices, faces, cleanup
     faces = faces[keep_face]

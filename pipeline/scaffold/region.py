@@ -46,7 +46,7 @@ class Sphere:
 
     def volume_mm3(self, offset: float = 0.0):
         r = self.radius - offset
-        return 4.0 / 3.0 * math.pi * r ** 3 if r > 0 else 0.0
+        return 4.0 / 3.0 * math.pi * r**3 if r > 0 else 0.0
 
     def depth_mm(self):
         return self.radius
@@ -147,8 +147,7 @@ class MaskShape:
         for i in range(3):
             coords[i] = inv[i, 0] * x + inv[i, 1] * y + inv[i, 2] * z + inv[i, 3]
         # outside the padded grid the mask is empty: 'nearest' repeats the positive border
-        out = ndimage.map_coordinates(self.distance, coords, order=1, mode="nearest",
-                                      output=np.float32)
+        out = ndimage.map_coordinates(self.distance, coords, order=1, mode="nearest", output=np.float32)
         return out + np.float32(offset)
 
     def _separable(self, x, y, z):
@@ -177,7 +176,7 @@ class MaskShape:
         out_axis = []
         for i in range(3):
             j = int(np.flatnonzero(inv[i, :3])[0])
-            q = (inv[i, j] * coords[j].astype(np.float64).reshape(-1) + inv[i, 3])
+            q = inv[i, j] * coords[j].astype(np.float64).reshape(-1) + inv[i, 3]
             n = t.shape[i]
             q = np.clip(q, 0.0, n - 1)
             i0 = np.minimum(np.floor(q).astype(np.intp), max(n - 2, 0))
@@ -207,8 +206,9 @@ class MaskShape:
         return float(max(-self.distance.min(), 0.0))
 
 
-def mask_shape(mask: np.ndarray, affine: np.ndarray, smooth_mm: float | None = None,
-               *, what: str = "region mask") -> MaskShape:
+def mask_shape(
+    mask: np.ndarray, affine: np.ndarray, smooth_mm: float | None = None, *, what: str = "region mask"
+) -> MaskShape:
     """Smooth signed distance of a boolean ``mask`` whose voxels map to LPS by ``affine``.
 
     Parameters
@@ -236,7 +236,8 @@ def mask_shape(mask: np.ndarray, affine: np.ndarray, smooth_mm: float | None = N
     if smooth_mm is None:
         smooth_mm = 0.6 * float(spacing.max())
     nz = np.nonzero(mask)
-    start = np.array([int(a.min()) for a in nz]); stop = np.array([int(a.max()) + 1 for a in nz])
+    start = np.array([int(a.min()) for a in nz])
+    stop = np.array([int(a.max()) + 1 for a in nz])
     # pad so the distance is positive on the grid border and smoothing has room
     pad = int(math.ceil(3.0 * smooth_mm / spacing.min())) + 3
     crop = mask[tuple(slice(a, b) for a, b in zip(start, stop))]
@@ -247,9 +248,14 @@ def mask_shape(mask: np.ndarray, affine: np.ndarray, smooth_mm: float | None = N
         sd = ndimage.gaussian_filter(sd, sigma=smooth_mm / spacing, mode="nearest")
     corners = np.array(list(np.ndindex(2, 2, 2)), float) * (stop - start) + start - 0.5
     lps = corners @ affine[:3, :3].T + affine[:3, 3]
-    return MaskShape(distance=sd, affine=grid_affine, lo=lps.min(0), hi=lps.max(0),
-                     mask_volume_mm3=float(mask.sum() * abs(np.linalg.det(affine[:3, :3]))),
-                     _inverse=np.linalg.inv(grid_affine))
+    return MaskShape(
+        distance=sd,
+        affine=grid_affine,
+        lo=lps.min(0),
+        hi=lps.max(0),
+        mask_volume_mm3=float(mask.sum() * abs(np.linalg.det(affine[:3, :3]))),
+        _inverse=np.linalg.inv(grid_affine),
+    )
 
 
 def parse_primitive(spec: str):
@@ -318,24 +324,25 @@ class Region:
             raise DesignError(f"a clearance of {self.clearance_mm} mm leaves nothing of the region")
 
     @classmethod
-    def from_spec(cls, spec: str, **kw) -> "Region":
+    def from_spec(cls, spec: str, **kw) -> Region:
         """Region from a primitive spec string, see :func:`parse_primitive`."""
         return cls(parse_primitive(spec), **kw)
 
     @classmethod
-    def from_mask(cls, mask, affine, *, smooth_mm=None, clearance_mm=0.0,
-                  bone_mask=None, bone_affine=None, bone_mode="subtract") -> "Region":
+    def from_mask(
+        cls, mask, affine, *, smooth_mm=None, clearance_mm=0.0, bone_mask=None, bone_affine=None, bone_mode="subtract"
+    ) -> Region:
         """Region from a boolean mask on a scan grid (e.g. a fracture defect)."""
         bone = None
         if bone_mask is not None:
-            bone = mask_shape(bone_mask, affine if bone_affine is None else bone_affine,
-                              smooth_mm, what="bone mask")
+            bone = mask_shape(bone_mask, affine if bone_affine is None else bone_affine, smooth_mm, what="bone mask")
         return cls(mask_shape(mask, affine, smooth_mm), clearance_mm, bone, bone_mode)
 
-    def with_bone(self, bone_mask, bone_affine, mode="subtract", smooth_mm=None) -> "Region":
+    def with_bone(self, bone_mask, bone_affine, mode="subtract", smooth_mm=None) -> Region:
         """Same region combined with a bone mask."""
-        return Region(self.shape, self.clearance_mm,
-                      mask_shape(bone_mask, bone_affine, smooth_mm, what="bone mask"), mode)
+        return Region(
+            self.shape, self.clearance_mm, mask_shape(bone_mask, bone_affine, smooth_mm, what="bone mask"), mode
+        )
 
     def sdf_xyz(self, x, y, z) -> np.ndarray:
         """Signed distance (mm, negative inside) at broadcastable LPS coordinates."""
@@ -386,11 +393,13 @@ class Region:
         elif isinstance(s, Box):
             shape = {"type": "box", "lo_lps_mm": list(s.lo), "hi_lps_mm": list(s.hi)}
         elif isinstance(s, Cylinder):
-            shape = {"type": "cylinder", "p0_lps_mm": list(s.p0), "p1_lps_mm": list(s.p1),
-                     "radius_mm": s.radius}
+            shape = {"type": "cylinder", "p0_lps_mm": list(s.p0), "p1_lps_mm": list(s.p1), "radius_mm": s.radius}
         else:
-            shape = {"type": "mask", "mask_volume_mm3": s.mask_volume_mm3,
-                     "bounds_lps_mm": [s.lo.tolist(), s.hi.tolist()]}
+            shape = {
+                "type": "mask",
+                "mask_volume_mm3": s.mask_volume_mm3,
+                "bounds_lps_mm": [s.lo.tolist(), s.hi.tolist()],
+            }
         out = {"shape": shape, "clearance_mm": self.clearance_mm}
         if self.bone is not None:
             out["bone"] = self.bone_mode

@@ -28,8 +28,9 @@ import numpy as np
 DEVIATION_PERCENTILE = 99.9
 
 
-def implicit_deviation_mm(design, vertices: np.ndarray, faces: np.ndarray,
-                          step_mm: float = 1e-3, max_faces: int = 250_000) -> np.ndarray:
+def implicit_deviation_mm(
+    design, vertices: np.ndarray, faces: np.ndarray, step_mm: float = 1e-3, max_faces: int = 250_000
+) -> np.ndarray:
     """First-order distance (mm) from face centroids to the design's surface.
 
     ``|f| / |grad f|`` of the design's solid field ``f`` (central differences of

@@ -26,8 +26,9 @@ except ImportError:  # pragma: no cover - scipy fallback
 def _distance_to_zero(data: np.ndarray, spacing) -> np.ndarray:
     """Euclidean distance (mm) from every True voxel to the nearest False voxel."""
     if _edt is not None:
-        return _edt.edt(np.ascontiguousarray(data, dtype=np.uint8), anisotropy=tuple(spacing),
-                        black_border=False, parallel=2)
+        return _edt.edt(
+            np.ascontiguousarray(data, dtype=np.uint8), anisotropy=tuple(spacing), black_border=False, parallel=2
+        )
     return ndimage.distance_transform_edt(data, sampling=spacing)
 
 
@@ -60,8 +61,11 @@ def surface_distance(field: np.ndarray, spacing) -> np.ndarray:
         normal[ax][sel] = grads[ax] / gmag
         off = off - b[ax] * spacing[ax] * grads[ax] / gmag
     offset[sel] = -off
-    coords = [np.arange(n, dtype=np.float32)[tuple(slice(None) if a == ax else None for a in range(3))]
-              * np.float32(spacing[ax]) for ax, n in enumerate(field.shape)]
+    coords = [
+        np.arange(n, dtype=np.float32)[tuple(slice(None) if a == ax else None for a in range(3))]
+        * np.float32(spacing[ax])
+        for ax, n in enumerate(field.shape)
+    ]
     best = offset - sum(normal[ax] * coords[ax] for ax in range(3))
     for ax in range(3):
         for shift in (1, -1):
@@ -70,8 +74,9 @@ def surface_distance(field: np.ndarray, spacing) -> np.ndarray:
             src[ax] = slice(shift, None) if shift > 0 else slice(None, shift)
             dst[ax] = slice(None, -shift) if shift > 0 else slice(-shift, None)
             src, dst = tuple(src), tuple(dst)
-            cand = offset[src] - sum(normal[a][src] * coords[a][dst] if a == ax else
-                                     normal[a][src] * coords[a] for a in range(3))
+            cand = offset[src] - sum(
+                normal[a][src] * coords[a][dst] if a == ax else normal[a][src] * coords[a] for a in range(3)
+            )
             sub = best[dst]
             np.fmin(sub, np.where(cand >= 0, cand, np.nan), out=sub)
     out = np.zeros(field.shape, np.float32)
@@ -97,8 +102,7 @@ def _ridge_radii(dist: np.ndarray, spacing) -> tuple[np.ndarray, np.ndarray]:
     lift = np.zeros(dist.shape, np.float32)
     for ax in range(3):
         # the block's faces are never ridges: what lies beyond them is unknown
-        pad = np.pad(dist, [(1, 1) if a == ax else (0, 0) for a in range(3)],
-                     mode="constant", constant_values=np.inf)
+        pad = np.pad(dist, [(1, 1) if a == ax else (0, 0) for a in range(3)], mode="constant", constant_values=np.inf)
         lo = np.take(pad, np.arange(0, dist.shape[ax]), axis=ax)
         hi = np.take(pad, np.arange(2, dist.shape[ax] + 2), axis=ax)
         peak = (dist >= lo) & (dist >= hi)
@@ -109,8 +113,9 @@ def _ridge_radii(dist: np.ndarray, spacing) -> tuple[np.ndarray, np.ndarray]:
     return ridge, dist + np.where(ridge, lift, np.float32(0.0))
 
 
-def local_thickness(field: np.ndarray, spacing, *, ratio: float = 1.04,
-                    ridge_percentile: float = 2.0, max_levels: int = 36) -> np.ndarray:
+def local_thickness(
+    field: np.ndarray, spacing, *, ratio: float = 1.04, ridge_percentile: float = 2.0, max_levels: int = 36
+) -> np.ndarray:
     """Local thickness (mm) of the phase ``field < 0``.
 
     Parameters
@@ -164,8 +169,7 @@ def local_thickness(field: np.ndarray, spacing, *, ratio: float = 1.04,
         # the bounding box of the grown balls is all the transform has to cover
         nz = np.nonzero(centre_set)
         lo = [max(int(a.min()) - int(np.ceil(level / s)) - 1, 0) for a, s in zip(nz, spacing)]
-        hi = [min(int(a.max()) + int(np.ceil(level / s)) + 2, m)
-              for a, s, m in zip(nz, spacing, field.shape)]
+        hi = [min(int(a.max()) + int(np.ceil(level / s)) + 2, m) for a, s, m in zip(nz, spacing, field.shape)]
         box = tuple(slice(a, b) for a, b in zip(lo, hi))
         reach = _distance_to_zero(~centre_set[box], spacing)
         covered = phase[box] & (reach < level)

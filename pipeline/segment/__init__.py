@@ -142,8 +142,14 @@ def segment_vertebrae(
         lut[[i + 1 for i in kept]] = values
         labels_c[parts.box] = lut[in_box]
         for i in kept:
-            vertebrae.append({"level": names[i], "complete": bool(layout.slots[i].complete),
-                              "height_mm": round(float(heights[i]), 1), **naming.per_vertebra[i]})
+            vertebrae.append(
+                {
+                    "level": names[i],
+                    "complete": bool(layout.slots[i].complete),
+                    "height_mm": round(float(heights[i]), 1),
+                    **naming.per_vertebra[i],
+                }
+            )
         names = [names[i] for i in kept]
     at_edge = set(np.unique(labels_c[0]).tolist()) | set(np.unique(labels_c[-1]).tolist())
     cut = [name for value, name in zip(values, names) if value in at_edge]

@@ -119,7 +119,9 @@ def label_vertebrae(hu: np.ndarray, spacing, layout: SpineLayout, low: float, hi
         lo, hi = slot.bounds(v, u)
         lo = lo + (m if slot.low_disc else 0.0)
         hi = hi - (m if slot.high_disc else 0.0)
-        core = (k >= lo) & (k <= hi) & (v >= CORE_V[0]) & (v <= CORE_V[1]) & (np.abs(u) <= CORE_U) & (d >= CORE_DEPTH_MM)
+        core = (
+            (k >= lo) & (k <= hi) & (v >= CORE_V[0]) & (v <= CORE_V[1]) & (np.abs(u) <= CORE_U) & (d >= CORE_DEPTH_MM)
+        )
         markers_flat[core] = label
         if slot.pedicle >= 0:
             p0, p1, v0 = slot.pedicle - 0.12 * h, slot.pedicle + 0.12 * h, PEDICLE_V[0]
@@ -142,7 +144,14 @@ def label_vertebrae(hu: np.ndarray, spacing, layout: SpineLayout, low: float, hi
                 r0, r1 = slot.low + SPINOUS_SEED[0] * full, slot.low + SPINOUS_SEED[1] * full
             else:
                 r0, r1 = slot.high - (1 - SPINOUS_SEED[0]) * full, slot.high - (1 - SPINOUS_SEED[1]) * full
-            root = (k >= r0) & (k <= r1) & (np.abs(u) <= SPINOUS_U) & (v >= SPINOUS_V[0]) & (v <= SPINOUS_V[1]) & (d >= 1.0)
+            root = (
+                (k >= r0)
+                & (k <= r1)
+                & (np.abs(u) <= SPINOUS_U)
+                & (v >= SPINOUS_V[0])
+                & (v <= SPINOUS_V[1])
+                & (d >= 1.0)
+            )
             markers_flat[root & (markers_flat == 0)] = label
         for plane in (slot.low_plane, slot.high_plane):
             if plane is not None:
@@ -165,9 +174,15 @@ def label_vertebrae(hu: np.ndarray, spacing, layout: SpineLayout, low: float, hi
     return LabelledSpine(labels=labels, lateral=flooded == lateral_id, depth=depth, box=box, frame=frame)
 
 
-def _long_lateral(bone: np.ndarray, idx: np.ndarray, u: np.ndarray, start_mm: float,
-                  depth: np.ndarray | None = None, thinner_mm: float = np.inf,
-                  voxel_mm3: float = 0.0) -> np.ndarray:
+def _long_lateral(
+    bone: np.ndarray,
+    idx: np.ndarray,
+    u: np.ndarray,
+    start_mm: float,
+    depth: np.ndarray | None = None,
+    thinner_mm: float = np.inf,
+    voxel_mm3: float = 0.0,
+) -> np.ndarray:
     """Bone beside the spine that belongs to a rib or an ilium (flat index into ``idx``).
 
     A flood from far out along a thin rib meets the flood from the vertebra half-way,
@@ -199,7 +214,9 @@ def _long_lateral(bone: np.ndarray, idx: np.ndarray, u: np.ndarray, start_mm: fl
     return far[comp[tuple(idx.T)]]
 
 
-def _arch_at_scan_end(labels, loose, layout: SpineLayout, frame: BoxCoordinates, spacing, origin, n_slices) -> np.ndarray:
+def _arch_at_scan_end(
+    labels, loose, layout: SpineLayout, frame: BoxCoordinates, spacing, origin, n_slices
+) -> np.ndarray:
     """Give loose arch bone at the scan's first or last slice to the vertebra cut there.
 
     A vertebra cut by the top of the scan shows laminae and a spinous process that

@@ -57,8 +57,9 @@ def largest_piece(mask: np.ndarray) -> np.ndarray:
     return comp == int(np.argmax(sizes))
 
 
-def partial_volume_edge(mask: np.ndarray, hu: np.ndarray, spacing=(1.0, 1.0, 1.0), passes: int = 3,
-                        keep: np.ndarray | None = None) -> np.ndarray:
+def partial_volume_edge(
+    mask: np.ndarray, hu: np.ndarray, spacing=(1.0, 1.0, 1.0), passes: int = 3, keep: np.ndarray | None = None
+) -> np.ndarray:
     """Peel the surface voxels of solid ``mask`` that are less than half bone.
 
     A voxel on the edge of bone holds bone and soft tissue; its HU lies between the
@@ -87,7 +88,7 @@ def partial_volume_edge(mask: np.ndarray, hu: np.ndarray, spacing=(1.0, 1.0, 1.0
     ball = None
     if reach.any():
         grid = np.indices(2 * reach + 1).reshape(3, -1).T - reach
-        ball = grid[((grid * spacing) ** 2).sum(axis=1) <= RESOLVED_MM ** 2]
+        ball = grid[((grid * spacing) ** 2).sum(axis=1) <= RESOLVED_MM**2]
     top = np.asarray(m.shape) - 1
     # Only surface voxels can be peeled: their neighbours are gathered directly (a
     # few per cent of the box) instead of filtering the whole box. Neighbours beyond
@@ -123,5 +124,3 @@ def partial_volume_edge(mask: np.ndarray, hu: np.ndarray, spacing=(1.0, 1.0, 1.0
             break
         m[tuple(idx[peel].T)] = False  # a view: peels ``out`` itself
     return out
-
-

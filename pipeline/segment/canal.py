@@ -93,8 +93,9 @@ def find_canal(grid: AnalysisGrid) -> SpineAxis | None:
     return _smooth_axis(chain, grid)
 
 
-def extend_axis(axis: SpineAxis, z_range_mm: tuple[float, float], *, reach_mm: float = 60.0,
-                chord_mm: float = 30.0) -> SpineAxis:
+def extend_axis(
+    axis: SpineAxis, z_range_mm: tuple[float, float], *, reach_mm: float = 60.0, chord_mm: float = 30.0
+) -> SpineAxis:
     """The axis continued straight beyond each end, up to ``reach_mm`` or the scan's edge.
 
     The canal is lost where its ring opens for good (the sacral canal flattens, the
@@ -120,12 +121,18 @@ def extend_axis(axis: SpineAxis, z_range_mm: tuple[float, float], *, reach_mm: f
         steps = np.arange(1, n + 1) * dz * sign
         new = (axis.z[end] + steps, axis.y[end] + slope_y * steps, axis.x[end] + slope_x * steps)
         if end == 0:
-            z.insert(0, new[0][::-1]); y.insert(0, new[1][::-1]); x.insert(0, new[2][::-1])
+            z.insert(0, new[0][::-1])
+            y.insert(0, new[1][::-1])
+            x.insert(0, new[2][::-1])
             sup.insert(0, np.zeros(n, dtype=bool))
         else:
-            z.append(new[0]); y.append(new[1]); x.append(new[2]); sup.append(np.zeros(n, dtype=bool))
-    return SpineAxis(z=np.concatenate(z), y=np.concatenate(y), x=np.concatenate(x),
-                     support=np.concatenate(sup), score=axis.score)
+            z.append(new[0])
+            y.append(new[1])
+            x.append(new[2])
+            sup.append(np.zeros(n, dtype=bool))
+    return SpineAxis(
+        z=np.concatenate(z), y=np.concatenate(y), x=np.concatenate(x), support=np.concatenate(sup), score=axis.score
+    )
 
 
 def canal_candidates(grid: AnalysisGrid) -> list[CanalPoint]:
@@ -159,12 +166,17 @@ def canal_candidates(grid: AnalysisGrid) -> list[CanalPoint]:
             score = min(body / 0.4, 1.0) * min(post / 0.15, 1.0)
             if score <= 0.05:
                 continue
-            points.append(CanalPoint(
-                z=float(grid.to_mm([z, cy, cx])[0]),
-                y=float(grid.to_mm([z, cy, cx])[1]),
-                x=float(grid.to_mm([z, cy, cx])[2]),
-                area_mm2=float(area[i - 1]), body=body, posterior=post, score=score,
-            ))
+            points.append(
+                CanalPoint(
+                    z=float(grid.to_mm([z, cy, cx])[0]),
+                    y=float(grid.to_mm([z, cy, cx])[1]),
+                    x=float(grid.to_mm([z, cy, cx])[2]),
+                    area_mm2=float(area[i - 1]),
+                    body=body,
+                    posterior=post,
+                    score=score,
+                )
+            )
     return points
 
 
@@ -180,7 +192,8 @@ def _box_mean(image: np.ndarray, cy: float, cx: float, dy_mm, dx_mm, sp) -> floa
         return 0.0
     # Outside the image counts as nothing (a box cut by the field of view).
     full = (np.ceil(cy + dy_mm[1] / sp[1]) + 1 - np.floor(cy + dy_mm[0] / sp[1])) * (
-        np.ceil(cx + dx_mm[1] / sp[2]) + 1 - np.floor(cx + dx_mm[0] / sp[2]))
+        np.ceil(cx + dx_mm[1] / sp[2]) + 1 - np.floor(cx + dx_mm[0] / sp[2])
+    )
     return float(image[r0:r1, c0:c1].sum() / max(full, 1.0))
 
 

@@ -66,8 +66,9 @@ class StraightSpine:
         return self.centre[k] + v * self.anterior[k] + u * self.left[k]
 
 
-def straighten(hu: np.ndarray, spacing, axis: SpineAxis, *, step_mm: float = STEP_MM,
-               v_range=V_RANGE, u_range=U_RANGE) -> StraightSpine:
+def straighten(
+    hu: np.ndarray, spacing, axis: SpineAxis, *, step_mm: float = STEP_MM, v_range=V_RANGE, u_range=U_RANGE
+) -> StraightSpine:
     """Resample canonical HU ``hu`` on cross-sections perpendicular to ``axis``.
 
     Parameters
@@ -83,8 +84,11 @@ def straighten(hu: np.ndarray, spacing, axis: SpineAxis, *, step_mm: float = STE
     left, anterior = _cross_axes(tangent)
     v = np.arange(v_range[0], v_range[1] + 1e-6, step_mm)
     u = np.arange(u_range[0], u_range[1] + 1e-6, step_mm)
-    pts = centre[:, None, None, :] + v[None, :, None, None] * anterior[:, None, None, :] \
+    pts = (
+        centre[:, None, None, :]
+        + v[None, :, None, None] * anterior[:, None, None, :]
         + u[None, None, :, None] * left[:, None, None, :]
+    )
     idx = pts / spacing
     # Sample from a contiguous copy of just the box the cross-sections reach.
     lo = np.maximum(np.floor(idx.reshape(-1, 3).min(axis=0)).astype(int) - 1, 0)
@@ -183,8 +187,10 @@ class BoxCoordinates:
         hi = [r[1] for r in (k, v, u)]
         # A lattice point's neighbours within one cell differ by at most the field's
         # largest change over one cell.
-        reach = [max(float(np.abs(np.diff(f, axis=a)).max()) if f.shape[a] > 1 else 0.0 for a in range(3))
-                 for f in self.fields]
+        reach = [
+            max(float(np.abs(np.diff(f, axis=a)).max()) if f.shape[a] > 1 else 0.0 for a in range(3))
+            for f in self.fields
+        ]
         near = np.ones(self.fields.shape[1:], dtype=bool)
         for f, a, b, r in zip(self.fields, lo, hi, reach):
             near &= (f >= a - r) & (f <= b + r)

@@ -84,7 +84,7 @@ def disc_evidence(st: StraightSpine) -> DiscEvidence:
     ringed = enclosure(bone, (1.0, 1.0, 1.0), RING_MM) >= RINGED
     vb = (st.v >= BAND_V[0]) & (st.v <= BAND_V[1])
     ub = np.abs(st.u) <= BAND_U
-    band = (vb[:, None] & ub[None, :])
+    band = vb[:, None] & ub[None, :]
     inside = st.inside[:, band]
     solid = (bone | ringed)[:, band]
     # Cross-sections partly outside the scan count only their scanned part.
@@ -103,8 +103,16 @@ def disc_evidence(st: StraightSpine) -> DiscEvidence:
     p = np.where(np.isfinite(p), p, np.nanmin(p) if np.isfinite(p).any() else 0.0)
     dip = plate_dip(p, period, step)
     score = unringed + np.clip(dip / DIP_HU, 0.0, 1.0)
-    return DiscEvidence(unringed=unringed, dip=dip, score=score, band_hu=p, pedicles=pedicles, period=period,
-                        body_fill=fill, ringed=ringed)
+    return DiscEvidence(
+        unringed=unringed,
+        dip=dip,
+        score=score,
+        band_hu=p,
+        pedicles=pedicles,
+        period=period,
+        body_fill=fill,
+        ringed=ringed,
+    )
 
 
 def plate_dip(profile: np.ndarray, period: np.ndarray, step_mm: float) -> np.ndarray:
@@ -163,8 +171,12 @@ def local_period(signal: np.ndarray, step_mm: float) -> np.ndarray:
         x = x - x.mean()
         if len(x) < 2 * lags[0] + 3 or not x.any():
             continue
-        ac = np.array([np.dot(x[: len(x) - lag], x[lag:]) / (len(x) - lag) if lag < len(x) else 0.0
-                       for lag in range(lags[-1] + 2)]) / float(np.dot(x, x) / len(x))
+        ac = np.array(
+            [
+                np.dot(x[: len(x) - lag], x[lag:]) / (len(x) - lag) if lag < len(x) else 0.0
+                for lag in range(lags[-1] + 2)
+            ]
+        ) / float(np.dot(x, x) / len(x))
         inner = lags[(lags + 1 < len(ac)) & (2 * lags <= len(x))]
         peak = [lag for lag in inner if ac[lag] >= ac[lag - 1] and ac[lag] >= ac[lag + 1] and ac[lag] >= 0.3]
         if peak:
@@ -173,14 +185,19 @@ def local_period(signal: np.ndarray, step_mm: float) -> np.ndarray:
     if not ok.any():
         return np.full(n, np.nan)
     # Median over neighbouring windows, then held constant beyond the ends.
-    smooth = np.array([np.nanmedian(found[max(k - 2, 0) : k + 3]) if ok[max(k - 2, 0) : k + 3].any() else np.nan
-                       for k in range(len(found))])
+    smooth = np.array(
+        [
+            np.nanmedian(found[max(k - 2, 0) : k + 3]) if ok[max(k - 2, 0) : k + 3].any() else np.nan
+            for k in range(len(found))
+        ]
+    )
     good = np.isfinite(smooth)
     return np.interp(np.arange(n), centres[good], smooth[good])
 
 
-def find_pedicles(evidence: DiscEvidence, step_mm: float, *, min_height: float = 0.2,
-                  cost: float = 0.1, regularity: float = 3.0) -> np.ndarray:
+def find_pedicles(
+    evidence: DiscEvidence, step_mm: float, *, min_height: float = 0.2, cost: float = 0.1, regularity: float = 3.0
+) -> np.ndarray:
     """Indices of the pedicle levels, one per vertebra: the most plausible chain of peaks.
 
     Candidates are local maxima of the pedicle profile. A chain earns each peak's

@@ -16,8 +16,22 @@ import numpy as np
 #: The 16 in-plane step vectors (rows, columns): 4 axes, 4 diagonals and the 8
 #: knight's moves between them, 22.5 degrees apart on a square grid.
 DIRECTIONS = (
-    (0, 1), (1, 2), (1, 1), (2, 1), (1, 0), (2, -1), (1, -1), (1, -2),
-    (0, -1), (-1, -2), (-1, -1), (-2, -1), (-1, 0), (-2, 1), (-1, 1), (-1, 2),
+    (0, 1),
+    (1, 2),
+    (1, 1),
+    (2, 1),
+    (1, 0),
+    (2, -1),
+    (1, -1),
+    (1, -2),
+    (0, -1),
+    (-1, -2),
+    (-1, -1),
+    (-2, -1),
+    (-1, 0),
+    (-2, 1),
+    (-1, 1),
+    (-1, 2),
 )
 
 

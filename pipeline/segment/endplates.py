@@ -119,7 +119,10 @@ def fit_disc(st: StraightSpine, centre: int, reach: int, step_mm: float) -> Disc
         resid = np.abs(X @ coef - y)
         keep = resid <= max(3.0 / step_mm, 1.0)
     c0, a, b = coef
-    a, b = float(np.clip(a, -MAX_SLOPE / step_mm, MAX_SLOPE / step_mm)), float(np.clip(b, -MAX_SLOPE / step_mm, MAX_SLOPE / step_mm))
+    a, b = (
+        float(np.clip(a, -MAX_SLOPE / step_mm, MAX_SLOPE / step_mm)),
+        float(np.clip(b, -MAX_SLOPE / step_mm, MAX_SLOPE / step_mm)),
+    )
     # The plane through the middle of the fitted columns stays where they say.
     vm, um = float(np.average(vv[ok][keep], weights=wts[keep])), float(np.average(uu[ok][keep], weights=wts[keep]))
     k_mid = float(np.array([1.0, vm, um]) @ coef)

@@ -100,7 +100,8 @@ def find_landmarks(labels: np.ndarray, lateral: np.ndarray, depth: np.ndarray, s
         d = depth[grown][piece]
         # The ilium is a thick plate, or (its marrow fatty and unfilled) a large shell.
         thick = (float(d.max()) >= 6.0 and float(np.percentile(d, 75)) >= PELVIS_P75_DEPTH_MM) or (
-            piece.sum() * voxel >= PELVIS_MIN_MM3)
+            piece.sum() * voxel >= PELVIS_MIN_MM3
+        )
         cidx = np.argwhere(touched > 0)
         cvals = touched[tuple(cidx.T)]
         ck = frame.at(cidx + [g.start for g in grown])

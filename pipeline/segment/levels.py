@@ -129,8 +129,11 @@ def name_levels(n: int, marks: Landmarks, complete: list[bool], heights_mm: list
                 "(12 expected); vertebrae are called V1..Vn"
             )
             return LevelNames(_unnamed(n), False, False, "rib count not 12", anchors, per, warnings)
-    words = {"S1": "the sacrum (S1, joined to both ilia)", "T12": "the lowest ribs (T12)",
-             "T1": "the first ribs (T1, a rib-free C7 above)"}
+    words = {
+        "S1": "the sacrum (S1, joined to both ilia)",
+        "T12": "the lowest ribs (T12)",
+        "T1": "the first ribs (T1, a rib-free C7 above)",
+    }
     evidence = " and ".join(words[a] for a in anchors)
     certain = len(anchors) >= 2
     if certain:

@@ -53,8 +53,15 @@ DISC_BONE_HU = 400.0
 DISC_FRINGE_MM = 0.75
 
 
-def spine_bone(hu: np.ndarray, spacing, frame: BoxCoordinates, layout: SpineLayout, low: float,
-               high: float, discs: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def spine_bone(
+    hu: np.ndarray,
+    spacing,
+    frame: BoxCoordinates,
+    layout: SpineLayout,
+    low: float,
+    high: float,
+    discs: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Solid bone of the spine in ``hu`` (a box of the canonical grid; ``frame`` gives
     its voxels' spine coordinates), as ``(mask, index, kvu)``: the mask, its voxels
     (``np.argwhere`` order) and their spine coordinates.
@@ -133,7 +140,7 @@ def body_interior_sections(layout: SpineLayout) -> tuple[np.ndarray, np.ndarray]
     bright = smooth >= MARROW_HU
     grow = ndimage.iterate_structure(plane, max(int(round(ENVELOPE_MM / float(st.v[1] - st.v[0]))), 1))
     r = max(int(round(NECK_MM / float(st.v[1] - st.v[0]))), 1)
-    neck = (np.hypot(*np.mgrid[-r : r + 1, -r : r + 1]) <= r)
+    neck = np.hypot(*np.mgrid[-r : r + 1, -r : r + 1]) <= r
     cortex = smooth >= RING_HU
     vv, uu = np.meshgrid(st.v, st.u, indexing="ij")
     for slot in layout.slots:
@@ -252,8 +259,9 @@ def _body_interior(sub: np.ndarray, frame: BoxCoordinates, layout: SpineLayout, 
         return out
     st = layout.straight
     ks, vs, us = np.nonzero(sections)
-    near = frame.box_around((ks.min(), ks.max()), (st.v[vs.min()], st.v[vs.max()]),
-                            (st.u[us.min()], st.u[us.max()]), sub.shape)
+    near = frame.box_around(
+        (ks.min(), ks.max()), (st.v[vs.min()], st.v[vs.max()]), (st.u[us.min()], st.u[us.max()]), sub.shape
+    )
     idx = np.argwhere(sub[near] >= MARROW_HU) + [b.start for b in near]
     if len(idx) == 0:
         return out

@@ -117,12 +117,16 @@ def _slots(ev: DiscEvidence, st: StraightSpine, pedicles, discs, strength, step)
     slots: list[VertebraSlot] = []
     for k in range(n):
         lo, hi = int(discs[k]), int(discs[k + 1])
-        slots.append(VertebraSlot(
-            low=lo if lo >= 0 else _body_end(fill, int(pedicles[k]), -1),
-            high=hi if hi >= 0 else _body_end(fill, int(pedicles[k]), 1),
-            low_disc=lo >= 0, high_disc=hi >= 0, pedicle=int(pedicles[k]),
-            disc_strength=(float(strength[k]), float(strength[k + 1])),
-        ))
+        slots.append(
+            VertebraSlot(
+                low=lo if lo >= 0 else _body_end(fill, int(pedicles[k]), -1),
+                high=hi if hi >= 0 else _body_end(fill, int(pedicles[k]), 1),
+                low_disc=lo >= 0,
+                high_disc=hi >= 0,
+                pedicle=int(pedicles[k]),
+                disc_strength=(float(strength[k]), float(strength[k + 1])),
+            )
+        )
     # Beyond the pedicle chain: more vertebrae while strong discs keep the rhythm.
     for direction in (-1, 1):
         while True:
@@ -146,8 +150,14 @@ def _slots(ev: DiscEvidence, st: StraightSpine, pedicles, discs, strength, step)
                     far = int(round(d + direction * min(span, t)))
                     lo_, hi_ = sorted((d, far))
                     if np.median(fill[lo_ : hi_ + 1]) >= BODY_FILL:
-                        slot = VertebraSlot(low=lo_, high=hi_, low_disc=direction > 0, high_disc=direction < 0,
-                                            pedicle=-1, disc_strength=(0.0, 0.0))
+                        slot = VertebraSlot(
+                            low=lo_,
+                            high=hi_,
+                            low_disc=direction > 0,
+                            high_disc=direction < 0,
+                            pedicle=-1,
+                            disc_strength=(0.0, 0.0),
+                        )
                         if direction < 0:
                             slots.insert(0, slot)
                         else:
@@ -156,8 +166,14 @@ def _slots(ev: DiscEvidence, st: StraightSpine, pedicles, discs, strength, step)
             lo_, hi_ = sorted((d, nxt))
             if np.median(fill[lo_ : hi_ + 1]) < BODY_FILL:
                 break
-            slot = VertebraSlot(low=lo_, high=hi_, low_disc=True, high_disc=True, pedicle=-1,
-                                disc_strength=(float(ev.score[lo_]), float(ev.score[hi_])))
+            slot = VertebraSlot(
+                low=lo_,
+                high=hi_,
+                low_disc=True,
+                high_disc=True,
+                pedicle=-1,
+                disc_strength=(float(ev.score[lo_]), float(ev.score[hi_])),
+            )
             if direction < 0:
                 slots.insert(0, slot)
             else:
@@ -177,8 +193,14 @@ def _slots(ev: DiscEvidence, st: StraightSpine, pedicles, discs, strength, step)
             if is_disc and k not in planes:
                 reach = max(int(round(0.35 * period[k])), int(round(6.0 / step)))
                 planes[k] = fit_disc(st, k, reach, step)
-    return [replace(s, low_plane=planes.get(s.low) if s.low_disc else None,
-                    high_plane=planes.get(s.high) if s.high_disc else None) for s in keep]
+    return [
+        replace(
+            s,
+            low_plane=planes.get(s.low) if s.low_disc else None,
+            high_plane=planes.get(s.high) if s.high_disc else None,
+        )
+        for s in keep
+    ]
 
 
 def _body_end(fill: np.ndarray, start: int, direction: int) -> int:
@@ -186,6 +208,8 @@ def _body_end(fill: np.ndarray, start: int, direction: int) -> int:
     before the body band empties for good (the spine ends), or the scan's end."""
     i = start
     last = len(fill) - 1
-    while 0 < i < last and (fill[i + direction] >= NO_BODY_FILL or fill[min(max(i + 2 * direction, 0), last)] >= NO_BODY_FILL):
+    while 0 < i < last and (
+        fill[i + direction] >= NO_BODY_FILL or fill[min(max(i + 2 * direction, 0), last)] >= NO_BODY_FILL
+    ):
         i += direction
     return i

@@ -20,7 +20,9 @@ def bases(tmp_path_factory, lumbar_scan) -> Bases:
     I.write_dicom(I.body_hu(), I.BODY_AFFINE, root / "body")
     hu, affine = I.small_phantom(lumbar_scan)
     I.write_dicom(hu, affine, root / "small" / "scan", seed=3)
-    centre = affine[:3, :3] @ (0.5 * (hu.shape[0] - 1), 0.5 * (hu.shape[1] - 1), 0.5 * (hu.shape[2] - 1)) + affine[:3, 3]
+    centre = (
+        affine[:3, :3] @ (0.5 * (hu.shape[0] - 1), 0.5 * (hu.shape[1] - 1), 0.5 * (hu.shape[2] - 1)) + affine[:3, 3]
+    )
     plan, guide = I.plan_and_guide(root, centre)
     return Bases(body=root / "body", small=root / "small" / "scan", plan=plan, guide=guide)
 

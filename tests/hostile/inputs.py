@@ -36,15 +36,26 @@ SERIES_DESCRIPTION = "ZZTOPSECRET^HOSTILE lumbar CT"
 STUDY_UID = "1.2.826.0.1.3680043.8.498.77310001"
 SERIES_UID = "1.2.826.0.1.3680043.8.498.77310002"
 #: Strings that must appear in no output file, file name, terminal line or log.
-SECRETS = ("ZZTOPSECRET", "PID-7731", "19010203", "19990909", "ACC7731ZZ", "ZZ HOSPITAL",
-           "ZZWHO", STUDY_UID, SERIES_UID)
+SECRETS = (
+    "ZZTOPSECRET",
+    "PID-7731",
+    "19010203",
+    "19990909",
+    "ACC7731ZZ",
+    "ZZ HOSPITAL",
+    "ZZWHO",
+    STUDY_UID,
+    SERIES_UID,
+)
 
-BODY_AFFINE = np.array([
-    [0.0, 0.0, 1.5, -30.0],
-    [0.0, 1.5, 0.0, -30.0],
-    [2.5, 0.0, 0.0, -15.0],
-    [0.0, 0.0, 0.0, 1.0],
-])
+BODY_AFFINE = np.array(
+    [
+        [0.0, 0.0, 1.5, -30.0],
+        [0.0, 1.5, 0.0, -30.0],
+        [2.5, 0.0, 0.0, -15.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ]
+)
 
 
 def body_hu(shape=(12, 40, 40), seed: int = 0) -> np.ndarray:
@@ -143,8 +154,7 @@ def write_nifti_array(path: Path, data: np.ndarray, affine=None, *, slope=None) 
     return path
 
 
-def nifti_declaring(path: Path, shape, dtype=np.int16, data_bytes: int = 1024, *, data=None,
-                    sform=None) -> Path:
+def nifti_declaring(path: Path, shape, dtype=np.int16, data_bytes: int = 1024, *, data=None, sform=None) -> Path:
     """A (gzipped if .gz) NIfTI written byte by byte: the header declares ``shape``
     and ``sform`` (stored as given, e.g. singular; default RAS of an LPS identity),
     the data is ``data`` or ``data_bytes`` zero bytes."""
@@ -174,10 +184,24 @@ def plan_and_guide(folder: Path, centre) -> tuple[Path, Path]:
     from pipeline.exchange.stl import write_stl
 
     centre = np.asarray(centre, float)
-    plan = {"format": "osteoprint-screw-plan", "version": 1, "units": "mm", "coordinate_system": "LPS",
-            "source": "manual", "screws": [{"id": "L3-left", "level": "L3", "side": "left",
-                                            "entry_lps": list(centre + [5, 30, 0]),
-                                            "target_lps": list(centre), "diameter_mm": 6.5, "length_mm": 45}]}
+    plan = {
+        "format": "osteoprint-screw-plan",
+        "version": 1,
+        "units": "mm",
+        "coordinate_system": "LPS",
+        "source": "manual",
+        "screws": [
+            {
+                "id": "L3-left",
+                "level": "L3",
+                "side": "left",
+                "entry_lps": list(centre + [5, 30, 0]),
+                "target_lps": list(centre),
+                "diameter_mm": 6.5,
+                "length_mm": 45,
+            }
+        ],
+    }
     plan_path = folder / "plan.json"
     plan_path.write_text(json.dumps(plan))
     box = trimesh.creation.box(extents=(8.0, 8.0, 8.0))

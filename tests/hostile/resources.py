@@ -43,10 +43,17 @@ def run_in_child(runs, bases, folder: Path) -> tuple[list, float]:
     Returns the results ``[name, command, exit status, stderr]`` and the child's
     peak resident memory in bytes.
     """
-    spec = {"bases": {k: str(v) for k, v in vars(bases).items()},
-            "runs": [[name, command, str(folder / f"{i}-{name}-{command}")] for i, (name, command) in enumerate(runs)]}
-    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(REPO), json.dumps(spec)], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    spec = {
+        "bases": {k: str(v) for k, v in vars(bases).items()},
+        "runs": [[name, command, str(folder / f"{i}-{name}-{command}")] for i, (name, command) in enumerate(runs)],
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(REPO), json.dumps(spec)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     out = proc.stdout.read()
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)

@@ -82,8 +82,9 @@ def test_a_second_job_extends_the_result_whole_and_keeps_the_lab_s_files(bases, 
         (out / "notes.txt").write_text("printed on the Form 3, 2 Dec\n")
         (out / "vertebrae" / "L9.stl").write_bytes(b"not named by the manifest")
         before = tree_digest(out)
-        code, _, err = run_cli(["scaffold", str(bases.small), "-o", str(out), "--defect", spec,
-                                "--voxel", "0.15", "-q"], capsys)
+        code, _, err = run_cli(
+            ["scaffold", str(bases.small), "-o", str(out), "--defect", spec, "--voxel", "0.15", "-q"], capsys
+        )
         assert code == 0, err
         outs.append(tree_digest(out))
         assert _leftovers(out.parent) == []
@@ -143,18 +144,23 @@ def test_sigint_during_the_swap_rolls_it_back(bases, prepared, capsys, monkeypat
 
 
 @pytest.mark.parametrize("where", ["staging", "swap", "second-rename"])
-def test_a_failure_in_the_middle_of_the_commit_leaves_the_previous_result(where, bases, prepared, capsys,
-                                                                          monkeypatch, log_dir, fast_model):
+def test_a_failure_in_the_middle_of_the_commit_leaves_the_previous_result(
+    where, bases, prepared, capsys, monkeypatch, log_dir, fast_model
+):
     out, digest = prepared
     import pipeline.jobs.common as common_job
 
     if where == "staging":
+
         def full(*args):
             raise OSError(errno.ENOSPC, "No space left on device")
+
         monkeypatch.setattr(common_job, "write_label_map", full)
     elif where == "swap":
+
         def broken(a, b):
             raise OSError(errno.EIO, "Input/output error", str(b))
+
         monkeypatch.setattr(atomic, "_exchange", broken)
     else:
         real_rename = os.rename
@@ -163,6 +169,7 @@ def test_a_failure_in_the_middle_of_the_commit_leaves_the_previous_result(where,
             if Path(b) == out and ".osteoprint-new-" in str(a):
                 raise OSError(errno.EIO, "Input/output error", str(b))
             real_rename(a, b)
+
         monkeypatch.setattr(atomic, "_exchange", lambda a, b: False)
         monkeypatch.setattr(atomic.os, "rename", rename)
     code, _, err = run_cli(_model(bases, out, "--decimate", "0.3", "-q"), capsys)
@@ -174,8 +181,9 @@ def test_a_failure_in_the_middle_of_the_commit_leaves_the_previous_result(where,
 
 
 @pytest.mark.parametrize("error", [RuntimeError("boom\nsecond line"), MemoryError()], ids=["bug", "memory"])
-def test_an_internal_error_is_one_line_naming_the_logged_traceback(error, bases, prepared, capsys, monkeypatch,
-                                                                   log_dir):
+def test_an_internal_error_is_one_line_naming_the_logged_traceback(
+    error, bases, prepared, capsys, monkeypatch, log_dir
+):
     out, digest = prepared
     import pipeline.jobs.common as common_job
 
@@ -188,8 +196,11 @@ def test_an_internal_error_is_one_line_naming_the_logged_traceback(error, bases,
     (log,) = list(log_dir.iterdir())
     assert f"full traceback in {log}" in err and "Traceback" not in err
     assert "Traceback (most recent call last)" in log.read_text()
-    assert ("out of memory" if isinstance(error, MemoryError)
-            else "internal error (a bug): RuntimeError: boom\\nsecond line") in err
+    assert (
+        "out of memory"
+        if isinstance(error, MemoryError)
+        else "internal error (a bug): RuntimeError: boom\\nsecond line"
+    ) in err
     assert_no_secret(log.read_text(), log.name)
     _untouched(out, digest)
 
@@ -205,7 +216,7 @@ def test_stale_staging_of_killed_runs_is_removed_and_a_set_aside_result_restored
     aside = tmp_path / f".kept.osteoprint-old-{dead.pid}-q"
     aside.mkdir()
     (aside / "manifest.json").write_text("{}")
-    mine = tmp_path / f".busy.osteoprint-new-{os.getpid()}-z"   # a live run's: left alone
+    mine = tmp_path / f".busy.osteoprint-new-{os.getpid()}-z"  # a live run's: left alone
     mine.mkdir()
     atomic.remove_stale(tmp_path)
     assert sorted(os.listdir(tmp_path)) == sorted(["kept", mine.name])
@@ -214,8 +225,15 @@ def test_stale_staging_of_killed_runs_is_removed_and_a_set_aside_result_restored
 
 def _popen(args, **kw):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 def _kill_at(proc, stage: str, sig) -> tuple[int, str]:
@@ -230,12 +248,15 @@ def _kill_at(proc, stage: str, sig) -> tuple[int, str]:
     return proc.wait(), "".join(seen) + (rest or "")
 
 
-@pytest.mark.parametrize("sig,stage", [
-    # Everyday: the signal as the job starts segmenting (the cheapest of the three to reach).
-    pytest.param(signal.SIGTERM, "meshing vertebrae", id="sigterm-meshing", marks=pytest.mark.slow),
-    pytest.param(signal.SIGINT, "segmenting", id="sigint-segmenting"),
-    pytest.param(signal.SIGKILL, "writing prints", id="sigkill-writing", marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "sig,stage",
+    [
+        # Everyday: the signal as the job starts segmenting (the cheapest of the three to reach).
+        pytest.param(signal.SIGTERM, "meshing vertebrae", id="sigterm-meshing", marks=pytest.mark.slow),
+        pytest.param(signal.SIGINT, "segmenting", id="sigint-segmenting"),
+        pytest.param(signal.SIGKILL, "writing prints", id="sigkill-writing", marks=pytest.mark.slow),
+    ],
+)
 def test_a_real_signal_leaves_no_trace(sig, stage, bases, prepared, tmp_path):
     out, digest = prepared
     status, err = _kill_at(_popen(_model(bases, out, "--decimate", "0.3")), stage, sig)
@@ -252,8 +273,9 @@ def test_a_real_signal_leaves_no_trace(sig, stage, bases, prepared, tmp_path):
 
             manifest = read_manifest(out / "manifest.json")
             assert manifest["parameters"]["model"]["decimate_fraction"] == 0.3
-            assert {p["file"] for p in manifest["prints"]} | {"manifest.json", "segmentation.nii.gz"} == \
-                {rel for rel, d in after.items() if d != "dir"}
+            assert {p["file"] for p in manifest["prints"]} | {"manifest.json", "segmentation.nii.gz"} == {
+                rel for rel, d in after.items() if d != "dir"
+            }
         return
     assert status == 128 + sig, err
     assert err.splitlines()[-1] == f"osteoprint: interrupted by {signal.Signals(sig).name}; no output was written"

@@ -21,8 +21,11 @@ from .corpus import CASES, argv
 
 # Every case once with its first command in the everyday suite; every other
 # command on it under the ``slow`` marker (``make test-all``).
-RUNS = [pytest.param(case, command, id=f"{case.name}-{command}", marks=() if i == 0 else pytest.mark.slow)
-        for case in CASES for i, command in enumerate(case.commands)]
+RUNS = [
+    pytest.param(case, command, id=f"{case.name}-{command}", marks=() if i == 0 else pytest.mark.slow)
+    for case in CASES
+    for i, command in enumerate(case.commands)
+]
 PROGRESS = re.compile(r"^(\[ *[0-9.]+ s\] | {9})")
 
 
@@ -72,8 +75,11 @@ def test_hostile_case(case, command, bases, previous_result, tmp_path, capsys, l
         copy_result(previous_result, out)
     before = tree_digest(tmp_path)
     watched = [Path(inp.out)] if inp.out and os.path.isabs(inp.out) else []
-    outside = {p.parent: tree_digest(p.parent) for p in watched if p.parent != tmp_path and p.parent.is_dir()
-               and not str(p.parent).startswith("/proc")}
+    outside = {
+        p.parent: tree_digest(p.parent)
+        for p in watched
+        if p.parent != tmp_path and p.parent.is_dir() and not str(p.parent).startswith("/proc")
+    }
 
     code, stdout, err = run_cli(argv(command, inp, tmp_path, bases), capsys)
 
