@@ -133,18 +133,20 @@ def fit_disc(st: StraightSpine, centre: int, reach: int, step_mm: float) -> Disc
     return DiscPlane(k0, a, b, float(np.clip(thickness, 1.0 / step_mm, 7.0 / step_mm)))
 
 
-def disc_sections(st: StraightSpine, planes, step_mm: float, region: np.ndarray) -> np.ndarray:
+def disc_sections(st: StraightSpine, planes, step_mm: float, region: np.ndarray, margin: float = 0.0) -> np.ndarray:
     """The sections each disc fills, column by column: bool, shaped like ``st.hu``.
 
     A :class:`DiscPlane` is the disc's average: a flat slab. Endplates are concave, their
     centre a few millimetres further from the disc than their rim, so in the middle of
     the body the disc bulges into both vertebrae beyond that slab, and an axial slice
-    through the bulge shows disc ringed by the endplate's rim. In every column of
-    ``region`` (a ``(nv, nu)`` mask) the disc runs from its mid-plane out to the half-way
-    crossing towards the brightest section within ``CONCAVITY_MM`` beyond the slab on
-    each side (its endplate), and at least over the slab. A side with no endplate there
-    (cortex-bright, ``RING_HU``, and ``MIN_DIP_HU`` brighter than the disc: a darker rise
-    is osteoporotic marrow) keeps the slab.
+    through the bulge shows disc ringed by the endplate's rim; nearer the rim the disc
+    is thinner than the slab, and cutting the slab there cuts endplate. In every column
+    of ``region`` (a ``(nv, nu)`` mask) the disc therefore runs from its mid-plane out to
+    the half-way crossing towards the brightest section within the slab and
+    ``CONCAVITY_MM`` beyond it on each side (its endplate). A side with no endplate in
+    that column (cortex-bright, ``RING_HU``, and ``MIN_DIP_HU`` brighter than the disc: a
+    darker rise is osteoporotic marrow) keeps the slab, widened by ``margin`` sections
+    for the blur of its edge.
     """
     ns = st.hu.shape[0]
     out = np.zeros(st.hu.shape, dtype=bool)
@@ -176,7 +178,7 @@ def disc_sections(st: StraightSpine, planes, step_mm: float, region: np.ndarray)
             plate = (peak - dip >= MIN_DIP_HU) & (peak >= RING_HU)
             # ``first`` sections beyond the mid-plane section are disc; the half-way
             # crossing lies in the endplate's blur, so the disc ends half a section on.
-            extent[sign] = np.where(plate, np.maximum(first - 0.5 + EDGE_BLUR_MM / step_mm, plane.half), plane.half)
+            extent[sign] = np.where(plate, first - 0.5 + EDGE_BLUR_MM / step_mm, plane.half + margin)
         for o in offsets:
             keep = inner & np.where(o >= 0, o <= extent[1], -o <= extent[-1]) & (k0 + o >= 0) & (k0 + o < ns)
             vi, ui = np.nonzero(keep)

@@ -47,8 +47,8 @@ ENVELOPE_MM = 4.0
 #: contrast or an organ, not bone, mm.
 THICK_SOFT_MM = 5.0
 BLOOD_MAX_HU = 600.0
-#: Within a disc (and its blurred fringe, DISC_FRINGE_MM beyond its measured
-#: half-thickness), bone is at least this bright, HU.
+#: Within a disc, bone is at least this bright, HU; where a column shows no
+#: endplate, the disc is its fitted slab and a blurred fringe DISC_FRINGE_MM beyond.
 DISC_BONE_HU = 400.0
 DISC_FRINGE_MM = 0.75
 
@@ -102,17 +102,15 @@ def spine_bone(
     # could break open before its marrow is filled).
     solid = fill_3d(partial_volume_edge(fill_3d(mask | marrow), hu, spacing, keep=marrow))
     # A disc is not bone: where the blurred fringes of its two endplates closed over
-    # it and the fill took it in, it is cut out again (bright bone in a disc, an
-    # osteophyte or a calcified annulus, stays).
+    # it and the fill took it in (a concave endplate's rim rings the disc's bulge, which
+    # was taken for marrow), it is cut out again, column by column as far as each disc
+    # reaches (bright bone in a disc, an osteophyte or a calcified annulus, stays).
     idx = np.argwhere(solid)
     kvu = frame.at(idx)
+    if discs is None:
+        discs = disc_columns(layout)
     # Only within the bodies' outline: an osteophyte grows out of it at the disc.
-    disc = (_lookup(prism, layout.straight, kvu) == 2) & _in_disc(layout, kvu, DISC_FRINGE_MM / layout.step_mm)
-    disc &= ~marrow[tuple(idx.T)]
-    # Where a concave endplate's rim rings the disc's bulge, the bulge was taken for
-    # marrow: the disc's own extent in each column (``discs``) says it is not.
-    if discs is not None:
-        disc |= (_lookup(prism, layout.straight, kvu) == 2) & _lookup(discs, layout.straight, kvu)
+    disc = (_lookup(prism, layout.straight, kvu) == 2) & _lookup(discs, layout.straight, kvu)
     disc &= hu[tuple(idx.T)] < DISC_BONE_HU
     solid[tuple(idx[disc].T)] = False
     return solid, idx[~disc], kvu[~disc]
@@ -221,7 +219,7 @@ def disc_columns(layout: SpineLayout) -> np.ndarray:
     st = layout.straight
     region = (st.v[:, None] >= BODY_V[0]) & (np.abs(st.u)[None, :] <= BODY_U)
     planes = [slot.high_plane for slot in layout.slots if slot.high_plane is not None]
-    return disc_sections(st, planes, layout.step_mm, region)
+    return disc_sections(st, planes, layout.step_mm, region, DISC_FRINGE_MM / layout.step_mm)
 
 
 def in_sections(sections: np.ndarray, layout: SpineLayout, frame: BoxCoordinates, points: np.ndarray) -> np.ndarray:
@@ -229,17 +227,6 @@ def in_sections(sections: np.ndarray, layout: SpineLayout, frame: BoxCoordinates
     if not len(points):
         return np.zeros(0, dtype=bool)
     return _lookup(sections, layout.straight, frame.at(points))
-
-
-def _in_disc(layout: SpineLayout, kvu: np.ndarray, margin: float = 0.0) -> np.ndarray:
-    """Whether points ``(k, v, u)`` lie within a disc (between its two endplates,
-    each moved ``margin`` sections further out)."""
-    out = np.zeros(len(kvu), dtype=bool)
-    for slot in layout.slots:
-        plane = slot.high_plane
-        if plane is not None:
-            out |= np.abs(kvu[:, 0] - plane.at(kvu[:, 1], kvu[:, 2])) < plane.half + margin
-    return out
 
 
 def _thick_blobs(hu: np.ndarray, spacing) -> np.ndarray:
