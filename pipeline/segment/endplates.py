@@ -176,8 +176,9 @@ def disc_sections(st: StraightSpine, planes, step_mm: float, region: np.ndarray,
             crossing = ok_side & (seen >= (0.5 * (dip + peak))[None])
             first = np.where(crossing.any(axis=0), crossing.argmax(axis=0), len(seen))
             plate = (peak - dip >= MIN_DIP_HU) & (peak >= RING_HU)
-            # ``first`` sections beyond the mid-plane section are disc; the half-way
-            # crossing lies in the endplate's blur, so the disc ends half a section on.
+            # The ``first`` sections beyond the mid-plane's are darker than half-way to
+            # the endplate: disc. As in the fit, the disc reaches EDGE_BLUR_MM past the
+            # last of them, measured from its centre (less half a section).
             extent[sign] = np.where(plate, first - 0.5 + EDGE_BLUR_MM / step_mm, plane.half + margin)
         for o in offsets:
             keep = inner & np.where(o >= 0, o <= extent[1], -o <= extent[-1]) & (k0 + o >= 0) & (k0 + o < ns)

@@ -60,7 +60,7 @@ def spine_bone(
     layout: SpineLayout,
     low: float,
     high: float,
-    discs: np.ndarray | None = None,
+    discs: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Solid bone of the spine in ``hu`` (a box of the canonical grid; ``frame`` gives
     its voxels' spine coordinates), as ``(mask, index, kvu)``: the mask, its voxels
@@ -107,8 +107,6 @@ def spine_bone(
     # reaches (bright bone in a disc, an osteophyte or a calcified annulus, stays).
     idx = np.argwhere(solid)
     kvu = frame.at(idx)
-    if discs is None:
-        discs = disc_columns(layout)
     # Only within the bodies' outline: an osteophyte grows out of it at the disc.
     disc = (_lookup(prism, layout.straight, kvu) == 2) & _lookup(discs, layout.straight, kvu)
     disc &= hu[tuple(idx.T)] < DISC_BONE_HU
