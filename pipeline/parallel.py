@@ -58,3 +58,34 @@ def map_processes(fn: Callable[[T], R], items: Iterable[T], *, on_result: Callab
             if on_result is not None:
                 on_result(result)
     return results
+
+
+class Background:
+    """``fn(*args, **kwargs)`` running in a thread while this one goes on.
+
+    For two independent branches of a job that are mostly numpy and scipy work
+    (which release the GIL inside their loops), so that on two cores they overlap.
+    The thread is a daemon: an interrupted job does not wait for it to finish. Do
+    not fork (:func:`map_processes`) while one runs: a child forked while another
+    thread holds a lock can hang on it.
+    """
+
+    def __init__(self, fn: Callable[..., R], *args, **kwargs):
+        import threading
+
+        self._value = self._error = None
+        self._thread = threading.Thread(target=self._run, args=(fn, args, kwargs), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn, args, kwargs) -> None:
+        try:
+            self._value = fn(*args, **kwargs)
+        except BaseException as exc:  # handed to the waiting thread by result()
+            self._error = exc
+
+    def result(self):
+        """Wait for the branch; return its value or raise its exception here."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value

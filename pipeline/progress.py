@@ -10,6 +10,7 @@ Standard output stays free for the ``--json`` summary.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 
 from .errors import one_line
@@ -45,6 +46,8 @@ class Progress:
         self.verbosity = verbosity
         self.t0 = time.perf_counter()
         self._status = None
+        # a job's branches may report from two threads (pipeline.parallel.Background)
+        self._lock = threading.Lock()
 
     @property
     def live(self) -> bool:
@@ -55,6 +58,10 @@ class Progress:
         if self.verbosity < 1:
             return
         name = one_line(name)  # a file name with a newline cannot split a line
+        with self._lock:
+            self._stage(name)
+
+    def _stage(self, name: str) -> None:
         if self.live:
             if self._status is None:
                 self._status = self.console.status(name)

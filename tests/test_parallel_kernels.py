@@ -2,7 +2,7 @@
 
 Threaded slab filters against scipy.ndimage, the grid-accelerated mesh distance
 against trimesh's R-tree query,
-and the process map against a plain loop.
+the process map against a plain loop, and a background branch against a direct call.
 """
 
 import numpy as np
@@ -71,3 +71,14 @@ def test_process_map_keeps_order_and_reports_each_result(monkeypatch, n_workers)
     assert seen == [x * x for x in range(8)]
     with pytest.raises(ValueError, match="unlucky"):
         parallel.map_processes(_square, [1, 13, 2])
+
+
+def test_background_branch_gives_its_value_or_its_error(blobs):
+    field, _ = blobs
+    branch = parallel.Background(ndimage.gaussian_filter, field, 2.0)
+    here = ndimage.uniform_filter(field, 5)  # this thread's own work meanwhile
+    assert np.array_equal(branch.result(), ndimage.gaussian_filter(field, 2.0))
+    assert np.array_equal(here, ndimage.uniform_filter(field, 5))
+    failing = parallel.Background(_square, 13)
+    with pytest.raises(ValueError, match="unlucky"):
+        failing.result()

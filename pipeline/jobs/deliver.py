@@ -17,6 +17,7 @@ from ..exchange.dicom_stl import encapsulated_stl, prints_series_uid
 from ..exchange.report import print_order, report_html
 from ..exchange.stl import read_stl
 from ..exchange.threemf import PlatePart, write_3mf
+from ..parallel import Background
 from ..progress import Quiet
 from ..render import label_picture, print_colour, print_thumbnail
 
@@ -84,6 +85,19 @@ def stage_folder_outputs(
     meshes = dict(meshes or {})
     manifest = dict(manifest)
     manifest["prints"] = [dict(p) for p in manifest["prints"]]
+    ordered = sorted(manifest["prints"], key=print_order)
+    parts, colours = [], {}
+    for record in ordered:
+        mesh = meshes.get(record["file"]) or read_stl(_current(stage, record["file"]))
+        vertices, faces = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+        colours[record["file"]] = print_colour(record)
+        parts.append(
+            PlatePart(
+                print_name(record), vertices, faces, colours[record["file"]], _material(record), _metadata(record)
+            )
+        )
+    # the thumbnails (numpy) are drawn while the label picture and the 3MF are made
+    thumbnails = Background(_thumbnails, [r["file"] for r in ordered], parts)
     label_png = None
     if segmentation is not None and volume is not None and segmentation.levels:
         progress.stage("drawing the label picture")
@@ -95,14 +109,6 @@ def stage_folder_outputs(
         label_png = (stage.destination / LABELS_PICTURE).read_bytes()
 
     progress.stage("writing prints.3mf and the report")
-    parts, thumbnails, colours = [], {}, {}
-    for record in sorted(manifest["prints"], key=print_order):
-        mesh = meshes.get(record["file"]) or read_stl(_current(stage, record["file"]))
-        vertices, faces = np.asarray(mesh.vertices), np.asarray(mesh.faces)
-        colour = print_colour(record)
-        colours[record["file"]] = colour
-        thumbnails[record["file"]] = print_thumbnail(vertices, faces, colour)
-        parts.append(PlatePart(print_name(record), vertices, faces, colour, _material(record), _metadata(record)))
     if parts:
         write_3mf(
             stage.path(PRINTS_3MF),
@@ -137,7 +143,11 @@ def stage_folder_outputs(
     }
     stage.path(REPORT).write_bytes(
         report_html(
-            manifest, label_png=label_png, thumbnails=thumbnails, colours=colours, files=_files(stage, manifest)
+            manifest,
+            label_png=label_png,
+            thumbnails=thumbnails.result(),
+            colours=colours,
+            files=_files(stage, manifest),
         )
     )
     return manifest
@@ -168,6 +178,11 @@ def _current(stage, rel: str) -> Path:
     """A file as this job leaves it: staged if the job wrote it, else the folder's."""
     staged = stage.tmp / rel
     return staged if staged.is_file() else stage.destination / rel
+
+
+def _thumbnails(files: list[str], parts: list[PlatePart]) -> dict:
+    """PNG picture of each print (print file -> bytes)."""
+    return {f: print_thumbnail(p.vertices, p.faces, p.colour) for f, p in zip(files, parts)}
 
 
 def _material(record: dict) -> str:

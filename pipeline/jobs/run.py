@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from ..errors import NothingToPrint
 from ..guide.anatomy import default_guide_levels
+from ..parallel import Background
 from .common import (
     Quiet,
     check_output,
@@ -25,7 +26,7 @@ from .common import (
     start_manifest,
 )
 from .model import ModelOptions, add_models, mesh_models
-from .scaffold import ScaffoldOptions, add_scaffolds, defect_regions
+from .scaffold import ScaffoldOptions, add_scaffolds, defect_regions, make_scaffolds
 
 
 def run_all(
@@ -82,6 +83,11 @@ def run_all(
         progress.note(f"no scaffold: {exc.problem}")
     fractured = [r.info.get("level") for r in regions if r.info.get("source") == "compression fracture"]
     levels = guide.levels or default_guide_levels(seg, [f for f in fractured if f])
+    # The vertebrae are meshed in forked processes first (no fork while a thread
+    # runs); then the scaffolds and the guide, independent of each other and mostly
+    # numpy, are made side by side.
+    models = mesh_models(seg, model, progress)
+    scaffolds = Background(make_scaffolds, seg, regions, scaffold, progress, bone=bone) if regions else None
     guides = None
     if levels or user_plan is not None:
         guides = design_guides(
@@ -95,14 +101,14 @@ def run_all(
         )
     else:
         notes.append("no guide: no named thoracic or lumbar level to plan screws in")
-    models = mesh_models(seg, model, progress)
+    made = scaffolds.result() if scaffolds is not None else ()
     progress.stage("writing prints")
     with staged_result(out_dir, scan) as stage:
         manifest = start_manifest(volume, stage, progress)
         manifest = add_models(stage, manifest, volume, seg, models, model)
         meshes = {f"vertebrae/{m.level}.stl": m.mesh for m in models}
-        if regions:
-            manifest = add_scaffolds(stage, manifest, seg, regions, scaffold, progress, bone=bone, made=meshes)
+        if made:
+            manifest = add_scaffolds(stage, manifest, made, scaffold, progress, made=meshes)
         if guides is not None:
             manifest = add_guides(stage, manifest, guides, guide, made=meshes)
         manifest = stage_bone(stage, manifest, bone, volume.info.series_hash)

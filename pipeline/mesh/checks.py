@@ -48,7 +48,9 @@ class MeshQuality:
         return d
 
 
-def check_mesh(mesh: trimesh.Trimesh, *, self_intersection_test: bool = True) -> MeshQuality:
+def check_mesh(
+    mesh: trimesh.Trimesh, *, self_intersection_test: bool = True, grid_affine: np.ndarray | None = None
+) -> MeshQuality:
     """Measure the printability figures of ``mesh``.
 
     Parameters
@@ -59,6 +61,10 @@ def check_mesh(mesh: trimesh.Trimesh, *, self_intersection_test: bool = True) ->
         The exact test costs about a second per 200k triangles. Switch it off only
         for quick previews or for a single marching-cubes surface of one scalar field,
         which cannot cross itself; ``self_intersections`` is then None.
+    grid_affine : ndarray (4, 4), optional
+        Voxel index -> mm of the grid a marching-cubes mesh was cut on: the
+        self-intersection test then bins each triangle into its own voxel, which makes
+        it several times faster on such a mesh (see :func:`count_self_intersections`).
     """
     faces = np.asarray(mesh.faces)
     # trimesh's own edge grouping: watertight is every edge in exactly two faces,
@@ -70,7 +76,7 @@ def check_mesh(mesh: trimesh.Trimesh, *, self_intersection_test: bool = True) ->
         winding_consistent=bool(mesh.is_winding_consistent),
         edge_manifold=bool(len(faces_per_edge) > 0 and faces_per_edge.max() <= 2),
         vertex_manifold=_vertex_manifold(faces, len(mesh.vertices)),
-        self_intersections=count_self_intersections(mesh) if self_intersection_test else None,
+        self_intersections=count_self_intersections(mesh, grid_affine) if self_intersection_test else None,
         degenerate_faces=int(np.count_nonzero(area <= 1e-12)),
         components=int(len(trimesh.graph.connected_components(mesh.face_adjacency, nodes=np.arange(len(faces)))))
         if len(faces)
@@ -110,25 +116,52 @@ def _vertex_manifold(faces: np.ndarray, n_vertices: int) -> bool:
     return bool(np.all(np.bincount(fans) <= 1))
 
 
-def count_self_intersections(mesh: trimesh.Trimesh) -> int:
+def count_self_intersections(mesh: trimesh.Trimesh, grid_affine: np.ndarray | None = None) -> int:
     """Number of pairs of non-adjacent triangles that cross each other.
 
     Broad phase: triangles are binned into a uniform grid of cells about twice the
     mean edge length; only pairs sharing a cell and no vertex are tested (measured
     on a vertebra's 22k and the sacrum's 57k triangles, 7-12x faster than a k-d
-    tree over centroids, whose reach must cover the largest triangle). Narrow
-    phase: an edge of one triangle pierces the other (Möller–Trumbore), which finds
-    every transversal crossing; exactly coplanar overlaps are not counted.
+    tree over centroids, whose reach must cover the largest triangle). A cell holds
+    a triangle when the *open* box of the triangle meets it: boxes that only touch
+    cannot hold a transversal crossing. Narrow phase: an edge of one triangle
+    pierces the other (Möller–Trumbore), which finds every transversal crossing;
+    exactly coplanar overlaps are not counted.
+
+    ``grid_affine`` (voxel index -> mm), for a marching-cubes mesh: the test runs in
+    that grid's index space with the voxels as cells. Each marching-cubes triangle
+    lies in one voxel, so a cell holds a handful of triangles and the candidate
+    pairs drop about tenfold (a 0.7 M-triangle scaffold: 1.5 M pairs instead of
+    16 M). Crossing is unchanged by an invertible affine map, so the count is the
+    same with either binning, except for crossings shallower than four ulps of the
+    coordinates (float32 ones when the vertices are float32 values, as an STL file
+    holds them; the boxes are shrunk by that much), which cannot be told from
+    touching.
     """
     tris = np.asarray(mesh.triangles, dtype=float)
     if len(tris) < 4:
         return 0
-    lo = tris.min(axis=1)
-    hi = tris.max(axis=1)
-    cell = 1.5 * float(np.mean(mesh.edges_unique_length)) + 1e-9
-    origin = lo.min(axis=0)
+    slack = 0.0
+    if grid_affine is not None:
+        a = np.asarray(grid_affine, dtype=float)
+        # Marching-cubes vertices sit on voxel edges, and rounding (to float32 for
+        # an STL file) moves them a few ulps off; the boxes are shrunk by that much
+        # (in voxels) so a triangle stays in its own voxel.
+        v = np.asarray(mesh.vertices)
+        dtype = np.float32 if np.array_equal(v, v.astype(np.float32)) else np.float64
+        ulp = float(np.spacing(dtype(np.abs(tris).max())))
+        slack = 4.0 * ulp / float(np.linalg.svd(a[:3, :3], compute_uv=False).min())
+        tris = (tris - a[:3, 3]) @ np.linalg.inv(a[:3, :3]).T
+    lo = tris.min(axis=1) + slack
+    hi = tris.max(axis=1) - slack
+    if grid_affine is not None:
+        cell = 1.0
+        origin = np.floor(lo.min(axis=0))
+    else:
+        cell = 1.5 * float(np.mean(mesh.edges_unique_length)) + 1e-9
+        origin = lo.min(axis=0)
     c0 = np.floor((lo - origin) / cell).astype(np.int64)
-    c1 = np.floor((hi - origin) / cell).astype(np.int64)
+    c1 = np.maximum(np.ceil((hi - origin) / cell).astype(np.int64) - 1, c0)
     span = c1 - c0 + 1
     dims = c1.max(axis=0) + 2
     # Expand each triangle to all cells its box touches (usually 1–8).
@@ -144,21 +177,24 @@ def count_self_intersections(mesh: trimesh.Trimesh) -> int:
     bounds = np.flatnonzero(np.diff(key)) + 1
     starts = np.concatenate([[0], bounds])
     sizes = np.diff(np.concatenate([starts, [len(key)]]))
+    # Candidate pairs per cell, grouped by how many triangles the cell holds; a pair
+    # is kept when the boxes overlap and the triangles share no vertex. One gather
+    # of a packed box and of the corners per side: this is the test's hot loop.
+    box = np.concatenate([lo, hi], axis=1)
+    faces = np.asarray(mesh.faces)
     pairs = []
     for size in np.unique(sizes[sizes > 1]):
         group_starts = starts[sizes == size]
         members = tri_id[group_starts[:, None] + np.arange(size)]
         i, j = np.triu_indices(size, 1)
-        pairs.append(np.stack([members[:, i].ravel(), members[:, j].ravel()], 1))
-    if not pairs:
-        return 0
-    pairs = np.concatenate(pairs)
-    faces = np.asarray(mesh.faces)
-    overlap = np.all((lo[pairs[:, 0]] <= hi[pairs[:, 1]]) & (lo[pairs[:, 1]] <= hi[pairs[:, 0]]), axis=1)
-    pairs = pairs[overlap]
-    fa, fb = faces[pairs[:, 0]], faces[pairs[:, 1]]
-    shares = (fa[:, :, None] == fb[:, None, :]).any(axis=(1, 2))
-    pairs = np.sort(pairs[~shares], axis=1).astype(np.int64)
+        first, second = members[:, i].ravel(), members[:, j].ravel()
+        a, b = box[first], box[second]
+        overlap = np.all(a[:, :3] <= b[:, 3:], axis=1) & np.all(b[:, :3] <= a[:, 3:], axis=1)
+        first, second = first[overlap], second[overlap]
+        fa, fb = faces[first], faces[second]
+        shares = (fa[:, :, None] == fb[:, None, :]).any(axis=(1, 2))
+        pairs.append(np.stack([first[~shares], second[~shares]], 1))
+    pairs = np.sort(np.concatenate(pairs), axis=1).astype(np.int64) if pairs else np.zeros((0, 2), np.int64)
     if len(pairs) == 0:
         return 0
     # A pair sharing several cells appears several times: keep one (sorting is
