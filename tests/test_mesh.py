@@ -80,6 +80,28 @@ def test_self_intersections_found_in_overlapping_shells():
     assert q.components == 2 and q.printable
 
 
+def test_self_intersections_of_a_triangle_soup_match_every_pair_tested():
+    """The broad phase and the plane-side rejection lose no crossing: the count
+    equals a test of every pair, with and without voxel binning."""
+    from pipeline.mesh.checks import _segment_hits_triangle
+
+    rng = np.random.default_rng(11)
+    centres = rng.uniform(0, 12, (300, 1, 3))
+    tris = centres + rng.normal(0, 1.2, (300, 3, 3))
+    soup = trimesh.Trimesh(tris.reshape(-1, 3), np.arange(900).reshape(-1, 3), process=False)
+    i, j = np.triu_indices(300, 1)
+    hit = np.zeros(len(i), bool)
+    for p, q in ((i, j), (j, i)):
+        for e0, e1 in ((0, 1), (1, 2), (2, 0)):
+            hit |= _segment_hits_triangle(tris[p, e0], tris[p, e1], tris[q])
+    truth = int(hit.sum())
+    assert truth > 100
+    assert count_self_intersections(soup) == truth
+    voxels = np.diag([0.7, 0.9, 1.1, 1.0])
+    voxels[:3, 3] = [-3.0, -2.0, -4.0]
+    assert count_self_intersections(soup, voxels) == truth
+
+
 def _marching_cubes_ball(centre_idx, radius, affine, dtype):
     """A ball's marching-cubes surface on a 40^3 grid, vertices through ``affine``."""
     from skimage.measure import marching_cubes

@@ -58,7 +58,8 @@ def check_mesh(
     mesh : trimesh.Trimesh
         Vertices in mm.
     self_intersection_test : bool
-        The exact test costs about a second per 200k triangles. Switch it off only
+        The exact test costs about half a second per 100k triangles (a fifth of
+        that for a marching-cubes mesh with ``grid_affine``). Switch it off only
         for quick previews or for a single marching-cubes surface of one scalar field,
         which cannot cross itself; ``self_intersections`` is then None.
     grid_affine : ndarray (4, 4), optional
@@ -124,15 +125,16 @@ def count_self_intersections(mesh: trimesh.Trimesh, grid_affine: np.ndarray | No
     on a vertebra's 22k and the sacrum's 57k triangles, 7-12x faster than a k-d
     tree over centroids, whose reach must cover the largest triangle). A cell holds
     a triangle when the *open* box of the triangle meets it: boxes that only touch
-    cannot hold a transversal crossing. Narrow phase: an edge of one triangle
-    pierces the other (Möller–Trumbore), which finds every transversal crossing;
-    exactly coplanar overlaps are not counted.
+    cannot hold a transversal crossing. A pair goes on only if each triangle has
+    corners on both sides of the other's plane. Narrow phase: an edge of one
+    triangle pierces the other (Möller–Trumbore), which finds every transversal
+    crossing; exactly coplanar overlaps are not counted.
 
     ``grid_affine`` (voxel index -> mm), for a marching-cubes mesh: the test runs in
     that grid's index space with the voxels as cells. Each marching-cubes triangle
     lies in one voxel, so a cell holds a handful of triangles and the candidate
-    pairs drop about tenfold (a 0.7 M-triangle scaffold: 1.5 M pairs instead of
-    16 M). Crossing is unchanged by an invertible affine map, so the count is the
+    pairs drop about tenfold (the demo's 0.7 M-triangle scaffold: 0.9 s instead
+    of 3.7 s). Crossing is unchanged by an invertible affine map, so the count is the
     same with either binning, except for crossings shallower than four ulps of the
     coordinates (float32 ones when the vertices are float32 values, as an STL file
     holds them; the boxes are shrunk by that much), which cannot be told from
@@ -178,9 +180,9 @@ def count_self_intersections(mesh: trimesh.Trimesh, grid_affine: np.ndarray | No
     starts = np.concatenate([[0], bounds])
     sizes = np.diff(np.concatenate([starts, [len(key)]]))
     # Candidate pairs per cell, grouped by how many triangles the cell holds; a pair
-    # is kept when the boxes overlap and the triangles share no vertex. One gather
-    # of a packed box and of the corners per side: this is the test's hot loop.
-    box = np.concatenate([lo, hi], axis=1)
+    # is kept when the boxes overlap and the triangles share no vertex. This is the
+    # test's hot loop: contiguous per-axis bounds keep the gathers small.
+    lows, highs = np.ascontiguousarray(lo.T), np.ascontiguousarray(hi.T)
     faces = np.asarray(mesh.faces)
     pairs = []
     for size in np.unique(sizes[sizes > 1]):
@@ -188,9 +190,10 @@ def count_self_intersections(mesh: trimesh.Trimesh, grid_affine: np.ndarray | No
         members = tri_id[group_starts[:, None] + np.arange(size)]
         i, j = np.triu_indices(size, 1)
         first, second = members[:, i].ravel(), members[:, j].ravel()
-        a, b = box[first], box[second]
-        overlap = np.all(a[:, :3] <= b[:, 3:], axis=1) & np.all(b[:, :3] <= a[:, 3:], axis=1)
-        first, second = first[overlap], second[overlap]
+        for axis in range(3):  # axis by axis: each pass keeps fewer pairs
+            low, high = lows[axis], highs[axis]
+            keep = (low[first] <= high[second]) & (low[second] <= high[first])
+            first, second = first[keep], second[keep]
         fa, fb = faces[first], faces[second]
         shares = (fa[:, :, None] == fb[:, None, :]).any(axis=(1, 2))
         pairs.append(np.stack([first[~shares], second[~shares]], 1))
@@ -202,6 +205,13 @@ def count_self_intersections(mesh: trimesh.Trimesh, grid_affine: np.ndarray | No
     keys = np.sort(pairs[:, 0] * np.int64(len(tris)) + pairs[:, 1])
     keys = keys[np.concatenate([[True], keys[1:] != keys[:-1]])]
     pairs = np.stack([keys // len(tris), keys % len(tris)], axis=1)
+    # Triangles cross only if each has corners on both sides of the other's plane
+    # (or on it): a cheap test that rejects most pairs before the exact one.
+    normal = np.cross(tris[:, 1] - tris[:, 0], tris[:, 2] - tris[:, 0])
+    offset = np.einsum("ij,ij->i", normal, tris[:, 0])
+    for p, q in ((0, 1), (1, 0)):
+        side = np.einsum("tij,tj->ti", tris[pairs[:, p]], normal[pairs[:, q]]) - offset[pairs[:, q], None]
+        pairs = pairs[(side.min(axis=1) <= 0) & (side.max(axis=1) >= 0)]
     hit = np.zeros(len(pairs), dtype=bool)
     for p, q in ((0, 1), (1, 0)):
         t_edges = tris[pairs[:, p]]
