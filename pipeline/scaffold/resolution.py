@@ -14,7 +14,16 @@ any reduction tried), and manifold3d's tolerance-bounded ``simplify`` keeps it m
 but folds triangles through each other where the lattice meets the region's boundary
 (8 crossing pairs at half the bound, still 8 at a quarter, where marching cubes had
 none). A marching-cubes surface of one field cannot cross itself, so resampling is the
-one way to a smaller mesh that needs no minutes-long self-intersection test.
+one way found to a smaller mesh that stays printable.
+
+The crease is what sets the voxel: on the demo's gyroid, faces on the lattice alone
+stray 0.017 mm (99.9th percentile), those where the lattice meets the region's
+boundary 0.08 mm. A third way was measured and left: the lattice and the region
+meshed apart (both smooth, 0.25 mm voxels) and intersected with manifold3d, whose
+exact boolean makes the crease sharp: 0.30 M triangles within 0.052 mm, but the
+boolean's slivers along the crease cross or collapse when rounded to float32 for the
+STL file (8-55 crossing pairs; manifold3d's ``simplify`` adds more), so the file
+would not be printable.
 """
 
 from __future__ import annotations
