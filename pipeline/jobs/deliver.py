@@ -58,7 +58,15 @@ def dicom_file(record: dict) -> str:
 
 
 def stage_folder_outputs(
-    stage, manifest: dict, *, volume=None, segmentation=None, meshes: dict | None = None, study=None, progress=None
+    stage,
+    manifest: dict,
+    *,
+    volume=None,
+    segmentation=None,
+    meshes: dict | None = None,
+    study=None,
+    label_png: bytes | None = None,
+    progress=None,
 ) -> dict:
     """Stage ``labels.png``, ``prints.3mf``, ``report.html`` (and DICOM) for a folder.
 
@@ -75,6 +83,8 @@ def stage_folder_outputs(
         Print file -> trimesh of the prints this job made (others are read back).
     study : DicomStudy, optional
         Write one DICOM Encapsulated STL per print (``--dicom``).
+    label_png : bytes, optional
+        The label picture of ``segmentation``, when the job has drawn it already.
 
     Returns
     -------
@@ -98,10 +108,10 @@ def stage_folder_outputs(
         )
     # the thumbnails (numpy) are drawn while the label picture and the 3MF are made
     thumbnails = Background(_thumbnails, [r["file"] for r in ordered], parts)
-    label_png = None
     if segmentation is not None and volume is not None and segmentation.levels:
-        progress.stage("drawing the label picture")
-        label_png = label_picture(volume, segmentation)
+        if label_png is None:
+            progress.stage("drawing the label picture")
+            label_png = label_picture(volume, segmentation)
         stage.path(LABELS_PICTURE).write_bytes(label_png)
     elif manifest.get("segmentation") and (stage.destination / LABELS_PICTURE).is_file():
         # The folder's picture belongs to this scan (a manifest of another scan

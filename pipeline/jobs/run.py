@@ -14,6 +14,7 @@ from dataclasses import replace
 from ..errors import NothingToPrint
 from ..guide.anatomy import default_guide_levels
 from ..parallel import Background
+from ..render import label_picture
 from .common import (
     Quiet,
     check_output,
@@ -84,10 +85,10 @@ def run_all(
     fractured = [r.info.get("level") for r in regions if r.info.get("source") == "compression fracture"]
     levels = guide.levels or default_guide_levels(seg, [f for f in fractured if f])
     # The vertebrae are meshed in forked processes first (no fork while a thread
-    # runs); then the scaffolds and the guide, independent of each other and mostly
-    # numpy, are made side by side.
+    # runs); then the guide here and, beside it, the scaffolds and the label
+    # picture: independent of each other and mostly numpy, they overlap on two cores.
     models = mesh_models(seg, model, progress)
-    scaffolds = Background(make_scaffolds, seg, regions, scaffold, progress, bone=bone) if regions else None
+    side = Background(_scaffolds_and_labels, volume, seg, regions, scaffold, progress, bone)
     guides = None
     if levels or user_plan is not None:
         guides = design_guides(
@@ -101,7 +102,7 @@ def run_all(
         )
     else:
         notes.append("no guide: no named thoracic or lumbar level to plan screws in")
-    made = scaffolds.result() if scaffolds is not None else ()
+    made, label_png = side.result()
     progress.stage("writing prints")
     with staged_result(out_dir, scan) as stage:
         manifest = start_manifest(volume, stage, progress)
@@ -117,6 +118,15 @@ def run_all(
             stage,
             manifest,
             progress=progress,
-            deliver={"volume": volume, "segmentation": seg, "meshes": meshes, "study": study},
+            deliver={"volume": volume, "segmentation": seg, "meshes": meshes, "study": study, "label_png": label_png},
         )
     return manifest
+
+
+def _scaffolds_and_labels(volume, seg, regions, scaffold: ScaffoldOptions, progress, bone):
+    """The branch beside the guide: the scaffolds (if any), then the label picture."""
+    made = make_scaffolds(seg, regions, scaffold, progress, bone=bone) if regions else ()
+    if not seg.levels:
+        return made, None
+    progress.stage("drawing the label picture")
+    return made, label_picture(volume, seg)
