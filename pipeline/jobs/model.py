@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from ..exchange.manifest import merge_prints
 from ..exchange.stl import stl_bytes
 from ..mesh import VertebraModel, vertebra_models
+from ..parallel import Background
 from ..printing import print_record
 from ..progress import detail
+from ..render import label_picture
 from ..segment import VertebraSegmentation
 from . import options as check
 from .common import (
@@ -110,18 +112,32 @@ def run_model(
     seg = segmentation if segmentation is not None else segment(volume, options, progress)
     require_vertebrae(seg, scan)
     require_levels(seg, options.levels, "--levels")
-    bone = bone_quality if bone_quality is not None else measure(volume, seg, progress)
     models = mesh_models(seg, options, progress)
+    # The vertebrae are meshed in forked processes first (no fork while a thread
+    # runs); the bone density is then measured beside the label picture and the
+    # models' files (both mostly numpy and zlib, which overlap on two cores).
+    bone = Background(measure, volume, seg, progress) if bone_quality is None else None
+    label_png = None
+    if seg.levels:
+        progress.stage("drawing the label picture")
+        label_png = label_picture(volume, seg)
     progress.stage("writing prints")
     with staged_result(out_dir, scan) as stage:
         manifest = add_models(stage, start_manifest(volume, stage, progress), volume, seg, models, options)
-        manifest = stage_bone(stage, manifest, bone, volume.info.series_hash)
+        bone_quality = bone.result() if bone is not None else bone_quality
+        manifest = stage_bone(stage, manifest, bone_quality, volume.info.series_hash)
         meshes = {f"vertebrae/{m.level}.stl": m.mesh for m in models}
         manifest = finish_result(
             stage,
             manifest,
             progress=progress,
-            deliver={"volume": volume, "segmentation": seg, "meshes": meshes, "study": study},
+            deliver={
+                "volume": volume,
+                "segmentation": seg,
+                "meshes": meshes,
+                "study": study,
+                "label_png": label_png,
+            },
         )
     return manifest
 
